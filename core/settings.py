@@ -1,0 +1,114 @@
+"""Settings for every tidelake process, from defaults, environment variables and CLI flags.
+
+Each field has an environment variable `TIDELAKE_<SECTION>__<FIELD>`, e.g.
+`TIDELAKE_KAFKA__BOOTSTRAP_SERVERS=127.0.0.1:9092` or `TIDELAKE_LAKE__ROOT=/data/lake`.
+Flags given on the command line win over the environment, which wins over the defaults.
+
+Settings are built once, in the entry point (`load_settings`), and passed down: nothing here
+reads the environment at import time.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from core.errors import ConfigError
+
+ENV_PREFIX = "TIDELAKE_"
+ENV_NESTED_DELIMITER = "__"
+
+#: The Apache Kafka release that `tidelake broker` runs and docker-compose.yml pins.
+KAFKA_VERSION = "4.1.2"
+
+
+def _xdg_dir(variable: str, fallback: str) -> Path:
+    base = os.environ.get(variable) or str(Path.home() / fallback)
+    return Path(base) / "tidelake"
+
+
+def default_data_home() -> Path:
+    """Where tidelake keeps state that outlives a run (the local broker's data)."""
+    return _xdg_dir("XDG_DATA_HOME", ".local/share")
+
+
+def default_cache_home() -> Path:
+    """Where tidelake keeps what it can fetch again (Kafka's jars)."""
+    return _xdg_dir("XDG_CACHE_HOME", ".cache")
+
+
+class KafkaSettings(BaseModel):
+    """How clients reach Kafka (the stand-in for a Kinesis data stream endpoint)."""
+
+    bootstrap_servers: str = Field(
+        default="127.0.0.1:9092", min_length=1, description="host:port[,host:port...] of the Kafka cluster"
+    )
+    client_id: str = Field(default="tidelake", min_length=1)
+    request_timeout_ms: int = Field(default=30_000, gt=0)
+
+
+class BrokerSettings(BaseModel):
+    """The local single-node Kafka that `tidelake broker` runs from Kafka's Maven Central jars."""
+
+    port: int = Field(default=9092, ge=1, le=65535, description="PLAINTEXT port on 127.0.0.1")
+    controller_port: int | None = Field(
+        default=None, ge=1, le=65535, description="KRaft controller port; default: port + 1"
+    )
+    data_dir: Path = Field(default_factory=lambda: default_data_home() / "broker")
+    jars_dir: Path | None = Field(
+        default=None, description="folder of Kafka jars; default: fetched by Maven into the user cache"
+    )
+    kafka_version: str = KAFKA_VERSION
+    heap: str = Field(default="1g", pattern=r"^\d+[mMgG]$", description="JVM -Xmx for the broker")
+    start_timeout_s: float = Field(default=90.0, gt=0)
+
+    def resolved_controller_port(self) -> int:
+        return self.controller_port or self.port + 1
+
+
+class LakeSettings(BaseModel):
+    """The lake: a folder of Hive-partitioned Parquet (the stand-in for an S3 bucket)."""
+
+    root: Path = Field(default=Path("lake"), description="folder that holds one sub-folder per dataset")
+
+
+class Settings(BaseSettings):
+    """All of tidelake's settings; one section per concern."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter=ENV_NESTED_DELIMITER,
+        extra="ignore",
+        validate_default=True,
+    )
+
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    broker: BrokerSettings = Field(default_factory=BrokerSettings)
+    lake: LakeSettings = Field(default_factory=LakeSettings)
+
+
+def env_var_name(location: tuple[int | str, ...]) -> str:
+    """The environment variable that sets the field at `location`, e.g. ('kafka', 'client_id')."""
+    return ENV_PREFIX + ENV_NESTED_DELIMITER.join(str(part).upper() for part in location)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build the settings: defaults < environment < `overrides` (nested dicts, from CLI flags).
+
+    Raises `ConfigError` whose one-line message names the variable to fix.
+    """
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            location = tuple(error["loc"])
+            value = os.environ.get(env_var_name(location))
+            where = f"{env_var_name(location)}={value!r}" if value is not None else env_var_name(location)
+            problems.append(f"{where}: {error['msg']}")
+        msg = "bad setting: " + "; ".join(problems) + " (fix the environment variable or the matching flag)"
+        raise ConfigError(msg) from exc

@@ -1,0 +1,1 @@
+"""The `tidelake` sub-commands, one module per command group; `tidelake.cli` wires them together."""
