@@ -12,7 +12,7 @@ import typer
 
 from core.errors import TidelakeError
 from core.logs import setup_logging
-from tidelake.commands import broker, topics
+from tidelake.commands import broker, produce, query, sink, stream, topics
 from tidelake.commands.options import err_console
 
 app = typer.Typer(
@@ -25,6 +25,8 @@ app = typer.Typer(
 )
 app.add_typer(broker.app, name="broker")
 app.add_typer(topics.app, name="topics")
+for commands in (produce, stream, sink, query):
+    commands.register(app)
 
 
 @app.callback()

@@ -1,0 +1,9 @@
+"""The `tidelake` commands for query, catalog, serve (the Athena part)."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to the root `tidelake` app (filled in by issue #6)."""
