@@ -16,7 +16,9 @@ BENCHMARKS = ["replay", "stream", "sink", "query"]
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("names", nargs="*", help=f"benchmarks to run (default: all of {', '.join(BENCHMARKS)})")
+    parser.add_argument(
+        "names", nargs="*", help=f"benchmarks to run (default: all of {', '.join(BENCHMARKS)})"
+    )
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every benchmark's event count")
     parser.add_argument("--no-record", action="store_true", help="do not append to docs/benchmarks.md")
     args = parser.parse_args(argv)
@@ -26,7 +28,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown benchmark(s) {unknown}; choose from {BENCHMARKS}")
 
     rows: list[Comparison] = []
-    with tempfile.TemporaryDirectory(prefix="tidelake-bench-") as scratch, bench_broker(Path(scratch)) as bootstrap:
+    with (
+        tempfile.TemporaryDirectory(prefix="tidelake-bench-") as scratch,
+        bench_broker(Path(scratch)) as bootstrap,
+    ):
         for name in names:
             try:
                 module = importlib.import_module(f"bench.{name}")

@@ -66,7 +66,9 @@ def bench_broker(scratch: Path) -> Iterator[str]:
         describe_cluster(address)
         yield address
         return
-    broker = LocalBroker(BrokerSettings(port=free_port(), controller_port=free_port(), data_dir=scratch / "kafka"))
+    broker = LocalBroker(
+        BrokerSettings(port=free_port(), controller_port=free_port(), data_dir=scratch / "kafka")
+    )
     state = broker.start()
     try:
         yield state.bootstrap_servers
@@ -89,7 +91,9 @@ def print_comparisons(rows: list[Comparison]) -> None:
 
 
 def _git_commit() -> str:
-    done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO_ROOT, check=False)
+    done = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO_ROOT, check=False
+    )
     return done.stdout.strip() or "unknown"
 
 

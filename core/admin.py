@@ -122,3 +122,102 @@ def describe_topics(
             TopicInfo(name, len(ps), tuple(offsets[TopicPartition(name, p)].offset for p in ps))
             for name, ps in sorted(partitions.items())
         ]
+
+
+@dataclass(frozen=True)
+class PartitionLag:
+    """How far a consumer group is behind on one partition (Kinesis: iterator age)."""
+
+    topic: str
+    partition: int
+    committed: int | None  # next offset the group will read; None before its first commit
+    end_offset: int
+    millis_behind_latest: int  # latest record's timestamp - next unread record's timestamp; 0 when caught up
+
+    @property
+    def lag(self) -> int:
+        return self.end_offset - (self.committed or 0)
+
+
+@dataclass(frozen=True)
+class GroupLag:
+    group: str
+    partitions: tuple[PartitionLag, ...]
+
+    @property
+    def lag(self) -> int:
+        return sum(p.lag for p in self.partitions)
+
+    @property
+    def millis_behind_latest(self) -> int:
+        return max((p.millis_behind_latest for p in self.partitions), default=0)
+
+
+def _record_timestamps(
+    bootstrap_servers: str, positions: dict[TopicPartition, int]
+) -> dict[TopicPartition, int]:
+    """The timestamp (ms) of the record at each given offset, read with one short-lived consumer."""
+    from kafka import KafkaConsumer  # imported here: only `status` pays for a consumer
+
+    if not positions:
+        return {}
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap_servers, enable_auto_commit=False, group_id=None, max_poll_records=1,
+        client_id="tidelake-status", fetch_max_bytes=1024 * 1024, max_partition_fetch_bytes=64 * 1024,
+    )  # fmt: skip
+    found: dict[TopicPartition, int] = {}
+    try:
+        consumer.assign(list(positions))
+        for tp, offset in positions.items():
+            consumer.seek(tp, offset)
+        for _ in range(20):
+            for tp, records in consumer.poll(timeout_ms=100, max_records=len(positions)).items():
+                if records and tp not in found:
+                    found[tp] = records[0].timestamp
+                    consumer.pause(tp)
+            if len(found) == len(positions):
+                break
+    finally:
+        consumer.close()
+    return found
+
+
+def consumer_group_lag(bootstrap_servers: str, timeout_ms: int = 10_000) -> list[GroupLag]:
+    """Every consumer group's committed offsets, lag in records, and milliseconds behind latest."""
+    with admin_client(bootstrap_servers, timeout_ms) as client:
+        try:
+            groups = sorted(g["group_id"] for g in client.list_groups())
+            if not groups:
+                return []
+            committed = client.list_group_offsets({g: None for g in groups})
+            partitions = {tp for offsets in committed.values() for tp in offsets}
+            ends = (
+                client.list_partition_offsets({tp: OffsetSpec.LATEST for tp in partitions})
+                if partitions
+                else {}
+            )
+            latest_ts = (
+                client.list_partition_offsets({tp: OffsetSpec.MAX_TIMESTAMP for tp in partitions})
+                if partitions
+                else {}
+            )
+        except KafkaError as exc:
+            msg = f"could not read consumer groups at {bootstrap_servers}: {exc}; {START_HINT}"
+            raise BrokerUnavailable(msg) from exc
+    behind = {
+        (g, tp): meta.offset
+        for g, offsets in committed.items()
+        for tp, meta in offsets.items()
+        if meta.offset is not None and 0 <= meta.offset < ends[tp].offset
+    }
+    timestamps = _record_timestamps(bootstrap_servers, {tp: off for (_, tp), off in behind.items()})
+    result = []
+    for group in groups:
+        rows = []
+        for tp, meta in sorted(committed.get(group, {}).items()):
+            next_ts = timestamps.get(tp) if (group, tp) in behind else None
+            millis = max(0, latest_ts[tp].timestamp - next_ts) if next_ts is not None else 0
+            offset = meta.offset if meta.offset is not None and meta.offset >= 0 else None
+            rows.append(PartitionLag(tp.topic, tp.partition, offset, ends[tp].offset, millis))
+        result.append(GroupLag(group, tuple(rows)))
+    return result

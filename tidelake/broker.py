@@ -229,11 +229,17 @@ class LocalBroker:
             "-cp", classpath, "kafka.Kafka", str(self.properties_file),
         ]  # fmt: skip
         with self.log_file.open("ab") as log:
-            log.write(f"\n==== tidelake: starting Kafka {self.settings.kafka_version} at {time.ctime()} ====\n".encode())
+            log.write(
+                f"\n==== tidelake: starting Kafka {self.settings.kafka_version} at {time.ctime()} ====\n".encode()
+            )
             log.flush()
             # A session of its own: Ctrl-C in the terminal that started it does not reach the JVM.
             process = subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+                command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
             )
         self._process = process
         state = BrokerState(
@@ -363,9 +369,10 @@ class LocalBroker:
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-            if self._alive(state.pid):
+            if self._alive(state.pid):  # asked to stop, or leaving on an error: never orphan the JVM
                 self.stop()
-                return 0
+        if stop_requested:
+            return 0
         self.state_file.unlink(missing_ok=True)
         msg = f"the Kafka broker (pid {state.pid}) exited on its own; last lines of {self.log_file}:\n{self.log_tail()}"
         raise BrokerStartError(msg)

@@ -31,7 +31,9 @@ for commands in (produce, stream, sink, query):
 
 @app.callback()
 def _global(
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log more, including Kafka clients.")] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Log more, including Kafka clients.")
+    ] = False,
 ) -> None:
     setup_logging(verbose)
 

@@ -51,7 +51,9 @@ def jars_dir(settings: BrokerSettings) -> Path:
 
 
 def _has_broker_jar(folder: Path, version: str) -> bool:
-    return (folder / f"kafka_2.13-{version}.jar").is_file() and (folder / f"kafka-server-{version}.jar").is_file()
+    return (folder / f"kafka_2.13-{version}.jar").is_file() and (
+        folder / f"kafka-server-{version}.jar"
+    ).is_file()
 
 
 def ensure_jars(settings: BrokerSettings, *, quiet: bool = True) -> Path:

@@ -113,7 +113,9 @@ def test_creating_an_existing_topic_changes_nothing(kafka_bootstrap: str, make_t
 @pytest.fixture
 def own_broker(tmp_path: Path):
     """A broker of this test's own, so that it can be stopped and started."""
-    broker = LocalBroker(BrokerSettings(port=free_port(), controller_port=free_port(), data_dir=tmp_path / "kafka"))
+    broker = LocalBroker(
+        BrokerSettings(port=free_port(), controller_port=free_port(), data_dir=tmp_path / "kafka")
+    )
     yield broker
     broker.stop()
 
@@ -180,7 +182,9 @@ def test_cli_start_status_stop(tmp_path: Path) -> None:
     port = free_port()
     env_args = ["--port", str(port), "--data-dir", str(tmp_path / "kafka")]
     try:
-        started = subprocess.run([*CLI, "broker", "start", *env_args, "--json"], capture_output=True, text=True, check=False)
+        started = subprocess.run(
+            [*CLI, "broker", "start", *env_args, "--json"], capture_output=True, text=True, check=False
+        )
         assert started.returncode == 0, started.stderr
         info = json.loads(started.stdout)
         assert info["running"] is True
@@ -193,11 +197,15 @@ def test_cli_start_status_stop(tmp_path: Path) -> None:
         assert created.returncode == 0, created.stderr
         assert "Created topic clicks with 4 partitions" in created.stdout
 
-        status = subprocess.run([*CLI, "broker", "status", *env_args, "--json"], capture_output=True, text=True, check=False)
+        status = subprocess.run(
+            [*CLI, "broker", "status", *env_args, "--json"], capture_output=True, text=True, check=False
+        )
         assert status.returncode == 0
         assert json.loads(status.stdout)["topics"] == [{"name": "clicks", "partitions": 4, "records": 0}]
     finally:
-        stopped = subprocess.run([*CLI, "broker", "stop", *env_args], capture_output=True, text=True, check=False)
+        stopped = subprocess.run(
+            [*CLI, "broker", "stop", *env_args], capture_output=True, text=True, check=False
+        )
     assert stopped.returncode == 0
     assert f"Stopped Kafka (pid {info['pid']})" in stopped.stdout
     after = subprocess.run([*CLI, "broker", "status", *env_args], capture_output=True, text=True, check=False)
@@ -208,7 +216,11 @@ def test_cli_start_status_stop(tmp_path: Path) -> None:
 def test_cli_reports_an_unreachable_broker_in_one_line() -> None:
     port = free_port()
     done = subprocess.run(
-        [*CLI, "topics", "list", "-b", f"127.0.0.1:{port}"], capture_output=True, text=True, check=False, timeout=60
+        [*CLI, "topics", "list", "-b", f"127.0.0.1:{port}"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
     )
     assert done.returncode == 1
     assert done.stderr.strip().splitlines() == [

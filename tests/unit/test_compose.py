@@ -21,7 +21,11 @@ def compose() -> dict:
 
 
 def tidelake_services() -> dict[str, dict]:
-    return {name: svc for name, svc in compose()["services"].items() if svc.get("image", "").startswith("tidelake")}
+    return {
+        name: svc
+        for name, svc in compose()["services"].items()
+        if svc.get("image", "").startswith("tidelake")
+    }
 
 
 def test_kafka_image_is_the_local_broker_version() -> None:

@@ -22,9 +22,22 @@ def test_naive_times_are_refused() -> None:
 
 
 def test_event_fields_match_the_declared_schema_in_order() -> None:
-    assert [f.name for f in dataclasses.fields(ClickstreamEvent)] == [name for name, _, _ in CLICKSTREAM_FIELDS]
+    assert [f.name for f in dataclasses.fields(ClickstreamEvent)] == [
+        name for name, _, _ in CLICKSTREAM_FIELDS
+    ]
     event = ClickstreamEvent(
-        "e1", dt.datetime(2015, 5, 17, 10, 5, 3, tzinfo=dt.UTC), "v1", "GET", "/a?b=1", "/a", "-", 200, 12, "ua", False, "s"
+        "e1",
+        dt.datetime(2015, 5, 17, 10, 5, 3, tzinfo=dt.UTC),
+        "v1",
+        "GET",
+        "/a?b=1",
+        "/a",
+        "-",
+        200,
+        12,
+        "ua",
+        False,
+        "s",
     )
     payload = event.to_json_dict()
     assert list(payload) == [name for name, _, _ in CLICKSTREAM_FIELDS]

@@ -46,7 +46,9 @@ def test_bad_value_names_the_variable_and_its_value(monkeypatch: pytest.MonkeyPa
 
 def test_out_of_range_port_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TIDELAKE_BROKER__PORT", "70000")
-    with pytest.raises(ConfigError, match=r"TIDELAKE_BROKER__PORT='70000': Input should be less than or equal to 65535"):
+    with pytest.raises(
+        ConfigError, match=r"TIDELAKE_BROKER__PORT='70000': Input should be less than or equal to 65535"
+    ):
         load_settings()
 
 

@@ -10,8 +10,8 @@ import typer
 from rich.table import Table
 
 from tidelake.broker import LocalBroker
-from tidelake.kafka_jars import check_java, ensure_jars
 from tidelake.commands.options import JsonOption, console, print_json, settings_from
+from tidelake.kafka_jars import check_java, ensure_jars
 
 app = typer.Typer(
     help="Run a real single-node Apache Kafka (KRaft) on 127.0.0.1 from Kafka's Maven Central jars.",
@@ -20,7 +20,11 @@ app = typer.Typer(
 
 PortOption = Annotated[
     int | None,
-    typer.Option("--port", help="PLAINTEXT port on 127.0.0.1 [default: 9092]. Env: TIDELAKE_BROKER__PORT.", show_default=False),
+    typer.Option(
+        "--port",
+        help="PLAINTEXT port on 127.0.0.1 [default: 9092]. Env: TIDELAKE_BROKER__PORT.",
+        show_default=False,
+    ),
 ]
 DataDirOption = Annotated[
     Path | None,
@@ -47,7 +51,9 @@ def start(port: PortOption = None, data_dir: DataDirOption = None, json_out: Jso
     broker = _broker(port, data_dir)
     already = broker.running_state()
     if already is None and not json_out:
-        with console.status(f"starting Kafka {broker.settings.kafka_version} on 127.0.0.1:{broker.settings.port} ..."):
+        with console.status(
+            f"starting Kafka {broker.settings.kafka_version} on 127.0.0.1:{broker.settings.port} ..."
+        ):
             state = broker.start()
     else:
         state = already or broker.start()
@@ -55,7 +61,9 @@ def start(port: PortOption = None, data_dir: DataDirOption = None, json_out: Jso
         print_json(broker.status(with_topics=False).to_dict() | {"already_running": already is not None})
         return
     if already is not None:
-        console.print(f"Kafka {state.kafka_version} is already running at {state.bootstrap_servers} (pid {state.pid}).")
+        console.print(
+            f"Kafka {state.kafka_version} is already running at {state.bootstrap_servers} (pid {state.pid})."
+        )
         return
     console.print(
         f"Kafka {state.kafka_version} is ready at [bold]{state.bootstrap_servers}[/] "
@@ -76,7 +84,9 @@ def stop(port: PortOption = None, data_dir: DataDirOption = None, json_out: Json
     elif state is None:
         console.print(f"No tidelake broker is running on {broker.data_dir}.")
     else:
-        console.print(f"Stopped Kafka (pid {state.pid}) in {time.monotonic() - began:.1f} s; data kept in {broker.data_dir}.")
+        console.print(
+            f"Stopped Kafka (pid {state.pid}) in {time.monotonic() - began:.1f} s; data kept in {broker.data_dir}."
+        )
 
 
 @app.command()
@@ -87,7 +97,9 @@ def status(port: PortOption = None, data_dir: DataDirOption = None, json_out: Js
     if json_out:
         print_json(report.to_dict())
     elif not report.running:
-        console.print(f"No tidelake broker is running on {broker.data_dir}. Start one with `tidelake broker start`.")
+        console.print(
+            f"No tidelake broker is running on {broker.data_dir}. Start one with `tidelake broker start`."
+        )
     else:
         info = report.to_dict()
         console.print(
@@ -120,6 +132,8 @@ def fetch(json_out: JsonOption = False) -> None:
 def run(port: PortOption = None, data_dir: DataDirOption = None) -> None:
     """Run the broker in the foreground until Ctrl-C (for containers and process managers)."""
     broker = _broker(port, data_dir)
-    console.print(f"Kafka {broker.settings.kafka_version} starting on 127.0.0.1:{broker.settings.port}; Ctrl-C stops it.")
+    console.print(
+        f"Kafka {broker.settings.kafka_version} starting on 127.0.0.1:{broker.settings.port}; Ctrl-C stops it."
+    )
     broker.run()
     console.print("Kafka stopped.")

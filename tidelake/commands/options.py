@@ -22,7 +22,9 @@ BootstrapOption = Annotated[
 ]
 LakeOption = Annotated[
     Path | None,
-    typer.Option("--lake", help="The lake folder (like an S3 bucket). Env: TIDELAKE_LAKE__ROOT.", show_default=False),
+    typer.Option(
+        "--lake", help="The lake folder (like an S3 bucket). Env: TIDELAKE_LAKE__ROOT.", show_default=False
+    ),
 ]
 JsonOption = Annotated[
     bool, typer.Option("--json", help="Print one machine-readable JSON line at the end instead of tables.")

@@ -11,7 +11,9 @@ from core.admin import create_topics, describe_topics
 from core.topics import KINESIS_RETENTION_MS, TopicSpec
 from tidelake.commands.options import BootstrapOption, JsonOption, console, print_json, settings_from
 
-app = typer.Typer(help="Create and list topics (streams); partitions play the part of shards.", no_args_is_help=True)
+app = typer.Typer(
+    help="Create and list topics (streams); partitions play the part of shards.", no_args_is_help=True
+)
 
 
 @app.command()
@@ -19,7 +21,8 @@ def create(
     name: Annotated[str, typer.Argument(help="Topic name, e.g. clickstream.events.")],
     partitions: Annotated[int, typer.Option("--partitions", "-p", min=1, help="Partitions (shards).")] = 4,
     retention_hours: Annotated[
-        float, typer.Option("--retention-hours", min=0.001, help="How long records are kept (Kinesis default: 24).")
+        float,
+        typer.Option("--retention-hours", min=0.001, help="How long records are kept (Kinesis default: 24)."),
     ] = KINESIS_RETENTION_MS / 3_600_000,
     bootstrap_servers: BootstrapOption = None,
     json_out: JsonOption = False,
@@ -32,7 +35,9 @@ def create(
     if json_out:
         print_json({"topic": name, "created": bool(created), "partitions": info.partitions})
     elif created:
-        console.print(f"Created topic {name} with {info.partitions} partitions (retention {retention_hours:g} h).")
+        console.print(
+            f"Created topic {name} with {info.partitions} partitions (retention {retention_hours:g} h)."
+        )
     else:
         console.print(f"Topic {name} already exists with {info.partitions} partitions; left as it is.")
 
@@ -43,7 +48,9 @@ def list_(bootstrap_servers: BootstrapOption = None, json_out: JsonOption = Fals
     settings = settings_from(bootstrap_servers=bootstrap_servers)
     topics = describe_topics(settings.kafka.bootstrap_servers)
     if json_out:
-        print_json({"topics": [{"name": t.name, "partitions": t.partitions, "records": t.records} for t in topics]})
+        print_json(
+            {"topics": [{"name": t.name, "partitions": t.partitions, "records": t.records} for t in topics]}
+        )
         return
     table = Table("topic", "partitions", "records")
     for topic in topics:
