@@ -76,6 +76,18 @@ class LakeSettings(BaseModel):
     root: Path = Field(default=Path("lake"), description="folder that holds one sub-folder per dataset")
 
 
+class ProducerSettings(BaseModel):
+    """How replay, generate and the agent write to Kafka (like a Kinesis producer library's config)."""
+
+    partitions: int = Field(default=4, ge=1, description="partitions (shards) of a topic a producer creates")
+    linger_ms: int = Field(default=20, ge=0, description="wait this long to fill a batch")
+    batch_bytes: int = Field(default=1_000_000, ge=1024, description="records per partition batch, in bytes")
+    compression: str = Field(default="lz4", pattern=r"^(none|gzip|snappy|lz4|zstd)$")
+    max_record_bytes: int = Field(
+        default=1_000_000, ge=1024, description="bigger records go to the DLQ (Kafka's default message.max.bytes)"
+    )
+
+
 class Settings(BaseSettings):
     """All of tidelake's settings; one section per concern."""
 
@@ -89,6 +101,7 @@ class Settings(BaseSettings):
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     broker: BrokerSettings = Field(default_factory=BrokerSettings)
     lake: LakeSettings = Field(default_factory=LakeSettings)
+    producer: ProducerSettings = Field(default_factory=ProducerSettings)
 
 
 def env_var_name(location: tuple[int | str, ...]) -> str:
