@@ -84,8 +84,16 @@ class ProducerSettings(BaseModel):
     batch_bytes: int = Field(default=1_000_000, ge=1024, description="records per partition batch, in bytes")
     compression: str = Field(default="lz4", pattern=r"^(none|gzip|snappy|lz4|zstd)$")
     max_record_bytes: int = Field(
-        default=1_000_000, ge=1024, description="bigger records go to the DLQ (Kafka's default message.max.bytes)"
+        default=1_000_000,
+        ge=1024,
+        description="bigger records go to the DLQ (Kafka's default message.max.bytes)",
     )
+
+
+class RuntimeSettings(BaseModel):
+    """Where long-running tidelake processes publish what they are doing, for `tidelake status`."""
+
+    state_dir: Path = Field(default_factory=lambda: default_data_home() / "run")
 
 
 class Settings(BaseSettings):
@@ -101,6 +109,7 @@ class Settings(BaseSettings):
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     broker: BrokerSettings = Field(default_factory=BrokerSettings)
     lake: LakeSettings = Field(default_factory=LakeSettings)
+    runtime: RuntimeSettings = Field(default_factory=RuntimeSettings)
     producer: ProducerSettings = Field(default_factory=ProducerSettings)
 
 

@@ -1,0 +1,45 @@
+import json
+import os
+from pathlib import Path
+
+from core.status_board import StatusPublisher, read_board
+
+
+def test_published_counters_are_read_back(tmp_path: Path) -> None:
+    publisher = StatusPublisher(tmp_path, "sink", "clickstream-events")
+    publisher.publish({"records_in": 10, "rows_written": 9}, force=True)
+    (entry,) = read_board(tmp_path)
+    assert (entry.kind, entry.name, entry.pid) == ("sink", "clickstream-events", os.getpid())
+    assert entry.metrics == {"records_in": 10, "rows_written": 9}
+    assert entry.alive is True
+
+
+def test_publish_is_throttled_unless_forced(tmp_path: Path) -> None:
+    publisher = StatusPublisher(tmp_path, "stream", "page-views-1m", interval_s=3600)
+    publisher.publish({"n": 1})
+    publisher.publish({"n": 2})
+    assert read_board(tmp_path)[0].metrics == {"n": 1}
+    publisher.publish({"n": 3}, force=True)
+    assert read_board(tmp_path)[0].metrics == {"n": 3}
+
+
+def test_entries_of_dead_processes_stay_visible_as_not_alive(tmp_path: Path) -> None:
+    entry = {
+        "kind": "sink",
+        "name": "old",
+        "pid": 2**22 + 12345,
+        "started_at": 1.0,
+        "updated_at": 2.0,
+        "metrics": {},
+    }
+    (tmp_path / "sink.old.json").write_text(json.dumps(entry))
+    (tmp_path / "sink.broken.json").write_text("{not json")
+    (board,) = read_board(tmp_path)
+    assert board.name == "old"
+    assert board.alive is False
+
+
+def test_names_cannot_escape_the_board(tmp_path: Path) -> None:
+    publisher = StatusPublisher(tmp_path, "sink", "../../etc/passwd")
+    publisher.publish({}, force=True)
+    assert [p.name for p in tmp_path.iterdir()] == ["sink..._.._etc_passwd.json"]
