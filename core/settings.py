@@ -96,6 +96,20 @@ class RuntimeSettings(BaseModel):
     state_dir: Path = Field(default_factory=lambda: default_data_home() / "run")
 
 
+class QuerySettings(BaseModel):
+    """The Athena stand-in: DuckDB limits, the HTTP API and where query results are kept."""
+
+    timeout_s: float = Field(default=60.0, gt=0, description="a query running longer is interrupted")
+    memory_limit: str = Field(default="2GB", pattern=r"^\d+(\.\d+)?\s*[KMGT]i?B$", description="DuckDB memory_limit")
+    threads: int = Field(default=2, ge=1, description="DuckDB worker threads")
+    max_result_rows: int = Field(default=1_000_000, ge=1, description="rows kept per result; more is an error")
+    concurrency: int = Field(default=2, ge=1, description="queries that run at once in the API; others queue")
+    results_dir: Path | None = Field(default=None, description="<id>.csv results; default: <lake>/../query-results")
+    host: str = Field(default="127.0.0.1", description="`tidelake serve` binds here")
+    port: int = Field(default=8080, ge=1, le=65535)
+    api_token: str | None = Field(default=None, description="if set, the API wants `Authorization: Bearer <token>`")
+
+
 class Settings(BaseSettings):
     """All of tidelake's settings; one section per concern."""
 
@@ -111,6 +125,7 @@ class Settings(BaseSettings):
     lake: LakeSettings = Field(default_factory=LakeSettings)
     runtime: RuntimeSettings = Field(default_factory=RuntimeSettings)
     producer: ProducerSettings = Field(default_factory=ProducerSettings)
+    query: QuerySettings = Field(default_factory=QuerySettings)
 
 
 def env_var_name(location: tuple[int | str, ...]) -> str:
