@@ -11,6 +11,7 @@
     ├── SinkWriteError                 the lake cannot be written (disk full, permissions) (retriable)
     └── QueryError                     a query failed in the engine
         ├── QueryRefused               the sandbox refuses the statement
+        ├── QueryCancelled             stopped by the user, its time limit or a bytes-scanned cutoff
         └── TableNotFound              the statement names a table the catalog does not know
 
 A bad *record* is data: it goes to a dead-letter topic or the lake's error prefix and the run goes
@@ -26,6 +27,7 @@ __all__ = [
     "BrokerToolMissing",
     "BrokerUnavailable",
     "ConfigError",
+    "QueryCancelled",
     "QueryError",
     "QueryRefused",
     "RecordError",
@@ -108,6 +110,10 @@ class QueryRefused(QueryError):
     """The sandbox does not allow this statement (read-only, confined to the lake)."""
 
     exit_code = 2
+
+
+class QueryCancelled(QueryError):
+    """The query was stopped before it finished: by the user, its time limit or a workgroup cutoff."""
 
 
 class TableNotFound(QueryError):
