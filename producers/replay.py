@@ -1,0 +1,237 @@
+"""`tidelake replay`: a file into a topic, like a Kinesis producer replaying a recorded stream.
+
+Access logs become clickstream events keyed by `visitor_id`; CSV/JSONL rows keep their fields and
+are keyed by `--key-field`. Lines that cannot be published go to `<topic>.dlq` with the reason.
+`loop` replays the file again and again with event times moved forward by the file's span each
+pass (and new event ids), `rebase_time` moves the first event to now.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+
+from core.admin import create_topics
+from core.settings import Settings
+from core.topics import KINESIS_RETENTION_MS, TopicSpec, dlq_topic
+from producers.pacing import MAX_SPEED, Pace, Schedule, loop_shift_us
+from producers.parsing import REJECT_KEEP_BYTES, iter_parsed
+from producers.records import TOO_LARGE, Record, Reject, pass_event_id
+from producers.sender import BatchSender
+from producers.timestamps import TimeFormatter
+
+#: Records appended between checks of pace, progress and Ctrl-C.
+CHUNK = 2_000
+#: Longest single sleep, so Ctrl-C and progress stay responsive at slow paces.
+MAX_SLEEP_S = 0.25
+
+
+@dataclass(frozen=True)
+class ReplayOptions:
+    path: Path
+    topic: str
+    pace: Pace
+    fmt: str = "auto"
+    time_field: str | None = None
+    key_field: str | None = None
+    loop: bool = False
+    rebase_time: bool = False
+    max_events: int | None = None  # stop after this many sent (with --loop: how long to loop)
+    source: str | None = None
+
+
+@dataclass
+class ReplaySummary:
+    sent: int
+    rejected: int
+    seconds: float
+    topic: str
+    interrupted: bool = False
+    passes: int = 1
+
+    @property
+    def rate(self) -> float:
+        return self.sent / self.seconds if self.seconds > 0 else 0.0
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "sent": self.sent,
+            "rejected": self.rejected,
+            "seconds": round(self.seconds, 3),
+            "rate": round(self.rate, 1),
+            "topic": self.topic,
+        }
+
+
+ProgressCallback = Callable[[int, int], None]
+
+
+def ensure_topics(settings: Settings, topic: str) -> list[str]:
+    """Create the topic (settings.producer.partitions) and its DLQ (1 partition) if missing."""
+    retention = {"retention.ms": str(KINESIS_RETENTION_MS)}
+    specs = [
+        TopicSpec(topic, settings.producer.partitions, retention),
+        TopicSpec(dlq_topic(topic), 1, retention),
+    ]
+    return create_topics(settings.kafka.bootstrap_servers, specs)
+
+
+class _Encoded:
+    """A record prepared for fast re-stamping: key bytes, time, id and the JSON of its other fields."""
+
+    __slots__ = ("event_id", "key", "line_no", "tail", "time_us")
+
+    def __init__(self, record: Record) -> None:
+        self.key = record.key.encode() if record.key is not None else None
+        self.time_us = record.time_us
+        self.event_id = record.event_id
+        self.line_no = record.line_no
+        fields = orjson.dumps(record.fields)
+        self.tail = b"," + fields[1:] if len(fields) > 2 else b"}"
+
+
+class Replayer:
+    """One replay run; `run()` returns its summary (also when stopped early by `stop`)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        options: ReplayOptions,
+        *,
+        on_progress: ProgressCallback | None = None,
+        stop: asyncio.Event | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock_us: Callable[[], int] = lambda: time.time_ns() // 1000,
+    ) -> None:
+        self.settings = settings
+        self.options = options
+        self.on_progress = on_progress or (lambda sent, rejected: None)
+        self.stop = stop or asyncio.Event()
+        self.clock = clock
+        self.wall_clock_us = wall_clock_us
+        self._format_time = TimeFormatter()
+        self._sent_events = 0
+
+    async def run(self) -> ReplaySummary:
+        options = self.options
+        _, _, items = iter_parsed(
+            options.path,
+            fmt=options.fmt,
+            source=options.source,
+            time_field=options.time_field,
+            key_field=options.key_field,
+            max_line_bytes=self.settings.producer.max_record_bytes,
+        )
+        started = self.clock()
+        passes = 1
+        async with BatchSender(self.settings, options.topic, client_id="tidelake-replay") as sender:
+            self._sender = sender
+            self._started = started
+            kept: list[_Encoded] = []
+            first_time: int | None = None
+            last_time: int | None = None
+            shift = 0
+            batch: list[_Encoded] = []
+            for item in items:
+                if isinstance(item, Reject):
+                    await sender.send_reject(item)
+                    continue
+                encoded = _Encoded(item)
+                if first_time is None:
+                    first_time = last_time = encoded.time_us
+                    shift = (self.wall_clock_us() - first_time) if options.rebase_time else 0
+                    self._schedule = Schedule(options.pace, first_time + shift)
+                else:
+                    first_time = min(first_time, encoded.time_us)
+                    last_time = max(last_time, encoded.time_us)  # type: ignore[type-var]
+                if options.loop:
+                    kept.append(encoded)
+                batch.append(encoded)
+                if len(batch) >= CHUNK:
+                    if not await self._send_chunk(batch, 0, shift):
+                        break
+                    batch = []
+            else:
+                if batch:
+                    await self._send_chunk(batch, 0, shift)
+                if options.loop and kept and first_time is not None and last_time is not None:
+                    while not self._done():
+                        pass_shift = shift + loop_shift_us(passes, first_time, last_time, len(kept))
+                        for start in range(0, len(kept), CHUNK):
+                            if not await self._send_chunk(kept[start : start + CHUNK], passes, pass_shift):
+                                break
+                        passes += 1
+            await sender.flush()
+            counts = sender.counts
+        seconds = self.clock() - started
+        self.on_progress(counts.sent, counts.rejected)
+        return ReplaySummary(counts.sent, counts.rejected, seconds, options.topic, self.stop.is_set(), passes)
+
+    def _done(self) -> bool:
+        limit = self.options.max_events
+        return self.stop.is_set() or (limit is not None and self._sent_events >= limit)
+
+    async def _send_chunk(self, chunk: list[_Encoded], pass_no: int, shift_us: int) -> bool:
+        """Send a chunk at the pace asked; False when the run should end (stopped or enough sent)."""
+        if self._done():
+            return False
+        limit = self.options.max_events
+        if limit is not None and self._sent_events + len(chunk) > limit:
+            chunk = chunk[: limit - self._sent_events]
+        sender = self._sender
+        fmt = self._format_time
+        paced = self.options.pace.mode != MAX_SPEED
+        ready: list[tuple[bytes | None, bytes]] = []
+        for item in chunk:
+            time_us = item.time_us + shift_us
+            if paced:
+                due = self._schedule.due_s(self._sent_events + len(ready), time_us)
+                if not await self._wait_until(due, ready):
+                    return False
+                ready = []
+            event_id = pass_event_id(item.event_id, pass_no) if pass_no else item.event_id
+            value = b'{"event_id":"%s","event_time":"%s"%s' % (
+                event_id.encode(),
+                fmt(time_us).encode(),
+                item.tail,
+            )
+            if not sender.fits(item.key, value):
+                msg = f"event of {len(value):,} bytes is over the {self.settings.producer.max_record_bytes:,}-byte record limit"
+                reject = Reject(
+                    value[:REJECT_KEEP_BYTES], item.line_no, TOO_LARGE, msg, str(self.options.path)
+                )
+                await sender.send_reject(reject)
+                continue
+            ready.append((item.key, value))
+        await sender.send_many(ready)
+        self._sent_events += len(ready)
+        self.on_progress(sender.counts.sent, sender.counts.rejected)
+        await asyncio.sleep(0)  # let the producer's I/O task run
+        return True
+
+    async def _wait_until(self, due_s: float, ready: list[tuple[bytes | None, bytes]]) -> bool:
+        """Send what is ready, then sleep until `due_s` after the start; False if stopped meanwhile."""
+        sender = self._sender
+        if ready:
+            await sender.send_many(ready)
+            self._sent_events += len(ready)
+        while (wait := self._started + due_s - self.clock()) > 0:
+            await sender.submit_open()
+            self.on_progress(sender.counts.sent, sender.counts.rejected)
+            try:
+                await asyncio.wait_for(self.stop.wait(), timeout=min(wait, MAX_SLEEP_S))
+                return False
+            except TimeoutError:
+                continue
+        return not self.stop.is_set()
+
+
+async def replay(settings: Settings, options: ReplayOptions, **kwargs) -> ReplaySummary:
+    """Create the topics if missing, then replay; see `Replayer` for the keyword arguments."""
+    await asyncio.to_thread(ensure_topics, settings, options.topic)
+    return await Replayer(settings, options, **kwargs).run()
