@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
 
 from core.admin import create_topics
+from core.errors import ConfigError
 from core.settings import Settings
 from core.topics import KINESIS_RETENTION_MS, TopicSpec, dlq_topic
 from producers.pacing import MAX_SPEED, Pace, Schedule, loop_shift_us
@@ -33,7 +34,7 @@ MAX_SLEEP_S = 0.25
 
 @dataclass(frozen=True)
 class ReplayOptions:
-    path: Path
+    path: Path | None  # None: the caller passes the records to `Replayer.run`
     topic: str
     pace: Pace
     fmt: str = "auto"
@@ -96,7 +97,8 @@ class _Encoded:
 
 
 class Replayer:
-    """One replay run; `run()` returns its summary (also when stopped early by `stop`)."""
+    """One replay run; `run()` creates the topic and its DLQ if missing, publishes, and returns the
+    summary (also when stopped early by `stop`)."""
 
     def __init__(
         self,
@@ -117,16 +119,22 @@ class Replayer:
         self._format_time = TimeFormatter()
         self._sent_events = 0
 
-    async def run(self) -> ReplaySummary:
+    async def run(self, items: Iterator[Record | Reject] | None = None) -> ReplaySummary:
+        """Publish `items` (default: the records and rejects of `options.path`, parsed as they are read)."""
         options = self.options
-        _, _, items = iter_parsed(
-            options.path,
-            fmt=options.fmt,
-            source=options.source,
-            time_field=options.time_field,
-            key_field=options.key_field,
-            max_line_bytes=self.settings.producer.max_record_bytes,
-        )
+        if items is None:
+            if options.path is None:
+                msg = "a replay needs a file (options.path) or the records to publish"
+                raise ConfigError(msg)
+            _, _, items = iter_parsed(
+                options.path,
+                fmt=options.fmt,
+                source=options.source,
+                time_field=options.time_field,
+                key_field=options.key_field,
+                max_line_bytes=self.settings.producer.max_record_bytes,
+            )
+        await asyncio.to_thread(ensure_topics, self.settings, options.topic)
         started = self.clock()
         passes = 1
         async with BatchSender(self.settings, options.topic, client_id="tidelake-replay") as sender:
@@ -232,6 +240,5 @@ class Replayer:
 
 
 async def replay(settings: Settings, options: ReplayOptions, **kwargs) -> ReplaySummary:
-    """Create the topics if missing, then replay; see `Replayer` for the keyword arguments."""
-    await asyncio.to_thread(ensure_topics, settings, options.topic)
+    """Replay `options.path` (topics created if missing); see `Replayer` for the keyword arguments."""
     return await Replayer(settings, options, **kwargs).run()
