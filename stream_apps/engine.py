@@ -1,0 +1,370 @@
+"""The windowing engine: event time, watermarks, window state, closing, late events. No I/O.
+
+The runner feeds it batches of Kafka records per partition and calls `advance(now)` on every timer
+tick; the engine appends what must be written (final rows, late events, bad records) to its
+`outbox`. Its whole state, outbox included, pickles into one snapshot, so a restarted worker
+continues exactly where the last durable snapshot left off.
+
+Semantics (DESIGN.md):
+- Each partition's watermark is the largest event time it has delivered minus `allowed_lateness`.
+  The app's watermark is the minimum over partitions that are not idle; a partition that has not
+  delivered an event for `idle_timeout` (wall clock) stops holding it back. When every partition
+  is idle, every open window closes (idle close) and the watermark moves past the latest event.
+- Tumbling and hopping windows are updated as events arrive. Sessions, stagger and sliding windows
+  depend on the order of a key's events, so their events wait until the watermark passes them and
+  are then applied in event-time order: results do not depend on how partitions interleave.
+- A window closes once the watermark reaches its end and emits one final row. An event whose
+  window has already closed is late: it is written to the late-events topic and counted; for
+  hopping windows it still counts in those of its windows that are open.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from stream_apps.durations import format_duration, format_time_us, parse_time_us
+from stream_apps.spec import AppSpec
+from stream_apps.windows import fixed_starts, session_continues, stagger_continues
+
+NEVER = -(2**62)
+STATE_VERSION = 1
+
+
+@dataclass
+class Counters:
+    """What the engine has seen; `events_in = windowed + filtered + late_only + errors`."""
+
+    events_in: int = 0
+    windowed: int = 0
+    filtered: int = 0
+    late: int = 0
+    late_only: int = 0
+    errors: int = 0
+    windows_opened: int = 0
+    windows_closed: int = 0
+    rows_out: int = 0
+
+
+@dataclass
+class OpenWindow:
+    """A session or stagger window of one key: `[start, end)` and its accumulators."""
+
+    start: int
+    end: int
+    last: int
+    accs: list[Any]
+
+
+@dataclass
+class Outbox:
+    """Messages to write, in order: (key, value) rows, late events and (key, value, headers) errors."""
+
+    rows: list[tuple[bytes, bytes]] = field(default_factory=list)
+    late: list[tuple[bytes | None, bytes]] = field(default_factory=list)
+    errors: list[tuple[bytes | None, bytes, list[tuple[str, bytes]]]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.rows) + len(self.late) + len(self.errors)
+
+
+class WindowEngine:
+    """Windows of one app over the partitions of its source topic."""
+
+    def __init__(self, spec: AppSpec, partitions: list[int], now_s: float,
+                 row_hook: Callable[[dict[str, Any]], None] | None = None) -> None:  # fmt: skip
+        self.spec = spec
+        self.aggs = spec.aggregates
+        self._fields = [a.field for a in self.aggs]
+        self._row_hook = row_hook
+        self.partitions = list(partitions)
+        self.offsets: dict[int, int] = {}
+        self.partition_max: dict[int, int | None] = dict.fromkeys(partitions)
+        self.last_seen_s: dict[int, float] = dict.fromkeys(partitions, now_s)
+        self.max_seen = NEVER
+        self.closed_through = NEVER
+        self.fixed: dict[tuple[Any, int], list[Any]] = {}
+        self.open: dict[Any, OpenWindow] = {}
+        self.pending: list[tuple[int, int, Any, list[Any]]] = []
+        self.sliding: dict[Any, list[tuple[int, list[Any]]]] = {}
+        self.close_heap: list[tuple[int, int, Any, int]] = []
+        self.seq = 0
+        self.touched: set[tuple[Any, int]] = set()
+        self.outbox = Outbox()
+        self.counters = Counters()
+
+    # -- snapshot ----------------------------------------------------------------------------
+    _STATE = ("offsets", "partition_max", "max_seen", "closed_through", "fixed", "open", "pending",
+              "sliding", "close_heap", "seq", "outbox", "counters")  # fmt: skip
+
+    def snapshot(self) -> dict[str, Any]:
+        state = {name: getattr(self, name) for name in self._STATE}
+        state["version"] = STATE_VERSION
+        state["fingerprint"] = self.spec.fingerprint
+        return state
+
+    def restore(self, state: dict[str, Any]) -> None:
+        for name in self._STATE:
+            setattr(self, name, state[name])
+        for partition in self.partitions:
+            self.partition_max.setdefault(partition, None)
+
+    # -- input -------------------------------------------------------------------------------
+    def process(
+        self, partition: int, records: list[tuple[int, bytes | None, bytes | None]], now_s: float
+    ) -> None:
+        """Apply a batch of (offset, key, value) records read from one partition, in offset order."""
+        if not records:
+            return
+        spec = self.spec
+        time_field, key_field = spec.time_field, spec.key_field
+        filters, derive, fields = spec.filters, spec.derive, self._fields
+        fixed_kind = spec.window.fixed
+        counters = self.counters
+        loads = json.loads
+        pmax = self.partition_max.get(partition)
+        top = NEVER if pmax is None else pmax
+        last_text, last_t = None, 0
+        for offset, key_bytes, raw in records:
+            counters.events_in += 1
+            try:
+                event = loads(raw)  # type: ignore[arg-type]
+                text = event[time_field]
+                if text != last_text:
+                    last_t = parse_time_us(text)
+                    last_text = text
+                t = last_t
+            except Exception as exc:
+                self._bad_record(partition, offset, key_bytes, raw, exc)
+                continue
+            if filters and not all(c.test(event) for c in filters):
+                counters.filtered += 1
+                continue
+            for name, condition in derive:
+                event[name] = None if event.get(condition.field) is None else int(condition.test(event))
+            if t > top:
+                top = t
+            key = event.get(key_field) if key_field else None
+            if key.__class__ not in (str, int, float, bool, type(None)):
+                key = json.dumps(key, sort_keys=True)
+            values = [event.get(f) if f else None for f in fields]
+            if fixed_kind:
+                missed = self._add_fixed(key, t, values)
+                if missed:
+                    self._late(partition, offset, key_bytes, event, t, missed, all_missed=missed < 0)
+                    continue
+            elif t < self.closed_through:
+                self._late(partition, offset, key_bytes, event, t, 1, all_missed=True)
+                continue
+            else:
+                self.seq += 1
+                heapq.heappush(self.pending, (t, self.seq, key, values))
+            counters.windowed += 1
+        self.offsets[partition] = records[-1][0] + 1
+        if top != NEVER:
+            self.partition_max[partition] = top
+            if top > self.max_seen:
+                self.max_seen = top
+        self.last_seen_s[partition] = now_s
+        if spec.emit == "changes" and self.touched:
+            for key, start in sorted(self.touched, key=lambda k: (k[1], str(k[0]))):
+                accs = self.fixed.get((key, start))
+                if accs is not None:
+                    self._emit(key, start, start + spec.window.size_us, accs, final=False)
+            self.touched.clear()
+
+    def _add_fixed(self, key: Any, t: int, values: list[Any]) -> int:
+        """Add to every open window holding `t`; return 0, or how many windows were already closed
+        (negated when all of them were)."""
+        window, aggs, fixed = self.spec.window, self.aggs, self.fixed
+        starts = fixed_starts(window, t)
+        missed = 0
+        for start in starts:
+            slot = (key, start)
+            accs = fixed.get(slot)
+            if accs is None:
+                end = start + window.size_us
+                if end <= self.closed_through:
+                    missed += 1
+                    continue
+                accs = fixed[slot] = [a.new() for a in aggs]
+                self.seq += 1
+                heapq.heappush(self.close_heap, (end, self.seq, key, start))
+                self.counters.windows_opened += 1
+            for i, agg in enumerate(aggs):
+                accs[i] = agg.add(accs[i], values[i], t)
+            if self.spec.emit == "changes":
+                self.touched.add(slot)
+        if missed == len(starts):
+            return -missed
+        return missed
+
+    # -- time --------------------------------------------------------------------------------
+    def watermark(self, now_s: float) -> int | None:
+        """The app's watermark now; None while a live partition has not delivered anything yet."""
+        idle_s = self.spec.idle_timeout_us / 1_000_000
+        live = [p for p in self.partitions if now_s - self.last_seen_s.get(p, now_s) < idle_s]
+        if not live:
+            return None
+        tops = [self.partition_max.get(p) for p in live]
+        if any(top is None for top in tops):
+            return NEVER
+        return min(tops) - self.spec.allowed_lateness_us  # type: ignore[type-var,operator]
+
+    def all_idle(self, now_s: float) -> bool:
+        idle_s = self.spec.idle_timeout_us / 1_000_000
+        return all(now_s - self.last_seen_s.get(p, now_s) >= idle_s for p in self.partitions)
+
+    def open_windows(self) -> int:
+        return len(self.fixed) + len(self.open) + len(self.pending) + len(self.sliding)
+
+    def advance(self, now_s: float) -> int:
+        """Close what the watermark (or idleness of every partition) allows; return rows closed."""
+        before = self.counters.windows_closed
+        if self.all_idle(now_s):
+            if self.fixed or self.open or self.pending:
+                self._close_through(None)
+        else:
+            mark = self.watermark(now_s)
+            if mark is not None and mark > self.closed_through:
+                self._close_through(mark)
+        return self.counters.windows_closed - before
+
+    def _close_through(self, mark: int | None) -> None:
+        """Close every window ending at or before `mark`; everything when `mark` is None (idle)."""
+        flush = mark is None
+        limit = 2**62 if flush else mark
+        released: list[tuple[Any, int]] = []
+        while self.pending and self.pending[0][0] < limit:
+            t, _, key, values = heapq.heappop(self.pending)
+            self._release(key, t, values, released)
+        ends = []
+        while self.close_heap and self.close_heap[0][0] <= limit:
+            end, _, key, start = heapq.heappop(self.close_heap)
+            if self.spec.window.fixed:
+                accs = self.fixed.pop((key, start), None)
+                if accs is not None:
+                    self._emit(key, start, end, accs)
+                    ends.append(end)
+            else:
+                window = self.open.get(key)
+                if window is not None and window.start == start and window.end == end:
+                    del self.open[key]
+                    self._emit(key, start, end, window.accs)
+                    ends.append(end)
+        if released:
+            self._emit_sliding(released)
+        if flush:
+            self.closed_through = max([self.closed_through, self.max_seen + 1, *ends])
+        else:
+            self.closed_through = max(self.closed_through, limit)
+        if self.spec.window.kind == "sliding":
+            horizon = self.closed_through - self.spec.window.size_us
+            for key in list(self.sliding):
+                kept = [entry for entry in self.sliding[key] if entry[0] > horizon]
+                if kept:
+                    self.sliding[key] = kept
+                else:
+                    del self.sliding[key]
+
+    def _release(self, key: Any, t: int, values: list[Any], released: list[tuple[Any, int]]) -> None:
+        """Apply one event, in event-time order, to a session, stagger or sliding window."""
+        window_spec = self.spec.window
+        if window_spec.kind == "sliding":
+            self.sliding.setdefault(key, []).append((t, values))
+            if not released or released[-1] != (key, t):
+                released.append((key, t))
+            return
+        window = self.open.get(key)
+        if window is not None:
+            joins = (
+                session_continues(window.last, t, window_spec.size_us)
+                if window_spec.kind == "session"
+                else stagger_continues(window.start, t, window_spec.size_us)
+            )
+            if not joins:
+                del self.open[key]
+                self._emit(key, window.start, window.end, window.accs)
+                window = None
+        if window is None:
+            end = t + window_spec.size_us
+            window = self.open[key] = OpenWindow(t, end, t, [a.new() for a in self.aggs])
+            self.counters.windows_opened += 1
+            self.seq += 1
+            heapq.heappush(self.close_heap, (end, self.seq, key, t))
+        for i, agg in enumerate(self.aggs):
+            window.accs[i] = agg.add(window.accs[i], values[i], t)
+        window.last = t
+        if window_spec.kind == "session" and t + window_spec.size_us != window.end:
+            window.end = t + window_spec.size_us
+            self.seq += 1
+            heapq.heappush(self.close_heap, (window.end, self.seq, key, window.start))
+
+    def _emit_sliding(self, released: list[tuple[Any, int]]) -> None:
+        size = self.spec.window.size_us
+        for key, t in dict.fromkeys(released):
+            accs = [a.new() for a in self.aggs]
+            for t2, values in reversed(self.sliding[key]):
+                if t2 > t:
+                    continue
+                if t2 <= t - size:
+                    break
+                for i, agg in enumerate(self.aggs):
+                    accs[i] = agg.add(accs[i], values[i], t2)
+            self.counters.windows_opened += 1
+            self._emit(key, t - size, t, accs)
+
+    # -- output ------------------------------------------------------------------------------
+    def _emit(self, key: Any, start: int, end: int, accs: list[Any], final: bool = True) -> None:
+        row: dict[str, Any] = {}
+        if self.spec.key_field:
+            row[self.spec.key_field] = key
+        row["window_start"] = format_time_us(start)
+        row["window_end"] = format_time_us(end)
+        for agg, acc in zip(self.aggs, accs, strict=True):
+            row[agg.output_name] = agg.result(acc)
+        if final:
+            self.counters.windows_closed += 1
+            if self._row_hook is not None:
+                self._row_hook(row)
+        self.counters.rows_out += 1
+        message_key = f"{'' if key is None else key}|{row['window_start']}".encode()
+        self.outbox.rows.append((message_key, json.dumps(row).encode()))
+
+    def _late(self, partition: int, offset: int, key: bytes | None, event: dict[str, Any], t: int,
+              missed: int, *, all_missed: bool) -> None:  # fmt: skip
+        self.counters.late += 1
+        if all_missed:
+            self.counters.late_only += 1
+        else:
+            self.counters.windowed += 1
+        record = {
+            "app": self.spec.name,
+            "topic": self.spec.source,
+            "partition": partition,
+            "offset": offset,
+            "event_time": format_time_us(t),
+            "watermark": format_time_us(self.closed_through),
+            "missed_windows": abs(missed),
+            "allowed_lateness": format_duration(self.spec.allowed_lateness_us)
+            if self.spec.allowed_lateness_us
+            else "0s",
+            "event": event,
+        }
+        self.outbox.late.append((key, json.dumps(record).encode()))
+
+    def _bad_record(
+        self, partition: int, offset: int, key: bytes | None, raw: bytes | None, exc: Exception
+    ) -> None:
+        self.counters.errors += 1
+        reason = f"{self.spec.source}[{partition}]@{offset}: {exc.__class__.__name__}: {exc}"
+        headers = [
+            ("error", reason.encode()),
+            ("error_type", b"processing-failed"),
+            ("app", self.spec.name.encode()),
+            ("time_field", self.spec.time_field.encode()),
+        ]
+        self.outbox.errors.append((key, raw or b"", headers))

@@ -1,0 +1,248 @@
+"""Run one stream app against Kafka: read the source in micro-batches, window, write the results.
+
+The loop, in the order it is enforced (each step only after the previous one is durable):
+1. read a batch per partition (`getmany`, at most one timer tick of waiting) and apply it;
+2. on every tick, close the windows the watermark or idleness allows;
+3. checkpoint: write the engine snapshot (offsets + state + outbox) atomically to the state folder;
+4. send the outbox (final rows, late events, bad records) and wait for the broker's acks;
+5. commit the offsets to the consumer group (for lag monitoring; the snapshot is authoritative).
+
+A crash before 3 replays from the previous snapshot and recomputes the same rows; a crash between 3
+and 4 resends the outbox on restart. So every final row is written at least once and every copy
+of it carries the same values: a consumer keeping the last row per (key, window_start) sees exactly
+one final row per window (and the output key is `<key>|<window_start>`, so compaction agrees).
+
+Uses aiokafka, the client under Faust, directly: Faust's own windows close by wall clock, miss
+partitions and forget windows on restart (notes/faust-and-kafka-python.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError
+
+from core.admin import create_topics, describe_topics
+from core.errors import BrokerUnavailable, ConfigError
+from core.topics import LATE_EVENTS, TopicSpec, dlq_topic
+from stream_apps.anomaly import make_row_hook
+from stream_apps.checkpoint import StateFolder
+from stream_apps.engine import WindowEngine
+from stream_apps.spec import AppSpec
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class WorkerOptions:
+    """How one worker runs: where its state lives and how often it ticks and checkpoints."""
+
+    bootstrap_servers: str
+    state_dir: Path
+    tick_s: float = 1.0
+    checkpoint_interval_s: float = 1.0
+    max_batch: int = 20_000
+    reset: bool = False
+    #: Stop once every partition has been read to this many records in total (benchmarks, tests).
+    stop_after_events: int | None = None
+
+
+@dataclass
+class Progress:
+    """What `tidelake stream run` shows while running and prints at the end."""
+
+    app: str
+    events_in: int
+    windowed: int
+    filtered: int
+    late: int
+    errors: int
+    windows_open: int
+    windows_closed: int
+    rows_out: int
+    watermark: str
+    elapsed_s: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class StreamWorker:
+    """One worker of one app; owns every partition of the source topic."""
+
+    def __init__(self, spec: AppSpec, options: WorkerOptions,
+                 on_progress: Callable[[Progress], None] | None = None) -> None:  # fmt: skip
+        self.spec = spec
+        self.options = options
+        self.on_progress = on_progress
+        self.state = StateFolder(options.state_dir, spec.name)
+        self.engine: WindowEngine | None = None
+        self.started = time.monotonic()
+        self._stop = asyncio.Event()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def progress(self) -> Progress:
+        from stream_apps.durations import format_time_us
+        from stream_apps.engine import NEVER
+
+        engine = self.engine
+        assert engine is not None
+        c = engine.counters
+        mark = engine.closed_through
+        return Progress(
+            self.spec.name, c.events_in, c.windowed, c.filtered, c.late, c.errors, engine.open_windows(),
+            c.windows_closed, c.rows_out, "-" if mark <= NEVER else format_time_us(mark),
+            round(time.monotonic() - self.started, 3),
+        )  # fmt: skip
+
+    def _prepare_topics(self) -> list[int]:
+        servers = self.options.bootstrap_servers
+        found = describe_topics(servers, [self.spec.source])
+        if not found:
+            msg = (
+                f"source topic {self.spec.source!r} does not exist at {servers}; create it "
+                f"(`tidelake topics create {self.spec.source} --partitions 4`) or replay a file into it"
+            )
+            raise ConfigError(msg)
+        count = found[0].partitions
+        create_topics(
+            servers,
+            [
+                TopicSpec(self.spec.sink_topic, count),
+                TopicSpec(LATE_EVENTS, count),
+                TopicSpec(dlq_topic(self.spec.source), 1),
+            ],
+        )
+        return list(range(count))
+
+    async def run(self) -> Progress:
+        partitions = self._prepare_topics()
+        self.state.lock()
+        try:
+            return await self._run(partitions)
+        finally:
+            self.state.unlock()
+
+    async def _run(self, partitions: list[int]) -> Progress:
+        spec, options = self.spec, self.options
+        if options.reset:
+            self.state.reset()
+        hook = make_row_hook(spec)
+        engine = self.engine = WindowEngine(spec, partitions, time.monotonic(), row_hook=hook)
+        saved = self.state.load(spec.fingerprint)
+        if saved is not None:
+            engine.restore(saved)
+            if hook is not None:
+                hook.restore(saved.get("hook"))
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=options.bootstrap_servers,
+            group_id=f"tidelake-stream-{spec.name}",
+            client_id=f"tidelake-stream-{spec.name}",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+            fetch_max_bytes=16 * 1024 * 1024,
+        )
+        producer = AIOKafkaProducer(
+            bootstrap_servers=options.bootstrap_servers,
+            client_id=f"tidelake-stream-{spec.name}",
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=5,
+            max_batch_size=256 * 1024,
+        )
+        try:
+            await consumer.start()
+            await producer.start()
+        except KafkaError as exc:
+            await consumer.stop()
+            await producer.stop()
+            msg = f"stream app {spec.name}: cannot reach Kafka at {options.bootstrap_servers}: {exc}"
+            raise BrokerUnavailable(msg) from exc
+        try:
+            tps = [TopicPartition(spec.source, p) for p in partitions]
+            consumer.assign(tps)
+            for tp in tps:
+                if tp.partition in engine.offsets:
+                    consumer.seek(tp, engine.offsets[tp.partition])
+                else:
+                    await consumer.seek_to_beginning(tp)
+            if len(engine.outbox):
+                await self._send(producer, engine)  # rows a crash left unsent (or unacknowledged)
+            await self._loop(consumer, producer, engine, tps)
+            await self._checkpoint(consumer, producer, engine, hook)
+        finally:
+            await consumer.stop()
+            await producer.stop()
+        return self.progress()
+
+    async def _loop(self, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer, engine: WindowEngine,
+                    tps: list[TopicPartition]) -> None:  # fmt: skip
+        options = self.options
+        tick_ms = int(options.tick_s * 1000)
+        last_checkpoint = last_progress = time.monotonic()
+        dirty = False
+        hook = self._hook(engine)
+        while not self._stop.is_set():
+            batches = await consumer.getmany(timeout_ms=tick_ms, max_records=options.max_batch)
+            now = time.monotonic()
+            for tp, messages in batches.items():
+                engine.process(tp.partition, [(m.offset, m.key, m.value) for m in messages], now)
+                dirty = True
+            engine.advance(now)
+            if len(engine.outbox) or (dirty and now - last_checkpoint >= options.checkpoint_interval_s):
+                await self._checkpoint(consumer, producer, engine, hook)
+                last_checkpoint, dirty = now, False
+            if self.on_progress is not None and now - last_progress >= 1.0:
+                self.on_progress(self.progress())
+                last_progress = now
+            if (
+                options.stop_after_events is not None
+                and engine.counters.events_in >= options.stop_after_events
+            ):
+                break
+
+    @staticmethod
+    def _hook(engine: WindowEngine) -> Any:
+        return engine._row_hook
+
+    async def _checkpoint(self, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer, engine: WindowEngine,
+                          hook: Any) -> None:  # fmt: skip
+        state = engine.snapshot()
+        if hook is not None:
+            state["hook"] = hook.state()
+        await asyncio.to_thread(self.state.save, state)
+        await self._send(producer, engine)
+        offsets = {TopicPartition(self.spec.source, p): o for p, o in engine.offsets.items()}
+        if offsets:
+            try:
+                await consumer.commit(offsets)
+            except KafkaError as exc:  # informational only: the snapshot holds the real positions
+                log.warning("could not commit offsets of %s to its group: %s", self.spec.name, exc)
+
+    async def _send(self, producer: AIOKafkaProducer, engine: WindowEngine) -> None:
+        outbox = engine.outbox
+        spec = self.spec
+        futures = [await producer.send(spec.sink_topic, value, key=key) for key, value in outbox.rows]
+        futures += [await producer.send(LATE_EVENTS, value, key=key) for key, value in outbox.late]
+        futures += [
+            await producer.send(dlq_topic(spec.source), value, key=key, headers=headers)
+            for key, value, headers in outbox.errors
+        ]
+        try:
+            await asyncio.gather(*futures)
+        except KafkaError as exc:
+            msg = f"stream app {spec.name}: writing results to Kafka failed: {exc}; restart resends them"
+            raise BrokerUnavailable(msg) from exc
+        outbox.rows.clear()
+        outbox.late.clear()
+        outbox.errors.clear()
