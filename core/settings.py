@@ -110,6 +110,14 @@ class QuerySettings(BaseModel):
     api_token: str | None = Field(default=None, description="if set, the API wants `Authorization: Bearer <token>`")
 
 
+class StreamSettings(BaseModel):
+    """Stream apps (the Kinesis Data Analytics stand-in): where their window state lives, timer tick."""
+
+    state_dir: Path = Field(default_factory=lambda: default_data_home() / "stream", description="one folder per app")
+    tick_s: float = Field(default=1.0, gt=0, description="timer tick: idle close and polling granularity")
+    checkpoint_interval_s: float = Field(default=1.0, gt=0, description="snapshot at least this often while busy")
+
+
 class Settings(BaseSettings):
     """All of tidelake's settings; one section per concern."""
 
@@ -126,6 +134,7 @@ class Settings(BaseSettings):
     runtime: RuntimeSettings = Field(default_factory=RuntimeSettings)
     producer: ProducerSettings = Field(default_factory=ProducerSettings)
     query: QuerySettings = Field(default_factory=QuerySettings)
+    stream: StreamSettings = Field(default_factory=StreamSettings)
 
 
 def env_var_name(location: tuple[int | str, ...]) -> str:
