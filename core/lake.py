@@ -2,6 +2,11 @@
 
     <root>/<dataset>/dt=YYYY-MM-DD/hour=HH/<file>.parquet      delivered records (Hive style)
     <root>/_errors/<dataset>/<error-type>/dt=.../<file>         records that could not be delivered
+    <root>/_sinks/<delivery-stream>/...                         the sinks' write-ahead manifests
+
+A data file is named from where its first record came from, `<topic>+<partition>+<offset>.parquet`
+(offset zero-padded to 20 digits), so a delivery stream that rewrites a batch after a crash lands on
+the same name. Names starting with `.` or `_` are never data: readers skip them.
 
 Sinks write this layout and queries discover it; both take the names from here.
 """
@@ -21,6 +26,12 @@ ERROR_TYPES = ("format-conversion-failed", "processing-failed", "activePartition
 DATASET_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 #: Files that are still being written start with this and are ignored by readers.
 IN_PROGRESS_PREFIX = "."
+#: Top-level folder of the delivery streams' own state (write-ahead manifests); never a dataset.
+STATE_DIR = "_sinks"
+#: Extension of every data and error file in the lake.
+PARQUET_SUFFIX = ".parquet"
+#: `<topic>+<partition>+<first offset>.parquet`; topics are [a-zA-Z0-9._-] so `+` separates safely.
+DATA_FILE_NAME = re.compile(r"^(?P<topic>[a-zA-Z0-9._-]+)\+(?P<partition>\d+)\+(?P<offset>\d{20})\.parquet$")
 
 
 def check_dataset_name(name: str) -> str:
@@ -48,3 +59,26 @@ def error_dir(root: Path, dataset: str, error_type: str) -> Path:
 def is_visible_file(path: Path) -> bool:
     """Readers see only complete files: no temp files, no hidden names."""
     return not path.name.startswith((IN_PROGRESS_PREFIX, "_"))
+
+
+def state_dir(root: Path, stream: str) -> Path:
+    """Where the delivery stream `stream` keeps its write-ahead manifests."""
+    return root / STATE_DIR / stream
+
+
+def data_file_name(topic: str, partition: int, first_offset: int) -> str:
+    """The deterministic name of a file whose first record is `topic[partition]@first_offset`."""
+    return f"{topic}+{partition}+{first_offset:020d}{PARQUET_SUFFIX}"
+
+
+def parse_data_file_name(name: str) -> tuple[str, int, int] | None:
+    """`(topic, partition, first_offset)` of a name made by `data_file_name`, else None."""
+    found = DATA_FILE_NAME.match(name)
+    if found is None:
+        return None
+    return found["topic"], int(found["partition"]), int(found["offset"])
+
+
+def temp_name(final_name: str) -> str:
+    """The in-progress name of a file being written (hidden from readers until renamed)."""
+    return f"{IN_PROGRESS_PREFIX}{final_name}.tmp"

@@ -1,0 +1,152 @@
+"""Record format conversion: JSON record values -> one Arrow table, plus the records that failed.
+
+Like Firehose's JSON -> Parquet conversion, but the whole batch is parsed at once by Arrow's JSON
+reader (C++), which is what lets a Python sink keep up with Kafka. When a batch fails, it is split in
+halves until every bad record stands alone (a few reads per bad record), so one bad record costs its
+neighbours nothing. A bad record becomes a `format-conversion-failed` error with a message that says
+which field was wrong.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+import pyarrow.json as pj
+
+from sinks.schemas import DatasetSchema
+
+#: Arrow's JSON reader works in blocks; large enough that a batch is usually one block.
+READ_BLOCK_BYTES = 16 << 20
+
+
+@dataclass
+class Conversion:
+    """The rows that converted (`table`, row i from input `rows[i]`) and `errors` as (input, message)."""
+
+    table: pa.Table
+    rows: list[int]
+    errors: list[tuple[int, str]] = field(default_factory=list)
+
+
+def convert(values: Sequence[bytes | None], schema: DatasetSchema) -> Conversion:
+    """Parse `values` (one JSON object each) into `schema`'s columns; bad ones go to `errors`."""
+    tables: list[pa.Table] = []
+    rows: list[int] = []
+    errors: list[tuple[int, str]] = []
+    clean = [_one_line(v) for v in values]
+    _convert_range(clean, 0, len(clean), schema, tables, rows, errors)
+    if tables:
+        table = pa.concat_tables([schema.conform(t) for t in tables], promote_options="permissive")
+    else:
+        table = schema.arrow.empty_table()
+    return Conversion(table, rows, errors)
+
+
+def _one_line(value: bytes | None) -> bytes | None:
+    """A raw newline can only be whitespace in valid JSON, so it can become a space."""
+    if value is not None and (b"\n" in value or b"\r" in value):
+        return value.replace(b"\r", b" ").replace(b"\n", b" ")
+    return value
+
+
+def _convert_range(
+    values: list[bytes | None],
+    start: int,
+    stop: int,
+    schema: DatasetSchema,
+    tables: list[pa.Table],
+    rows: list[int],
+    errors: list[tuple[int, str]],
+) -> None:
+    if start >= stop:
+        return
+    chunk = values[start:stop]
+    if None not in chunk and b"" not in chunk:
+        table = _read(chunk, schema)
+        if table is not None:
+            schema.learn(table.schema)
+            tables.append(table)
+            rows.extend(range(start, stop))
+            return
+    if stop - start == 1:
+        errors.append((start, explain(values[start], schema)))
+        return
+    middle = (start + stop) // 2
+    _convert_range(values, start, middle, schema, tables, rows, errors)
+    _convert_range(values, middle, stop, schema, tables, rows, errors)
+
+
+def _read(chunk: list[bytes], schema: DatasetSchema) -> pa.Table | None:
+    """The chunk as a table, or None if any record in it does not convert."""
+    data = b"\n".join(chunk)
+    table = _read_json(data, schema.explicit_for(()), schema.declared)
+    if table is None or table.num_rows != len(chunk):
+        return None
+    if not schema.declared:
+        # a field seen for the first time whose name has a rule (window_start: timestamp): read again
+        wanted = schema.explicit_for(table.column_names)
+        if len(wanted) != len(schema.fields) and any(
+            table.schema.field(f.name).type != f.type for f in wanted if f.name in table.column_names
+        ):
+            table = _read_json(data, wanted, declared=False)
+            if table is None or table.num_rows != len(chunk):
+                return None
+    try:
+        table.validate(full=True)  # Arrow's reader does not check that strings are UTF-8
+    except pa.ArrowInvalid:
+        return None
+    return table
+
+
+def _read_json(data: bytes, explicit: pa.Schema, declared: bool) -> pa.Table | None:
+    options = pj.ParseOptions(
+        explicit_schema=explicit, unexpected_field_behavior="ignore" if declared else "infer"
+    )
+    try:
+        return pj.read_json(
+            io.BytesIO(data), read_options=pj.ReadOptions(block_size=READ_BLOCK_BYTES), parse_options=options
+        )
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, UnicodeDecodeError):
+        return None
+
+
+def explain(value: bytes | None, schema: DatasetSchema) -> str:
+    """Why one record does not convert, in words a user can act on."""
+    if value is None:
+        return "the record has no value (a tombstone); expected one JSON object"
+    try:
+        text = value.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return f"the record is not UTF-8 text ({exc.reason} at byte {exc.start}); expected one JSON object"
+    try:
+        parsed = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return f"invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+    if not isinstance(parsed, dict):
+        return f"expected one JSON object, got {type(parsed).__name__}"
+    for column in schema.explicit_for(parsed.keys()):
+        present = column.name in parsed and parsed[column.name] is not None
+        if not present and not column.nullable:
+            return f"required field {column.name!r} is missing or null (schema {schema.name})"
+        if present and not _fits(parsed[column.name], column.type):
+            shown = json.dumps(parsed[column.name])[:60]
+            return f"field {column.name!r}: {shown} does not convert to {column.type} (schema {schema.name})"
+    return "the record does not convert to the dataset's schema (a type conflicts with earlier records)"
+
+
+def _fits(value: object, arrow_type: pa.DataType) -> bool:
+    """A cheap re-check of one value, only to word the error message."""
+    try:
+        pa.array([value], arrow_type)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError):
+        if pa.types.is_timestamp(arrow_type) and isinstance(value, str):
+            table = _read_json(
+                json.dumps({"v": value}).encode(), pa.schema([pa.field("v", arrow_type)]), True
+            )
+            return table is not None
+        return False
+    return not (isinstance(value, bool) and not pa.types.is_boolean(arrow_type))

@@ -1,0 +1,246 @@
+"""A delivery plan: the files one flush writes for one Kafka partition's records.
+
+Records go through the transform hook (if any), the format conversion, and the prefix template;
+rows are grouped by prefix into one file each, and records that fail on the way are grouped by
+error type into error files. Nothing is written here: `DeliveryStream` writes the plan.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from kafka.consumer.fetcher import ConsumerRecord
+
+from core.lake import ERRORS_DIR, data_file_name
+from sinks import transform
+from sinks.config import DeliveryStreamConfig
+from sinks.conversion import convert
+from sinks.error_records import (
+    ACTIVE_PARTITION_EXCEEDED,
+    FORMAT_CONVERSION_FAILED,
+    PROCESSING_FAILED,
+    ErrorRecord,
+    error_table,
+)
+from sinks.prefixes import escape_value
+from sinks.schemas import DatasetSchema
+
+#: The header a dead-letter record carries its error type in (set by tidelake's producers).
+ERROR_TYPE_HEADER = "error.type"
+ERROR_MESSAGE_HEADER = "error.message"
+_UTC_US = pa.timestamp("us", "UTC")
+
+
+@dataclass
+class PlannedFile:
+    relative_path: str  # from the lake root
+    table: pa.Table
+    rows: int
+    error_type: str | None = None
+
+
+@dataclass
+class PartitionPlan:
+    """Everything one flush does for `topic[partition]`, offsets `start..end`."""
+
+    topic: str
+    partition: int
+    start: int
+    end: int
+    files: list[PlannedFile] = field(default_factory=list)
+    rows_written: int = 0
+    dropped: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+
+
+class Planner:
+    """Turns buffered records into planned files, with the stream's config, schemas and templates."""
+
+    def __init__(self, config: DeliveryStreamConfig, handler: transform.Handler | None = None) -> None:
+        self.config = config
+        self.handler = handler
+        self.prefix, self.error_prefix = config.templates()
+        self.schemas: dict[str, DatasetSchema] = {}
+
+    def schema_for(self, dataset: str) -> DatasetSchema:
+        if dataset not in self.schemas:
+            self.schemas[dataset] = self.config.new_schema()
+        return self.schemas[dataset]
+
+    def plan(self, records: Sequence[ConsumerRecord], open_prefixes: set[str]) -> PartitionPlan:
+        """The files for one partition's records (in offset order). `open_prefixes` is shared by
+        all partitions of one flush, for the bound on open partitions."""
+        first = records[0]
+        topic, partition = first.topic, first.partition
+        dataset = self.config.dataset_of(topic)
+        plan = PartitionPlan(topic, partition, first.offset, records[-1].offset)
+        failed: list[ErrorRecord] = []
+        if self.config.mode == "errors":
+            failed = [_dead_letter(r) for r in records]
+        else:
+            self._plan_rows(records, dataset, plan, failed, open_prefixes)
+        self._plan_errors(failed, dataset, plan)
+        return plan
+
+    # -- rows ------------------------------------------------------------------------------------
+
+    def _plan_rows(
+        self,
+        records: Sequence[ConsumerRecord],
+        dataset: str,
+        plan: PartitionPlan,
+        failed: list[ErrorRecord],
+        open_prefixes: set[str],
+    ) -> None:
+        kept: list[ConsumerRecord] = list(records)
+        values: list[bytes | None] = [r.value for r in records]
+        keys: list[dict[str, str] | None] | None = None
+        if self.handler is not None:
+            outcomes = transform.apply(self.handler, records, self.config.name)
+            kept, values, keys = [], [], []
+            for record, outcome in zip(records, outcomes, strict=True):
+                if outcome.result == transform.OK:
+                    kept.append(record)
+                    values.append(outcome.data)
+                    keys.append(outcome.partition_keys)
+                elif outcome.result == transform.DROPPED:
+                    plan.dropped += 1
+                else:
+                    failed.append(_failure(record, PROCESSING_FAILED, outcome.message))
+        if not kept:
+            return
+        schema = self.schema_for(dataset)
+        conversion = convert(values, schema)
+        for index, message in conversion.errors:
+            failed.append(_failure(kept[index], FORMAT_CONVERSION_FAILED, message))
+        if not conversion.rows:
+            return
+        rows = [kept[i] for i in conversion.rows]
+        table = conversion.table
+        offsets = pa.array([r.offset for r in rows], pa.int64())
+        times = self._times(table, rows)
+        if times is not None and times.null_count:
+            field_name = self.config.time_field
+            bad = pc.is_null(times)
+            for i in pc.indices_nonzero(bad).to_pylist():
+                failed.append(
+                    _failure(
+                        rows[i],
+                        FORMAT_CONVERSION_FAILED,
+                        f"missing timestamp: field {field_name!r} is absent or null",
+                    )
+                )
+            good = pc.invert(bad)
+            table, offsets, times = table.filter(good), offsets.filter(good), times.filter(good)
+            rows = [r for r, ok in zip(rows, good.to_pylist(), strict=True) if ok]
+        if not rows:
+            return
+        lambda_keys = None
+        if keys is not None:
+            by_offset = {r.offset: k for r, k in zip(kept, keys, strict=True)}
+            lambda_keys = [by_offset.get(r.offset) for r in rows]
+        prefixes = self.prefix.evaluate(
+            len(rows),
+            times=times,
+            table=table,
+            lambda_keys=lambda_keys,
+            seed=f"{plan.topic}:{plan.partition}:{plan.start}",
+        )
+        for prefix, mask in _groups(prefixes):
+            sub_rows = (
+                rows if mask is None else [r for r, ok in zip(rows, mask.to_pylist(), strict=True) if ok]
+            )
+            if prefix not in open_prefixes and len(open_prefixes) >= self.config.buffer.max_open_partitions:
+                message = f"more than {self.config.buffer.max_open_partitions} open partitions in one flush; prefix {prefix!r} was not opened"
+                failed.extend(_failure(r, ACTIVE_PARTITION_EXCEEDED, message) for r in sub_rows)
+                continue
+            open_prefixes.add(prefix)
+            sub = table if mask is None else table.filter(mask)
+            first_offset = offsets[0].as_py() if mask is None else pc.min(offsets.filter(mask)).as_py()
+            path = f"{dataset}/{prefix}{data_file_name(plan.topic, plan.partition, first_offset)}"
+            plan.files.append(PlannedFile(path, sub, sub.num_rows))
+            plan.rows_written += sub.num_rows
+
+    def _times(self, table: pa.Table, rows: list[ConsumerRecord]) -> pa.Array | None:
+        if not self.prefix.uses_timestamp:
+            return None
+        if self.config.time_source == "arrival":
+            return _arrival_times(rows)
+        name = self.config.time_field or ""
+        if name not in table.column_names:
+            return pa.nulls(table.num_rows, _UTC_US)
+        column = table.column(name).combine_chunks()
+        if column.type != _UTC_US:
+            try:
+                column = pc.cast(column, _UTC_US)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                return pa.nulls(table.num_rows, _UTC_US)
+        return column
+
+    # -- errors ----------------------------------------------------------------------------------
+
+    def _plan_errors(self, failed: list[ErrorRecord], dataset: str, plan: PartitionPlan) -> None:
+        if not failed:
+            return
+        by_type: dict[str, list[ErrorRecord]] = {}
+        for record in failed:
+            by_type.setdefault(record.error_type, []).append(record)
+        for error_type, records in by_type.items():
+            plan.errors[error_type] = plan.errors.get(error_type, 0) + len(records)
+            times = _arrival_times(records)
+            prefixes = self.error_prefix.evaluate(
+                len(records),
+                times=times,
+                error_type=error_type,
+                seed=f"{plan.topic}:{plan.partition}:{plan.start}",
+            )
+            for prefix, mask in _groups(prefixes):
+                chosen = (
+                    records
+                    if mask is None
+                    else [r for r, ok in zip(records, mask.to_pylist(), strict=True) if ok]
+                )
+                path = f"{ERRORS_DIR}/{dataset}/{prefix}{data_file_name(plan.topic, plan.partition, chosen[0].offset)}"
+                plan.files.append(
+                    PlannedFile(path, error_table(chosen, self.config.name), len(chosen), error_type)
+                )
+
+
+def _groups(prefixes: pa.Array) -> list[tuple[str, pa.Array | None]]:
+    """(prefix, row mask) per distinct prefix in order of first appearance; mask None = all rows."""
+    encoded = pc.dictionary_encode(prefixes)
+    values = encoded.dictionary.to_pylist()
+    if len(values) == 1:
+        return [(values[0], None)]
+    return [(value, pc.equal(encoded.indices, code)) for code, value in enumerate(values)]
+
+
+def _arrival_times(records: Sequence[ConsumerRecord | ErrorRecord]) -> pa.Array:
+    millis = [getattr(r, "timestamp_ms", None) or getattr(r, "timestamp", 0) or 0 for r in records]
+    return pc.cast(pa.array(millis, pa.timestamp("ms", "UTC")), _UTC_US)
+
+
+def _failure(record: ConsumerRecord, error_type: str, message: str) -> ErrorRecord:
+    return ErrorRecord(
+        error_type=error_type,
+        error_message=message,
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        timestamp_ms=record.timestamp,
+        key=record.key,
+        value=record.value,
+        headers=tuple(record.headers or ()),
+    )
+
+
+def _dead_letter(record: ConsumerRecord) -> ErrorRecord:
+    headers = dict(record.headers or ())
+    raw_type = headers.get(ERROR_TYPE_HEADER)
+    error_type = escape_value(raw_type.decode("utf-8", "replace")) if raw_type else PROCESSING_FAILED
+    raw_message = headers.get(ERROR_MESSAGE_HEADER)
+    message = raw_message.decode("utf-8", "replace") if raw_message else "dead-lettered by its producer"
+    return _failure(record, error_type, message)

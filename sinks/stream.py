@@ -1,0 +1,321 @@
+"""A delivery stream: a kafka-python consumer group that buffers records and delivers Parquet files.
+
+    stream = DeliveryStream(config, settings)
+    summary = stream.run(stop_event=event, max_idle_s=5)   # in a thread or a process
+
+The order of a flush, enforced in `_deliver` (see `sinks.manifest` for why it gives exactly-once):
+
+    1. plan the files of every buffered partition (transform, convert, prefix, group)
+    2. write one write-ahead manifest per partition
+    3. write every file (temp name, fsync, rename, fsync the folder)
+    4. commit the offsets after the last record of each partition
+    5. delete the manifests
+
+A write error stops the stream before step 4, so nothing is committed and nothing is lost. Before a
+rebalance takes partitions away, their buffer is flushed (`on_partitions_revoked`); when partitions
+are assigned, an unfinished flush found in a manifest is rolled forward before new records go on.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
+from kafka.consumer.fetcher import ConsumerRecord
+from kafka.errors import CommitFailedError, KafkaError
+from kafka.structs import OffsetAndMetadata
+
+from core.errors import BrokerUnavailable, SinkWriteError
+from core.settings import Settings
+from sinks import buffering, transform
+from sinks.buffering import Buffer
+from sinks.config import DeliveryStreamConfig
+from sinks.delivery import PartitionPlan, Planner
+from sinks.manifest import Manifest, ManifestStore
+from sinks.metrics import SinkSummary
+from sinks.writer import write_parquet
+
+log = logging.getLogger(__name__)
+#: Poll at least this often, so a stop request or an idle interval is seen quickly.
+MAX_POLL_WAIT_S = 0.25
+#: Client settings shared with the benchmark's read-and-discard baseline (same client, same fetches).
+CONSUMER_TUNING = {
+    "max_poll_records": 10_000,
+    "max_partition_fetch_bytes": 8 << 20,
+    "fetch_max_bytes": 64 << 20,
+    "fetch_min_bytes": 1,
+    "fetch_max_wait_ms": 100,
+}
+
+Partition = tuple[str, int]
+
+
+class _Rebalance(ConsumerRebalanceListener):
+    def __init__(self, stream: DeliveryStream) -> None:
+        self.stream = stream
+
+    def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        self.stream._on_revoked(revoked)
+
+    def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        self.stream._on_assigned(assigned)
+
+
+class DeliveryStream:
+    """One delivery stream (Firehose: a delivery stream with a Kinesis source and an S3 destination)."""
+
+    def __init__(
+        self,
+        config: DeliveryStreamConfig,
+        settings: Settings,
+        *,
+        handler: transform.Handler | None = None,
+        on_progress: Callable[[SinkSummary], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.settings = settings
+        self.lake: Path = settings.lake.root
+        if handler is None and config.transform:
+            handler = transform.load_handler(config.transform)
+        self.planner = Planner(config, handler)
+        self.buffer = Buffer(config.buffer)
+        self.manifests = ManifestStore(self.lake, config.name)
+        self.summary = SinkSummary(config.name)
+        self.on_progress = on_progress
+        self._consumer: KafkaConsumer | None = None
+        self._recovering: dict[Partition, Manifest] = {}
+        self._recovery_records: dict[Partition, list[ConsumerRecord]] = {}
+        self._latest_timestamp: dict[Partition, int] = {}
+        self._failed = False
+
+    # -- the loop --------------------------------------------------------------------------------
+
+    def run(self, stop_event: threading.Event | None = None, max_idle_s: float | None = None) -> SinkSummary:
+        """Deliver until `stop_event` is set, or until nothing arrived for `max_idle_s` and all is
+        delivered. Returns the summary; raises SinkWriteError (nothing committed) or BrokerUnavailable."""
+        stop = stop_event or threading.Event()
+        consumer = self._connect()
+        last_record = time.monotonic()
+        last_progress = 0.0
+        try:
+            while not stop.is_set():
+                wait_s = min(self.buffer.seconds_until_due(time.monotonic()), MAX_POLL_WAIT_S)
+                batch = consumer.poll(timeout_ms=int(wait_s * 1000))
+                for tp, records in batch.items():
+                    self._accept((tp.topic, tp.partition), records)
+                now = time.monotonic()
+                if batch:
+                    last_record = now
+                self._check_recovery_done(consumer)
+                reason = self.buffer.due(now, idle=not batch)
+                if reason:
+                    self._flush(reason)
+                self._update_lag(consumer)
+                if self.on_progress and now - last_progress >= 0.5:
+                    last_progress = now
+                    self.on_progress(self.summary)
+                if (
+                    max_idle_s is not None
+                    and now - last_record >= max_idle_s
+                    and not self.buffer.records
+                    and not self._recovering
+                ):
+                    break
+            self._flush(buffering.SHUTDOWN)
+        except BaseException:
+            self._failed = True  # the rebalance listener must not flush a half-done state on close
+            raise
+        finally:
+            self.summary.buffered = self.buffer.records + sum(len(r) for r in self._recovery_records.values())
+            self.summary.stopped_monotonic = time.monotonic()
+            try:
+                consumer.close(autocommit=False)
+            except KafkaError as exc:
+                log.warning("closing the consumer of %s: %s", self.config.name, exc)
+        return self.summary
+
+    def _connect(self) -> KafkaConsumer:
+        kafka = self.settings.kafka
+        try:
+            consumer = KafkaConsumer(
+                bootstrap_servers=kafka.bootstrap_servers,
+                client_id=f"{kafka.client_id}-sink-{self.config.name}",
+                group_id=self.config.consumer_group,
+                enable_auto_commit=False,
+                auto_offset_reset=self.config.auto_offset_reset,
+                request_timeout_ms=kafka.request_timeout_ms,
+                **CONSUMER_TUNING,
+            )
+        except KafkaError as exc:
+            msg = (
+                f"delivery stream {self.config.name}: no Kafka broker answers at {kafka.bootstrap_servers} "
+                f"({exc.__class__.__name__}); start one with `tidelake broker start` or set TIDELAKE_KAFKA__BOOTSTRAP_SERVERS"
+            )
+            raise BrokerUnavailable(msg) from exc
+        listener = _Rebalance(self)
+        if self.config.topic_pattern:
+            consumer.subscribe(pattern=self.config.topic_pattern, listener=listener)
+        else:
+            consumer.subscribe(topics=self.config.topics, listener=listener)
+        self._consumer = consumer
+        return consumer
+
+    def _accept(self, key: Partition, records: list[ConsumerRecord]) -> None:
+        if not records:
+            return
+        self.summary.records_in += len(records)
+        self._latest_timestamp[key] = records[-1].timestamp
+        pending = self._recovering.get(key)
+        if pending is not None:
+            redo = [r for r in records if r.offset <= pending.end]
+            records = records[len(redo) :]
+            self._recovery_records.setdefault(key, []).extend(redo)
+            if records or (redo and redo[-1].offset >= pending.end):
+                self._finish_recovery(key)
+        self.buffer.add(key[0], key[1], records)
+
+    def _check_recovery_done(self, consumer: KafkaConsumer) -> None:
+        """A pending range whose last offsets hold no records (transaction markers) is done once passed."""
+        for key, pending in list(self._recovering.items()):
+            try:
+                position = consumer.position(TopicPartition(*key), timeout_ms=0)
+            except KafkaError:
+                continue
+            if position is not None and position > pending.end:
+                self._finish_recovery(key)
+
+    def _update_lag(self, consumer: KafkaConsumer) -> None:
+        """Kinesis's MillisBehindLatest: 0 when caught up, else age of the last record read."""
+        behind = 0
+        now_ms = int(time.time() * 1000)
+        for tp in consumer.assignment():
+            high = consumer.highwater(tp)
+            try:
+                position = consumer.position(tp, timeout_ms=0)
+            except KafkaError:
+                continue
+            if high is not None and position is not None and position < high:
+                last = self._latest_timestamp.get((tp.topic, tp.partition))
+                if last is not None:
+                    behind = max(behind, now_ms - last)
+        self.summary.millis_behind_latest = behind
+
+    # -- flushing --------------------------------------------------------------------------------
+
+    def _flush(self, reason: str) -> None:
+        if not self.buffer.records:
+            return
+        taken = self.buffer.take()
+        open_prefixes: set[str] = set()
+        plans = [self.planner.plan(records, open_prefixes) for records in taken.values() if records]
+        self._deliver(plans, reason, previous={})
+
+    def _finish_recovery(self, key: Partition) -> None:
+        """Roll forward the flush a crashed run had begun for this partition."""
+        pending = self._recovering.pop(key)
+        records = self._recovery_records.pop(key, [])
+        plan = (
+            self.planner.plan(records, set())
+            if records
+            else PartitionPlan(key[0], key[1], pending.start, pending.end)
+        )
+        plan.start, plan.end = min(plan.start, pending.start), max(plan.end, pending.end)
+        self._deliver([plan], buffering.RECOVERY, previous={key: pending.files})
+        self.summary.recovered_flushes += 1
+        log.info(
+            "%s: finished the interrupted flush of %s[%d] (offsets %d..%d)",
+            self.config.name,
+            *key,
+            pending.start,
+            pending.end,
+        )
+
+    def _deliver(self, plans: list[PartitionPlan], reason: str, previous: dict[Partition, list[str]]) -> None:
+        """Steps 2-5 of a flush; see the module docstring."""
+        for plan in plans:  # 2. manifests (a recovery keeps the files of the first attempt listed)
+            files = [f.relative_path for f in plan.files]
+            listed = sorted(set(files) | set(previous.get((plan.topic, plan.partition), [])))
+            self.manifests.write(Manifest(plan.topic, plan.partition, plan.start, plan.end, listed))
+        written = 0
+        for plan in plans:  # 3. files
+            for planned in plan.files:
+                parquet = self.config.parquet
+                size = write_parquet(
+                    planned.table,
+                    self.lake / planned.relative_path,
+                    engine=parquet.engine,
+                    compression=parquet.compression,
+                    row_group_records=parquet.row_group_records,
+                )
+                self.summary.files += 1
+                self.summary.bytes += size
+                written += 1
+            for stale in set(previous.get((plan.topic, plan.partition), [])) - {
+                f.relative_path for f in plan.files
+            }:
+                (self.lake / stale).unlink(missing_ok=True)
+        committed = self._commit(plans)  # 4. offsets
+        if committed:
+            for plan in plans:  # 5. manifests done
+                self.manifests.delete(plan.topic, plan.partition)
+        for plan in plans:
+            self.summary.rows_written += plan.rows_written
+            self.summary.dropped += plan.dropped
+            self.summary.errors.update(plan.errors)
+        self.summary.flushes[reason] += 1
+        log.debug("%s: flush (%s) wrote %d files", self.config.name, reason, written)
+
+    def _commit(self, plans: list[PartitionPlan]) -> bool:
+        if self._consumer is None or not plans:
+            return True
+        offsets = {TopicPartition(p.topic, p.partition): OffsetAndMetadata(p.end + 1, "", -1) for p in plans}
+        try:
+            self._consumer.commit(offsets)
+        except CommitFailedError as exc:
+            # The group moved on: the new owner finds our manifest and rolls the flush forward.
+            self.summary.commit_failures += 1
+            log.warning(
+                "%s: commit failed after a rebalance (%s); the new owner will finish it",
+                self.config.name,
+                exc,
+            )
+            return False
+        except KafkaError as exc:
+            msg = f"delivery stream {self.config.name}: files are written but the offsets could not be committed ({exc}); the next run finishes the flush from its manifest"
+            raise SinkWriteError(msg) from exc
+        return True
+
+    # -- rebalances ------------------------------------------------------------------------------
+
+    def _on_revoked(self, revoked: list[TopicPartition]) -> None:
+        if self._failed:
+            return
+        self._flush(buffering.REBALANCE)
+        for tp in revoked:
+            key = (tp.topic, tp.partition)
+            self._recovering.pop(key, None)
+            self._recovery_records.pop(key, None)
+
+    def _on_assigned(self, assigned: list[TopicPartition]) -> None:
+        consumer = self._consumer
+        for tp in assigned:
+            pending = self.manifests.read(tp.topic, tp.partition)
+            if pending is None:
+                continue
+            committed = consumer.committed(tp) if consumer is not None else None
+            if committed is not None and pending.end < committed:
+                self.manifests.delete(tp.topic, tp.partition)  # done but not cleaned up
+                continue
+            self._recovering[(tp.topic, tp.partition)] = pending
+            log.info(
+                "%s: %s[%d] has an unfinished flush (offsets %d..%d); rolling it forward",
+                self.config.name,
+                tp.topic,
+                tp.partition,
+                pending.start,
+                pending.end,
+            )

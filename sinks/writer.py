@@ -1,0 +1,93 @@
+"""Parquet files that appear in the lake only complete: temp name, fsync, rename, fsync the folder.
+
+pyarrow writes by default; fastparquet is selectable (DuckDB reads both to the same rows). A file
+system error becomes `SinkWriteError`: the caller then commits nothing, so nothing is lost.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from core.errors import SinkWriteError
+from core.lake import temp_name
+
+ENGINES = ("pyarrow", "fastparquet")
+COMPRESSIONS = ("snappy", "zstd", "gzip", "none")
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make the folder's entries (a rename, a new file) durable."""
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def make_dirs(folder: Path) -> None:
+    """Create `folder` and its missing parents, fsyncing each parent so the new names survive a crash."""
+    missing = []
+    probe = folder
+    while not probe.exists():
+        missing.append(probe)
+        probe = probe.parent
+    for path in reversed(missing):
+        path.mkdir(exist_ok=True)
+        fsync_dir(path.parent)
+
+
+def write_parquet(
+    table: pa.Table,
+    path: Path,
+    *,
+    engine: str = "pyarrow",
+    compression: str = "snappy",
+    row_group_records: int = 128 * 1024,
+) -> int:
+    """Write `table` to `path` atomically and durably; the size in bytes. Replaces an existing file."""
+    temp = path.with_name(temp_name(path.name))
+    try:
+        make_dirs(path.parent)
+        if engine == "fastparquet":
+            _write_fastparquet(table, temp, compression, row_group_records)
+        else:
+            with open(temp, "wb") as out:
+                pq.write_table(
+                    table,
+                    out,
+                    compression=None if compression == "none" else compression,
+                    row_group_size=row_group_records,
+                )
+                out.flush()
+                os.fsync(out.fileno())
+        size = temp.stat().st_size
+        os.replace(temp, path)
+        fsync_dir(path.parent)
+    except OSError as exc:
+        temp.unlink(missing_ok=True)
+        msg = f"could not write {path} ({exc.strerror or exc}); nothing was committed, the records will be delivered again — check free space and permissions of the lake"
+        raise SinkWriteError(msg) from exc
+    return size
+
+
+def _write_fastparquet(table: pa.Table, temp: Path, compression: str, row_group_records: int) -> None:
+    import fastparquet  # imported on use: it pulls in pandas, which the default engine does not need
+
+    frame = table.to_pandas()
+    fastparquet.write(
+        str(temp),
+        frame,
+        compression=None if compression == "none" else compression.upper(),
+        row_group_offsets=row_group_records,
+        write_index=False,
+        stats=True,
+    )
+    descriptor = os.open(temp, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
