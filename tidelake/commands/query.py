@@ -2,8 +2,226 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
+from rich.table import Table as RichTable
+
+from core.errors import ConfigError
+from core.settings import Settings
+from tidelake.commands.options import JsonOption, LakeOption, console, err_console, print_json, settings_from
+
+_FORMATS = ("table", "csv", "json")
+_SHOWN_ROWS = 200
+
+
+def _engine(settings: Settings, sessions: int = 1) -> Any:
+    from queries.engine import Engine, Limits
+
+    q = settings.query
+    limits = Limits(q.timeout_s, q.memory_limit, q.threads, q.max_result_rows)
+    return Engine(settings.lake.root, limits, sessions=sessions)
+
+
+def query(
+    sql: Annotated[str | None, typer.Argument(help="SQL, or the name of a named query (see --list).")] = None,
+    file: Annotated[Path | None, typer.Option("--file", "-f", help="Run the SQL in this file.")] = None,
+    param: Annotated[
+        list[str] | None, typer.Option("--param", "-p", help="name=value for a named query.")
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Also write the result to this Parquet file.")
+    ] = None,
+    list_named: Annotated[
+        bool, typer.Option("--list", help="List the named queries and their parameters.")
+    ] = False,
+    lake: LakeOption = None,
+) -> None:
+    """Run one read-only SQL statement over the lake (like Athena), with bytes scanned and its cost."""
+    from queries import named
+    from queries.billing import athena_bill
+
+    catalog = named.load_all()
+    if list_named:
+        _print_named(catalog)
+        return
+    if fmt not in _FORMATS:
+        raise ConfigError(f"--format must be one of {', '.join(_FORMATS)}, got {fmt!r}")
+    chosen = _choose(sql, file, catalog)
+    params = named.parse_params(param or [])
+    if params and chosen is None:
+        raise ConfigError(
+            "--param applies to named queries (or -f files with `-- param:` headers); see --list"
+        )
+    settings = settings_from(lake=lake)
+    with _engine(settings) as engine:
+        if chosen is not None:
+            named.check_inputs(chosen, engine)
+            result = engine.run(chosen.sql, chosen.bind(params))
+        else:
+            result = engine.run(sql or "")
+    bill = athena_bill(result.bytes_scanned)
+    table = result.table
+    if out is not None:
+        import pyarrow.parquet as pq
+
+        pq.write_table(table, out)
+    if fmt == "json":
+        rows = table.to_pylist()
+        print_json(
+            {
+                "columns": table.column_names,
+                "rows": rows,
+                "row_count": table.num_rows,
+                "bytes_scanned": bill.bytes_scanned,
+                "billed_mb": bill.billed_mb,
+                "cost_usd": bill.usd,
+                "engine_ms": result.engine_ms,
+            }
+        )
+        return
+    if fmt == "csv":
+        import pyarrow.csv as pacsv
+
+        pacsv.write_csv(table, sys.stdout.buffer)
+        sys.stdout.flush()
+        err_console.print(f"{table.num_rows:,} rows; {bill.describe()}; {result.engine_ms} ms")
+        return
+    _print_table(table)
+    shown = (
+        "" if table.num_rows <= _SHOWN_ROWS else f" (first {_SHOWN_ROWS} shown; use --format csv or --out)"
+    )
+    console.print(f"{table.num_rows:,} rows{shown}; {bill.describe()}; {result.engine_ms} ms")
+    if out is not None:
+        console.print(f"written to {out}")
+
+
+def _choose(sql: str | None, file: Path | None, catalog: dict[str, Any]) -> Any:
+    from queries import named
+
+    if file is not None:
+        if sql:
+            raise ConfigError("give either SQL or -f FILE, not both")
+        try:
+            text = file.read_text()
+        except OSError as exc:
+            raise ConfigError(f"cannot read {file}: {exc.strerror}") from exc
+        return (
+            named.parse(file.stem, text) if "-- question:" in text else named.NamedQuery(file.stem, "", text)
+        )
+    if not sql:
+        raise ConfigError('give SQL, -f FILE or a named query: tidelake query "SELECT ..." (see --list)')
+    return catalog.get(sql.strip())
+
+
+def _print_table(table: Any) -> None:
+    from queries.results import as_text
+
+    view = RichTable(*table.column_names, show_lines=False)
+    for row in table.slice(0, _SHOWN_ROWS).to_pylist():
+        view.add_row(*("NULL" if v is None else str(as_text(v)) for v in row.values()))
+    console.print(view)
+
+
+def _print_named(catalog: dict[str, Any]) -> None:
+    view = RichTable("name", "question", "reads", "parameters")
+    for query_ in catalog.values():
+        params = "\n".join(f"{p.name} {p.type} = {p.default or 'NULL'}" for p in query_.params)
+        view.add_row(query_.name, query_.question, ", ".join(query_.reads), params)
+    console.print(view)
+
+
+def catalog(
+    lake: LakeOption = None,
+    emit_ddl: Annotated[str | None, typer.Option("--emit-ddl", help="Print DDL for: athena.")] = None,
+    location: Annotated[
+        str, typer.Option("--location", help="Where the lake's copy lives, for --emit-ddl.")
+    ] = ("s3://my-bucket/lake"),
+    as_json: JsonOption = False,
+) -> None:
+    """List the lake's tables with columns, partitions, rows and bytes (like the Glue Data Catalog)."""
+    from queries.catalog import athena_ddl, discover
+
+    settings = settings_from(lake=lake)
+    if emit_ddl is not None:
+        if emit_ddl != "athena":
+            raise ConfigError(f"--emit-ddl supports 'athena' (also valid for Trino), got {emit_ddl!r}")
+        for table in discover(settings.lake.root):
+            print(athena_ddl(table, location) + "\n")
+        return
+    with _engine(settings) as engine:
+        tables = engine.refresh()
+        described = []
+        for name, table in tables.items():
+            columns = []
+            if name in engine.table_names():
+                columns = [
+                    (r["column_name"], r["column_type"])
+                    for r in engine.run(f'DESCRIBE "{name}"').table.to_pylist()
+                ]
+            described.append(
+                {
+                    "table": name,
+                    "columns": columns,
+                    "partition_keys": table.partition_types,
+                    "partitions": table.partition_count,
+                    "files": len(table.files),
+                    "rows": table.row_count(),
+                    "bytes": table.total_bytes,
+                }
+            )
+    if as_json:
+        print_json({"lake": str(settings.lake.root), "tables": described})
+        return
+    if not described:
+        console.print(
+            f"the lake at {settings.lake.root} has no datasets yet; fill it with `tidelake demo` or a sink"
+        )
+        return
+    view = RichTable("table", "columns", "partitions", "files", "rows", "bytes")
+    for d in described:
+        cols = ", ".join(f"{c} {t}" for c, t in d["columns"]) or "(no files yet)"
+        view.add_row(
+            d["table"], cols, str(d["partitions"]), str(d["files"]), f"{d['rows']:,}", f"{d['bytes']:,}"
+        )
+    console.print(view)
+
+
+def serve(
+    port: Annotated[int | None, typer.Option("--port", help="TCP port (default 8080).")] = None,
+    host: Annotated[str | None, typer.Option("--host", help="Address to bind (default 127.0.0.1).")] = None,
+    token: Annotated[str | None, typer.Option("--token", help="Require this bearer token.")] = None,
+    lake: LakeOption = None,
+) -> None:
+    """Serve the Athena-shaped HTTP API (boto3's athena client works against it) and the console."""
+    import uvicorn
+
+    from queries.api import create_app
+    from queries.results import ResultStore
+    from queries.service import QueryService
+
+    overrides: dict[str, Any] = {
+        k: v for k, v in {"port": port, "host": host, "api_token": token}.items() if v
+    }
+    settings = settings_from(lake=lake, query=overrides)
+    q = settings.query
+    results_dir = q.results_dir or settings.lake.root.resolve().parent / "query-results"
+    with _engine(settings, sessions=q.concurrency) as engine:
+        service = QueryService(engine, ResultStore(results_dir), q.concurrency)
+        try:
+            err_console.print(
+                f"tidelake serve: http://{q.host}:{q.port} (lake {engine.lake}, results {results_dir})"
+            )
+            uvicorn.run(create_app(service, q.api_token), host=q.host, port=q.port, log_level="warning")
+        finally:
+            service.close()
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the root `tidelake` app (filled in by issue #6)."""
+    """Add `query`, `catalog` and `serve` to the root `tidelake` app."""
+    app.command("query")(query)
+    app.command("catalog")(catalog)
+    app.command("serve")(serve)

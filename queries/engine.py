@@ -1,0 +1,249 @@
+"""The engine: a sandboxed, in-memory DuckDB over the lake's catalog (the Athena engine).
+
+How the sandbox is built, in this order, on one DuckDB database:
+1. no extension is installed or loaded automatically, community extensions are off;
+2. `allowed_directories` = the lake folder, then `enable_external_access = false`: DuckDB refuses
+   every file, URL, ATTACH or extension outside the lake;
+3. one session (a DuckDB connection) per concurrent query, each with the profiler on and UTC time;
+4. `lock_configuration = true`: no statement can change any of the above.
+Statements are checked by `queries.sandbox` before they reach DuckDB; each runs under a time limit
+(DuckDB's interrupt), a memory limit and a result-row limit.
+
+Bytes scanned are what DuckDB itself read from the lake's files for the query: the profiler's
+`io.total_bytes_read` (Parquet footers plus the column chunks of the row groups it touched), with
+DuckDB's external file cache off so that a repeated query is measured, and billed, again.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import re
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from core.errors import QueryCancelled, QueryError, QueryRefused, TableNotFound
+from queries.catalog import Table, discover
+from queries.sandbox import check_statement, describe_parser_error
+
+_MISSING_TABLE = re.compile(r"Table with name (\S+) does not exist", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Limits:
+    timeout_s: float = 60.0
+    memory_limit: str = "2GB"
+    threads: int = 2
+    max_result_rows: int = 1_000_000
+
+
+@dataclass
+class QueryResult:
+    table: pa.Table
+    bytes_scanned: int
+    engine_ms: int
+
+
+@dataclass
+class RunControl:
+    """Lets another thread stop a running query (StopQueryExecution)."""
+
+    reason: str = ""
+    _session: duckdb.DuckDBPyConnection | None = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def stop(self, reason: str = "Query cancelled by user") -> None:
+        with self._lock:
+            if not self.reason:
+                self.reason = reason
+            if self._session is not None:
+                self._session.interrupt()
+
+    def _attach(self, session: duckdb.DuckDBPyConnection | None) -> None:
+        with self._lock:
+            self._session = session
+            if session is not None and self.reason:
+                session.interrupt()
+
+
+class Engine:
+    """DuckDB locked to one lake folder. Open it in the entry point; close it when done."""
+
+    def __init__(self, lake: Path, limits: Limits | None = None, *, sessions: int = 1) -> None:
+        self.lake = lake.resolve()
+        self.limits = limits or Limits()
+        self._catalog_lock = threading.Lock()
+        self._views: dict[str, tuple[Any, ...]] = {}
+        self._tables: dict[str, Table] = {}
+        self._spill = tempfile.TemporaryDirectory(prefix="tidelake-duckdb-")
+        self._db = duckdb.connect(
+            ":memory:",
+            config={
+                "autoinstall_known_extensions": False,
+                "autoload_known_extensions": False,
+                "allow_community_extensions": False,
+                "enable_external_file_cache": False,
+                "memory_limit": self.limits.memory_limit,
+                "threads": self.limits.threads,
+                "temp_directory": self._spill.name,
+            },
+        )
+        self._db.execute("SET allowed_directories = $dirs", {"dirs": [str(self.lake) + "/"]})
+        self._db.execute("SET enable_external_access = false")
+        self._sessions: queue.Queue[duckdb.DuckDBPyConnection] = queue.Queue()
+        for _ in range(sessions):
+            session = self._db.cursor()
+            session.execute("SET enable_profiling = 'no_output'")
+            session.execute("SET TimeZone = 'UTC'")  # hour partitions and date_trunc agree on UTC
+            self._sessions.put(session)
+        self._db.execute("SET lock_configuration = true")
+
+    def close(self) -> None:
+        self._db.close()
+        self._spill.cleanup()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- catalog -----------------------------------------------------------------------------
+    def refresh(self) -> dict[str, Table]:
+        """Rebuild the views whose files changed; called before every query, so it is always fresh."""
+        with self._catalog_lock:
+            found = {t.name: t for t in discover(self.lake)}
+            for name in set(self._views) - set(found):
+                self._db.execute(f'DROP VIEW IF EXISTS "{name}"')
+                del self._views[name]
+            for name, table in found.items():
+                stamp = table.fingerprint()
+                if self._views.get(name) == stamp:
+                    continue
+                sql = table.view_sql()
+                if sql is None:
+                    self._db.execute(f'DROP VIEW IF EXISTS "{name}"')
+                    self._views.pop(name, None)
+                    continue
+                try:
+                    self._db.execute(sql)
+                except duckdb.Error as exc:
+                    msg = f"cannot read dataset {name!r} at {table.location}: {describe_parser_error(exc)}"
+                    raise QueryError(msg) from exc
+                self._views[name] = stamp
+            self._tables = found
+            return dict(found)
+
+    @property
+    def tables(self) -> dict[str, Table]:
+        return dict(self._tables)
+
+    def table_names(self) -> list[str]:
+        return sorted(self._views)
+
+    # -- running -----------------------------------------------------------------------------
+    def run(
+        self, sql: str, params: dict[str, Any] | None = None, control: RunControl | None = None
+    ) -> QueryResult:
+        """Check, run and measure one statement. Raises QueryRefused, TableNotFound, QueryCancelled or QueryError."""
+        text = check_statement(sql)
+        self.refresh()
+        control = control or RunControl()
+        with self._session() as session:
+            timer = threading.Timer(
+                self.limits.timeout_s,
+                control.stop,
+                kwargs={"reason": f"time limit of {self.limits.timeout_s:g} s"},
+            )
+            control._attach(session)
+            timer.start()
+            started = time.perf_counter()
+            try:
+                table = self._fetch(session, text, params or {})
+                bytes_scanned = _bytes_read(session)
+            except duckdb.InterruptException as exc:
+                msg = f"query cancelled: {control.reason or 'interrupted'}"
+                raise QueryCancelled(msg) from exc
+            except duckdb.Error as exc:
+                raise self._translate(exc) from exc
+            finally:
+                timer.cancel()
+                control._attach(None)
+            engine_ms = round((time.perf_counter() - started) * 1000)
+        return QueryResult(table, bytes_scanned, engine_ms)
+
+    @contextmanager
+    def _session(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        session = self._sessions.get()
+        try:
+            yield session
+        finally:
+            self._sessions.put(session)
+
+    def _fetch(self, session: duckdb.DuckDBPyConnection, text: str, params: dict[str, Any]) -> pa.Table:
+        relation = session.sql(text, params=params or None)
+        if relation is None:
+            return pa.table({})
+        limit = self.limits.max_result_rows
+        reader = relation.to_arrow_reader(batch_size=65_536)
+        batches, rows = [], 0
+        for batch in reader:
+            rows += batch.num_rows
+            if rows > limit:
+                msg = (
+                    f"the result has more than {limit:,} rows (the result-row limit, "
+                    "TIDELAKE_QUERY__MAX_RESULT_ROWS); add a LIMIT or aggregate"
+                )
+                raise QueryError(msg)
+            batches.append(batch)
+        return pa.Table.from_batches(batches, schema=reader.schema)
+
+    def _translate(self, exc: duckdb.Error) -> QueryError:
+        text = describe_parser_error(exc)
+        if isinstance(exc, duckdb.PermissionException):
+            return QueryRefused(
+                f"refused: {text.removeprefix('Permission Error: ')}; tidelake reads only files under "
+                f"{self.lake} (query its tables by name, see `tidelake catalog`). Nothing was run or written."
+            )
+        missing = _MISSING_TABLE.search(text)
+        if isinstance(exc, duckdb.CatalogException) and missing:
+            return TableNotFound(self.describe_missing(missing.group(1).strip('"')))
+        if isinstance(exc, duckdb.OutOfMemoryException):
+            return QueryError(
+                f"{text}; the memory limit is {self.limits.memory_limit} (TIDELAKE_QUERY__MEMORY_LIMIT)"
+            )
+        return QueryError(text)
+
+    def describe_missing(self, name: str) -> str:
+        """Why table `name` is not there and what to do, for TableNotFound messages."""
+        known = self.table_names()
+        table = self._tables.get(name)
+        if table is not None and not table.files:
+            return (
+                f"table {name!r} has no Parquet files yet under {table.location}; "
+                "start its sink (tidelake sink run, or tidelake demo) and query again"
+            )
+        if not known:
+            return (
+                f"table {name!r} does not exist: the lake at {self.lake} has no datasets yet; "
+                "fill it with `tidelake demo` or a sink (`tidelake sink run`), or point --lake at another folder"
+            )
+        return f"table {name!r} does not exist in the lake at {self.lake}; known tables: {', '.join(known)}"
+
+
+def _bytes_read(session: duckdb.DuckDBPyConnection) -> int:
+    try:
+        profile = json.loads(session.get_profiling_information(format="json"))
+    except (duckdb.Error, ValueError):
+        return 0
+    io = profile.get("io") or {}
+    return int(io.get("total_bytes_read") or 0)
