@@ -1,9 +1,220 @@
-"""The `tidelake` commands for sink run (delivery streams)."""
+"""The `tidelake sink` commands: run a delivery stream (Firehose), list the shipped ones, compact."""
 
 from __future__ import annotations
 
+import signal
+import threading
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
+from rich.live import Live
+from rich.table import Table
+
+from core.errors import ConfigError
+from tidelake.commands.options import (
+    BootstrapOption,
+    JsonOption,
+    LakeOption,
+    console,
+    err_console,
+    print_json,
+    settings_from,
+)
+
+app = typer.Typer(
+    help="Delivery streams: Kafka topics -> Parquet in the lake (like Firehose -> S3).", no_args_is_help=True
+)
 
 
-def register(app: typer.Typer) -> None:
-    """Add this module's commands to the root `tidelake` app (filled in by issue #5)."""
+@app.command("run")
+def run(
+    name: Annotated[
+        str | None, typer.Argument(help="A shipped delivery stream (see `tidelake sink list`).")
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", help="A delivery-stream config file (TOML).")
+    ] = None,
+    topic: Annotated[
+        list[str] | None, typer.Option("--topic", help="Ad hoc: topic to read (repeatable).")
+    ] = None,
+    dataset: Annotated[
+        str | None, typer.Option("--dataset", help="Ad hoc: dataset (folder) in the lake.")
+    ] = None,
+    schema: Annotated[str, typer.Option("--schema", help="Ad hoc: clickstream or infer.")] = "infer",
+    time_field: Annotated[str, typer.Option("--time-field", help="Ad hoc: event-time field.")] = "event_time",
+    time_source: Annotated[str, typer.Option("--time-source", help="Ad hoc: event or arrival.")] = "event",
+    buffer_seconds: Annotated[
+        float | None, typer.Option("--buffer-seconds", help="Flush interval (IntervalInSeconds).")
+    ] = None,
+    buffer_mb: Annotated[
+        float | None, typer.Option("--buffer-mb", help="Flush size in MiB (SizeInMBs).")
+    ] = None,
+    buffer_records: Annotated[
+        int | None, typer.Option("--buffer-records", help="Flush after this many records.")
+    ] = None,
+    partition_by: Annotated[
+        str | None,
+        typer.Option("--partition-by", help="Prefix template, e.g. 'dt=!{timestamp:yyyy-MM-dd}/'."),
+    ] = None,
+    engine: Annotated[str | None, typer.Option("--engine", help="pyarrow or fastparquet.")] = None,
+    compression: Annotated[
+        str | None, typer.Option("--compression", help="snappy, zstd, gzip or none.")
+    ] = None,
+    group_id: Annotated[
+        str | None, typer.Option("--group-id", help="Consumer group (default tidelake-sink-NAME).")
+    ] = None,
+    max_idle: Annotated[
+        float | None, typer.Option("--max-idle", help="Stop after this many seconds without records.")
+    ] = None,
+    bootstrap_servers: BootstrapOption = None,
+    lake: LakeOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Run a delivery stream until Ctrl-C (or --max-idle): buffer, convert, write Parquet, commit."""
+    from sinks.config import load_config_file, load_shipped, parse_config
+    from sinks.stream import DeliveryStream
+
+    chosen = sum(x is not None and x != [] for x in (name, config, topic))
+    if chosen != 1:
+        raise ConfigError(
+            "give exactly one of NAME, --config FILE or --topic T (ad hoc); see `tidelake sink list`"
+        )
+    if name is not None:
+        stream_config = load_shipped(name)
+    elif config is not None:
+        stream_config = load_config_file(config)
+    else:
+        from core.lake import dataset_for_topic
+
+        data: dict[str, Any] = {
+            "name": (dataset or dataset_for_topic((topic or [""])[0])).replace("_", "-"),
+            "topics": list(topic or []),
+            "dataset": dataset,
+            "schema": schema,
+            "time_field": time_field,
+            "time_source": time_source,
+        }
+        stream_config = parse_config(data, "the command line")
+    overrides = _overrides(
+        buffer_seconds, buffer_mb, buffer_records, partition_by, engine, compression, group_id
+    )
+    if overrides:
+        merged = stream_config.model_dump(by_alias=True)
+        for section, values in overrides.items():
+            if isinstance(values, dict):
+                merged[section].update(values)
+            else:
+                merged[section] = values
+        stream_config = parse_config(merged, "the command line")
+    settings = settings_from(bootstrap_servers=bootstrap_servers, lake=lake)
+    stop = threading.Event()
+    previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with Live(console=err_console, transient=True, refresh_per_second=4, redirect_stdout=False) as live:
+
+            def progress(summary: Any) -> None:
+                if not json_out:
+                    live.update(_progress_line(summary))
+
+            stream = DeliveryStream(stream_config, settings, on_progress=progress)
+            if not json_out:
+                err_console.print(
+                    f"delivery stream [bold]{stream_config.name}[/]: {stream_config.topics or stream_config.topic_pattern} "
+                    f"-> {settings.lake.root}/{stream_config.dataset or '<dataset of topic>'} (Ctrl-C to stop)",
+                    markup=True,
+                )
+            summary = stream.run(stop_event=stop, max_idle_s=max_idle)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if json_out:
+        print_json(summary.as_dict())
+    else:
+        _print_summary(summary.as_dict())
+
+
+def _overrides(
+    seconds: float | None,
+    mb: float | None,
+    records: int | None,
+    prefix: str | None,
+    engine: str | None,
+    compression: str | None,
+    group_id: str | None,
+) -> dict[str, Any]:
+    buffer = {
+        k: v for k, v in (("interval_s", seconds), ("size_mb", mb), ("records", records)) if v is not None
+    }
+    parquet = {k: v for k, v in (("engine", engine), ("compression", compression)) if v is not None}
+    out: dict[str, Any] = {}
+    if buffer:
+        out["buffer"] = buffer
+    if parquet:
+        out["parquet"] = parquet
+    if prefix is not None:
+        out["prefix"] = prefix
+    if group_id is not None:
+        out["group_id"] = group_id
+    return out
+
+
+def _progress_line(summary: Any) -> str:
+    return (
+        f"in {summary.records_in:,}  written {summary.rows_written:,}  errors {summary.error_count:,}  "
+        f"dropped {summary.dropped:,}  files {summary.files:,}  behind {summary.millis_behind_latest:,} ms"
+    )
+
+
+def _print_summary(data: dict[str, Any]) -> None:
+    table = Table("delivery stream", data["delivery_stream"], show_header=True)
+    for label, key in (
+        ("records in", "records_in"),
+        ("rows written", "rows_written"),
+        ("errors", "errors"),
+        ("dropped by transform", "dropped"),
+        ("still buffered", "buffered"),
+        ("files", "files"),
+        ("bytes", "bytes"),
+        ("millis behind latest", "millis_behind_latest"),
+        ("records/s", "records_per_s"),
+    ):
+        table.add_row(label, f"{data[key]:,}" if isinstance(data[key], int) else str(data[key]))
+    table.add_row("errors by type", ", ".join(f"{k}: {v}" for k, v in data["errors_by_type"].items()) or "-")
+    table.add_row("flushes", ", ".join(f"{k}: {v}" for k, v in data["flushes"].items()) or "-")
+    table.add_row("in = written + errors + dropped", "yes" if data["reconciles"] else "NO")
+    console.print(table)
+
+
+@app.command("list")
+def list_streams(json_out: JsonOption = False) -> None:
+    """The shipped delivery streams and what they read and write."""
+    from sinks.config import load_shipped, shipped_names
+
+    rows = []
+    for stream_name in shipped_names():
+        cfg = load_shipped(stream_name)
+        rows.append(
+            {
+                "name": stream_name,
+                "reads": ", ".join(cfg.topics) or cfg.topic_pattern,
+                "dataset": cfg.dataset or "(from topic)",
+                "mode": cfg.mode,
+                "interval_s": cfg.buffer.interval_s,
+            }
+        )
+    if json_out:
+        print_json({"delivery_streams": rows})
+        return
+    table = Table("name", "reads", "dataset", "mode", "interval s")
+    for row in rows:
+        table.add_row(row["name"], str(row["reads"]), row["dataset"], row["mode"], str(row["interval_s"]))
+    console.print(table)
+
+
+def register(root: typer.Typer) -> None:
+    """Add `tidelake sink ...` to the root app."""
+    root.add_typer(app, name="sink")
+
+
+__all__ = ["register"]
