@@ -33,7 +33,7 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError
 from kafka.partitioner.default import murmur2
 
-from core.admin import START_HINT
+from core.admin import START_HINT, describe_topics
 from core.errors import BrokerUnavailable, ConfigError, RecordError
 
 log = logging.getLogger(__name__)
@@ -129,6 +129,8 @@ class StreamClient:
             raise ConfigError(msg)
         self.routing = routing
         self.quota = quota
+        self.bootstrap_servers = bootstrap_servers
+        self._known_streams: set[str] = set()
         self.timeout_s = timeout_s
         try:
             self._producer = KafkaProducer(
@@ -140,6 +142,7 @@ class StreamClient:
                 compression_type="lz4",
                 max_request_size=MAX_REQUEST_BYTES + 64 * 1024,
                 bootstrap_timeout_ms=int(timeout_s * 1000),
+                max_block_ms=int(min(timeout_s, 10.0) * 1000),
             )
         except KafkaError as exc:
             msg = f"no Kafka broker answers at {bootstrap_servers} ({exc.__class__.__name__}); {START_HINT}"
@@ -155,6 +158,12 @@ class StreamClient:
         self._producer.close(timeout=self.timeout_s)
 
     def _partitions(self, stream: str) -> int:
+        # The producer's metadata request would auto-create a missing topic; Kinesis refuses unknown streams.
+        if stream not in self._known_streams:
+            if not describe_topics(self.bootstrap_servers, [stream]):
+                msg = f"ResourceNotFoundException: stream {stream!r} not found; create it with `tidelake topics create`"
+                raise RecordError(msg, error_type="ResourceNotFoundException")
+            self._known_streams.add(stream)
         try:
             partitions = self._producer.partitions_for(stream)
         except KafkaError as exc:
