@@ -215,6 +215,11 @@ class Engine:
                 f"{self.lake} (query its tables by name, see `tidelake catalog`). Nothing was run or written."
             )
         missing = _MISSING_TABLE.search(text)
+        if isinstance(exc, duckdb.CatalogException) and missing and "/" in missing.group(1):
+            return QueryRefused(
+                f"refused: {missing.group(1)} is a file path; tidelake reads only the lake's tables "
+                f"(see `tidelake catalog`), not files by path. Nothing was run or written."
+            )
         if isinstance(exc, duckdb.CatalogException) and missing:
             return TableNotFound(self.describe_missing(missing.group(1).strip('"')))
         if isinstance(exc, duckdb.OutOfMemoryException):
