@@ -1,9 +1,221 @@
-"""The `tidelake` commands for stream run (stream apps)."""
+"""The `tidelake stream` commands: list and run stream apps (the Kinesis Data Analytics stand-in)."""
 
 from __future__ import annotations
 
+import asyncio
+import signal
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
+from rich.live import Live
+from rich.table import Table
+
+from core.errors import ConfigError
+from core.events import EVENT_TIME_FIELD
+from core.topics import ANALYTICS_PREFIX, CLICKSTREAM_EVENTS
+from stream_apps.catalog import resolve_spec, shipped_specs
+from stream_apps.spec import AppSpec, spec_from_mapping, spec_to_mapping
+from stream_apps.worker import Progress, StreamWorker, WorkerOptions
+from tidelake.commands.options import (
+    BootstrapOption,
+    JsonOption,
+    console,
+    err_console,
+    print_json,
+    settings_from,
+)
+
+app = typer.Typer(
+    help="Stream apps: windowed aggregates over a topic, like Kinesis Data Analytics.", no_args_is_help=True
+)
 
 
-def register(app: typer.Typer) -> None:
-    """Add this module's commands to the root `tidelake` app (filled in by issue #4)."""
+def register(root: typer.Typer) -> None:
+    """Add `tidelake stream list|run` to the root `tidelake` app."""
+    root.add_typer(app, name="stream")
+
+
+@app.command("list")
+def list_apps(json_output: JsonOption = False) -> None:
+    """List the shipped stream apps with their window, key, aggregates and output topic."""
+    specs = shipped_specs()
+    if json_output:
+        print_json({"apps": [spec_to_mapping(s) for s in specs.values()]})
+        return
+    table = Table("app", "window", "key", "aggregates", "filters", "output topic")
+    for spec in specs.values():
+        table.add_row(
+            spec.name,
+            spec.window.spelling,
+            spec.key_field or "-",
+            ", ".join(a.spelling for a in spec.aggregates),
+            ", ".join(c.spelling for c in spec.filters) or "-",
+            spec.sink_topic,
+        )
+    console.print(table)
+
+
+def _adhoc_spec(
+    *, name: str | None, source: str, key_field: str | None, time_field: str, window: str | None,
+    aggs: list[str], filters: list[str], allowed_lateness: str | None, idle_timeout: str | None,
+    emit: str, sink_topic: str | None,
+) -> AppSpec:  # fmt: skip
+    if not window or not aggs or not sink_topic:
+        msg = (
+            "give an app NAME or SPEC file, or ad hoc at least --window, --agg and --sink-topic (see --help)"
+        )
+        raise ConfigError(msg)
+    if name is None:
+        name = sink_topic.removeprefix(ANALYTICS_PREFIX).lower().replace("/", "-")
+    data: dict[str, Any] = {
+        "name": name,
+        "source": source,
+        "key_field": key_field,
+        "time_field": time_field,
+        "window": window,
+        "aggregates": aggs,
+        "filters": filters,
+        "emit": emit,
+        "sink_topic": sink_topic,
+        "allowed_lateness": allowed_lateness,
+        "idle_timeout": idle_timeout,
+    }
+    return spec_from_mapping(data, "flags")
+
+
+def _status(progress: Progress) -> Table:
+    table = Table.grid(padding=(0, 2))
+    table.add_row(
+        f"[bold]{progress.app}[/]",
+        f"in {progress.events_in:,}",
+        f"windowed {progress.windowed:,}",
+        f"filtered {progress.filtered:,}",
+        f"windows open {progress.windows_open:,}",
+        f"closed {progress.windows_closed:,}",
+        f"late {progress.late:,}",
+        f"errors {progress.errors:,}",
+        f"watermark {progress.watermark}",
+    )
+    return table
+
+
+def _summary(progress: Progress) -> Table:
+    table = Table("app", "events in", "windowed", "filtered", "late", "errors", "rows out", "windows closed",
+                  "still open", "watermark", title="stream app summary")  # fmt: skip
+    table.add_row(
+        progress.app, f"{progress.events_in:,}", f"{progress.windowed:,}", f"{progress.filtered:,}",
+        f"{progress.late:,}", f"{progress.errors:,}", f"{progress.rows_out:,}", f"{progress.windows_closed:,}",
+        f"{progress.windows_open:,}", progress.watermark,
+    )  # fmt: skip
+    return table
+
+
+@app.command("run")
+def run(
+    app_or_spec: Annotated[
+        str | None,
+        typer.Argument(metavar="NAME|SPEC", help="A shipped app (`tidelake stream list`) or a TOML spec."),
+    ] = None,
+    source: Annotated[str, typer.Option("--source", help="Ad hoc: topic to read.")] = CLICKSTREAM_EVENTS,
+    key_field: Annotated[
+        str | None, typer.Option("--key-field", help="Ad hoc: group by this field (default: all events).")
+    ] = None,
+    time_field: Annotated[
+        str, typer.Option("--time-field", help="Ad hoc: event-time field.")
+    ] = EVENT_TIME_FIELD,
+    window: Annotated[
+        str | None,
+        typer.Option(
+            "--window",
+            help="Ad hoc: tumbling:60s | hopping:300s/60s | sliding:60s | session:30m | stagger:60s.",
+        ),
+    ] = None,
+    agg: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--agg",
+            help="Ad hoc, repeatable: count, count_distinct:F, sum:F, min:F, max:F, avg:F, top:N:F, "
+            "first:F, last:F, duration.",
+        ),
+    ] = None,
+    filters: Annotated[
+        list[str] | None,
+        typer.Option("--filter", help="Ad hoc, repeatable: FIELD OP VALUE, e.g. 'is_bot = false'."),
+    ] = None,
+    allowed_lateness: Annotated[
+        str | None, typer.Option("--allowed-lateness", help="Ad hoc: watermark delay, e.g. 5s.")
+    ] = None,
+    idle_timeout: Annotated[
+        str | None,
+        typer.Option("--idle-timeout", help="Ad hoc: close windows after this long without events."),
+    ] = None,
+    emit: Annotated[
+        str, typer.Option("--emit", help="Ad hoc: final (one row per window) or changes.")
+    ] = "final",
+    sink_topic: Annotated[str | None, typer.Option("--sink-topic", help="Ad hoc: output topic.")] = None,
+    name: Annotated[
+        str | None, typer.Option("--name", help="Ad hoc: app name (state folder, consumer group).")
+    ] = None,
+    state_dir: Annotated[
+        Path | None, typer.Option("--state-dir", help="Folder of app state. Env: TIDELAKE_STREAM__STATE_DIR.")
+    ] = None,
+    reset: Annotated[
+        bool, typer.Option("--reset", help="Forget saved state; read the source from the start.")
+    ] = False,
+    stop_after: Annotated[
+        int | None,
+        typer.Option("--stop-after", help="Stop after reading this many events (tests, benchmarks)."),
+    ] = None,
+    bootstrap_servers: BootstrapOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Run a stream app until Ctrl-C: windows over the source topic, rows to analytics.<app>.
+
+    Shows events in, windows open/closed and late events while it runs, and a summary at the end.
+    """
+    if app_or_spec is not None:
+        spec = resolve_spec(app_or_spec)
+    else:
+        spec = _adhoc_spec(
+            name=name, source=source, key_field=key_field, time_field=time_field, window=window, aggs=agg or [],
+            filters=filters or [], allowed_lateness=allowed_lateness, idle_timeout=idle_timeout, emit=emit,
+            sink_topic=sink_topic,
+        )  # fmt: skip
+    stream_section = {"state_dir": state_dir} if state_dir is not None else {}
+    settings = settings_from(bootstrap_servers=bootstrap_servers, stream=stream_section)
+    options = WorkerOptions(
+        bootstrap_servers=settings.kafka.bootstrap_servers,
+        state_dir=settings.stream.state_dir,
+        tick_s=settings.stream.tick_s,
+        checkpoint_interval_s=settings.stream.checkpoint_interval_s,
+        reset=reset,
+        stop_after_events=stop_after,
+    )
+    if not json_output:
+        err_console.print(
+            f"[bold]{spec.name}[/]: {spec.describe()}; state in {options.state_dir / spec.name}"
+        )
+    live = Live(console=console, auto_refresh=False, transient=False) if not json_output else None
+    worker = StreamWorker(
+        spec, options, on_progress=(lambda p: live.update(_status(p), refresh=True)) if live else None
+    )
+
+    async def main() -> Progress:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, worker.stop)
+        try:
+            return await worker.run()
+        finally:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(signum)
+
+    if live is not None:
+        with live:
+            final = asyncio.run(main())
+            live.update(_status(final), refresh=True)
+        console.print(_summary(final))
+    else:
+        final = asyncio.run(main())
+        print_json(final.as_dict())
