@@ -140,13 +140,20 @@ def explain(value: bytes | None, schema: DatasetSchema) -> str:
 
 def _fits(value: object, arrow_type: pa.DataType) -> bool:
     """A cheap re-check of one value, only to word the error message."""
-    try:
-        pa.array([value], arrow_type)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError):
-        if pa.types.is_timestamp(arrow_type) and isinstance(value, str):
-            table = _read_json(
-                json.dumps({"v": value}).encode(), pa.schema([pa.field("v", arrow_type)]), True
-            )
-            return table is not None
-        return False
-    return not (isinstance(value, bool) and not pa.types.is_boolean(arrow_type))
+    if pa.types.is_integer(arrow_type):
+        if not isinstance(value, int) or isinstance(value, bool):
+            return False
+        bits = arrow_type.bit_width
+        return -(2 ** (bits - 1)) <= value < 2 ** (bits - 1)
+    if pa.types.is_floating(arrow_type):
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if pa.types.is_boolean(arrow_type):
+        return isinstance(value, bool)
+    if pa.types.is_string(arrow_type):
+        return isinstance(value, str)
+    if pa.types.is_timestamp(arrow_type) or pa.types.is_date(arrow_type):
+        if not isinstance(value, str):
+            return False
+        explicit = pa.schema([pa.field("v", arrow_type)])
+        return _read_json(json.dumps({"v": value}).encode(), explicit, True) is not None
+    return True

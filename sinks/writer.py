@@ -6,7 +6,9 @@ system error becomes `SinkWriteError`: the caller then commits nothing, so nothi
 
 from __future__ import annotations
 
+import contextlib
 import os
+import warnings
 from pathlib import Path
 
 import pyarrow as pa
@@ -68,7 +70,8 @@ def write_parquet(
         os.replace(temp, path)
         fsync_dir(path.parent)
     except OSError as exc:
-        temp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            temp.unlink(missing_ok=True)
         msg = f"could not write {path} ({exc.strerror or exc}); nothing was committed, the records will be delivered again — check free space and permissions of the lake"
         raise SinkWriteError(msg) from exc
     return size
@@ -78,14 +81,18 @@ def _write_fastparquet(table: pa.Table, temp: Path, compression: str, row_group_
     import fastparquet  # imported on use: it pulls in pandas, which the default engine does not need
 
     frame = table.to_pandas()
-    fastparquet.write(
-        str(temp),
-        frame,
-        compression=None if compression == "none" else compression.upper(),
-        row_group_offsets=row_group_records,
-        write_index=False,
-        stats=True,
-    )
+    with warnings.catch_warnings():
+        # fastparquet 2026.9 reads tz-aware columns through a pandas API that pandas 3 deprecates;
+        # the values it writes are still correct (checked against pyarrow's files in the tests).
+        warnings.filterwarnings("ignore", message="Series.values returning an ndarray")
+        fastparquet.write(
+            str(temp),
+            frame,
+            compression=None if compression == "none" else compression.upper(),
+            row_group_offsets=row_group_records,
+            write_index=False,
+            stats=True,
+        )
     descriptor = os.open(temp, os.O_RDONLY)
     try:
         os.fsync(descriptor)

@@ -1,0 +1,206 @@
+"""The delivery plan of one flush: rows by prefix, errors by type, counts that reconcile."""
+
+import base64
+import datetime as dt
+import json
+from typing import Any
+
+import pyarrow as pa
+from kafka.consumer.fetcher import ConsumerRecord
+
+from sinks.config import parse_config
+from sinks.delivery import Planner
+from sinks.error_records import ERROR_SCHEMA, ErrorRecord, encode_payload, error_table
+
+ARRIVAL_MS = int(dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.UTC).timestamp() * 1000)
+
+
+def _record(
+    offset: int, value: bytes | None, partition: int = 0, headers: list | None = None
+) -> ConsumerRecord:
+    size = len(value) if value is not None else -1
+    return ConsumerRecord(
+        "clickstream.events",
+        partition,
+        -1,
+        offset,
+        ARRIVAL_MS,
+        0,
+        b"k",
+        value,
+        headers or [],
+        None,
+        1,
+        size,
+        -1,
+    )
+
+
+def _event(i: int, hour: int = 0, page: str = "/p", **changes: Any) -> bytes:
+    event = {
+        "event_id": f"e{i}",
+        "event_time": f"2019-01-22T{hour:02d}:26:16.000000Z",
+        "visitor_id": "v",
+        "method": "GET",
+        "url": page,
+        "page": page,
+        "referrer": None,
+        "status": 200,
+        "bytes": 1,
+        "user_agent": "ua",
+        "is_bot": False,
+        "source": "s",
+    }
+    event.update(changes)
+    return json.dumps(event).encode()
+
+
+def _config(**extra: Any) -> Any:
+    base = {
+        "name": "unit",
+        "topics": ["clickstream.events"],
+        "dataset": "clickstream_events",
+        "schema": "clickstream",
+    }
+    return parse_config({**base, **extra}, "test")
+
+
+def test_rows_split_by_event_hour_into_deterministic_file_names() -> None:
+    records = [_record(10, _event(0, hour=0)), _record(11, _event(1, hour=1)), _record(12, _event(2, hour=0))]
+    plan = Planner(_config()).plan(records, set())
+    assert [(f.relative_path, f.rows) for f in plan.files] == [
+        ("clickstream_events/dt=2019-01-22/hour=00/clickstream.events+0+00000000000000000010.parquet", 2),
+        ("clickstream_events/dt=2019-01-22/hour=01/clickstream.events+0+00000000000000000011.parquet", 1),
+    ]
+    assert (plan.start, plan.end, plan.rows_written, plan.errors, plan.dropped) == (10, 12, 3, {}, 0)
+    assert plan.files[0].table.column("event_id").to_pylist() == ["e0", "e2"]
+
+
+def test_bad_records_go_to_the_error_prefix_and_counts_reconcile() -> None:
+    records = [
+        _record(0, _event(0)),
+        _record(1, b"{oops"),
+        _record(2, _event(2, status="x")),
+        _record(3, b"\xff\x00\x01"),
+        _record(4, _event(4, event_time=None)),
+        _record(5, _event(5)),
+    ]
+    plan = Planner(_config()).plan(records, set())
+    assert plan.rows_written == 2
+    assert plan.errors == {"format-conversion-failed": 4}
+    assert plan.rows_written + sum(plan.errors.values()) + plan.dropped == len(records)
+    error_file = next(f for f in plan.files if f.error_type)
+    assert error_file.relative_path == (
+        "_errors/clickstream_events/format-conversion-failed/dt=2026-11-23/clickstream.events+0+00000000000000000001.parquet"
+    )
+    rows = error_file.table.to_pylist()
+    assert [r["kafka_offset"] for r in rows] == [1, 2, 3, 4]
+    assert rows[2]["raw_encoding"] == "base64"
+    assert base64.b64decode(rows[2]["raw_data"]) == b"\xff\x00\x01"
+    assert rows[0]["raw_data"] == "{oops"
+    assert rows[3]["error_message"].startswith("required field 'event_time' is missing")
+    assert {r["kafka_topic"] for r in rows} == {"clickstream.events"}
+
+
+def test_prefixes_beyond_the_open_partition_bound_become_active_partition_exceeded() -> None:
+    config = _config(prefix="page=!{partitionKeyFromQuery:page}/", buffer={"max_open_partitions": 2})
+    records = [_record(i, _event(i, page=f"/p{i % 3}")) for i in range(6)]
+    open_prefixes: set[str] = set()
+    plan = Planner(config).plan(records, open_prefixes)
+    assert open_prefixes == {"page=%2Fp0/", "page=%2Fp1/"}
+    assert plan.rows_written == 4
+    assert plan.errors == {"activePartitionExceeded": 2}
+    exceeded = next(f for f in plan.files if f.error_type == "activePartitionExceeded")
+    assert exceeded.table.column("kafka_offset").to_pylist() == [2, 5]
+
+
+def test_arrival_time_prefix_uses_the_kafka_timestamp() -> None:
+    plan = Planner(_config(time_source="arrival")).plan([_record(0, _event(0))], set())
+    assert plan.files[0].relative_path.startswith("clickstream_events/dt=2026-11-23/hour=12/")
+
+
+def handler_by_offset(event: dict, context: object) -> dict:
+    out = []
+    for item in event["records"]:
+        offset = int(item["recordId"].rsplit(":", 1)[1])
+        data = json.loads(base64.b64decode(item["data"]))
+        if offset == 1:
+            out.append({"recordId": item["recordId"], "result": "Dropped"})
+        elif offset == 2:
+            out.append({"recordId": item["recordId"], "result": "ProcessingFailed"})
+        elif offset == 3:
+            continue  # no answer for this record
+        else:
+            data["page"] = "/rewritten"
+            encoded = base64.b64encode(json.dumps(data).encode()).decode()
+            out.append(
+                {
+                    "recordId": item["recordId"],
+                    "result": "Ok",
+                    "data": encoded,
+                    "metadata": {"partitionKeys": {"country": "IR"}},
+                }
+            )
+    return {"records": out}
+
+
+def test_transform_hook_ok_dropped_failed_and_partition_keys() -> None:
+    config = _config(prefix="country=!{partitionKeyFromLambda:country}/")
+    records = [_record(i, _event(i)) for i in range(5)]
+    plan = Planner(config, handler_by_offset).plan(records, set())
+    assert plan.dropped == 1
+    assert plan.errors == {"processing-failed": 2}
+    assert plan.rows_written == 2
+    data = next(f for f in plan.files if not f.error_type)
+    assert (
+        data.relative_path
+        == "clickstream_events/country=IR/clickstream.events+0+00000000000000000000.parquet"
+    )
+    assert data.table.column("page").to_pylist() == ["/rewritten", "/rewritten"]
+    failed = next(f for f in plan.files if f.error_type).table.to_pylist()
+    assert [(r["kafka_offset"], r["error_message"]) for r in failed] == [
+        (2, "transform: ProcessingFailed"),
+        (3, "transform returned no result for this recordId"),
+    ]
+
+
+def test_an_exception_in_the_hook_fails_the_batch_without_crashing() -> None:
+    def broken(event: dict, context: object) -> dict:
+        raise RuntimeError("boom")
+
+    plan = Planner(_config(), broken).plan([_record(0, _event(0)), _record(1, _event(1))], set())
+    assert plan.errors == {"processing-failed": 2}
+    assert plan.rows_written == 0
+    assert (
+        plan.files[0].table.column("error_message").to_pylist() == ["transform raised RuntimeError: boom"] * 2
+    )
+
+
+def test_dead_letter_records_keep_their_producer_error_type() -> None:
+    config = parse_config(
+        {"name": "dlq", "topic_pattern": r".*\.dlq$", "mode": "errors", "time_source": "arrival"}, "test"
+    )
+    headers = [
+        ("error.type", b"malformed-line"),
+        ("error.message", b"no closing quote"),
+        ("source.line", b"7"),
+    ]
+    record = ConsumerRecord(
+        "clickstream.events.dlq", 0, -1, 4, ARRIVAL_MS, 0, None, b"garbage", headers, None, -1, 7, -1
+    )
+    plan = Planner(config).plan([record], set())
+    assert plan.errors == {"malformed-line": 1}
+    [only] = plan.files
+    assert only.relative_path.startswith("_errors/clickstream_events/malformed-line/dt=2026-11-23/")
+    row = only.table.to_pylist()[0]
+    assert (row["error_message"], row["raw_data"]) == ("no closing quote", "garbage")
+    assert json.loads(row["headers"])["source.line"] == "7"
+
+
+def test_error_table_schema_and_payload_encoding() -> None:
+    record = ErrorRecord("processing-failed", "why", "t", 1, 2, ARRIVAL_MS, None, None)
+    table = error_table([record], "s", now=dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
+    assert table.schema == ERROR_SCHEMA
+    assert table.to_pylist()[0]["raw_encoding"] == "none"
+    assert encode_payload("é".encode()) == ("é", "utf-8")
+    assert table.column("arrival_time").type == pa.timestamp("us", "UTC")
