@@ -55,13 +55,18 @@ Partition = tuple[str, int]
 
 
 class _Rebalance(ConsumerRebalanceListener):
+    """kafka-python 3 runs listeners on its IO thread while the main thread waits in `poll`, and
+    refuses blocking consumer calls there: the revoke flush writes its files inline and sends its
+    commit asynchronously. If that commit is lost, the next owner finds the manifest and rolls the
+    flush forward, so the files stay exactly-once either way."""
+
     def __init__(self, stream: DeliveryStream) -> None:
         self.stream = stream
 
-    def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+    def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         self.stream._on_revoked(revoked)
 
-    def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+    def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         self.stream._on_assigned(assigned)
 
 
@@ -170,6 +175,9 @@ class DeliveryStream:
         self.summary.records_in += len(records)
         self._latest_timestamp[key] = records[-1].timestamp
         pending = self._recovering.get(key)
+        if pending is not None and not self._recovery_records.get(key) and records[0].offset > pending.end:
+            self._drop_stale(key)
+            pending = None
         if pending is not None:
             redo = [r for r in records if r.offset <= pending.end]
             records = records[len(redo) :]
@@ -186,7 +194,16 @@ class DeliveryStream:
             except KafkaError:
                 continue
             if position is not None and position > pending.end:
-                self._finish_recovery(key)
+                if self._recovery_records.get(key):
+                    self._finish_recovery(key)
+                else:
+                    self._drop_stale(key)
+
+    def _drop_stale(self, key: Partition) -> None:
+        """The manifest's range was committed before the crash (it died between steps 4 and 5)."""
+        self._recovering.pop(key, None)
+        self._recovery_records.pop(key, None)
+        self.manifests.delete(*key)
 
     def _update_lag(self, consumer: KafkaConsumer) -> None:
         """Kinesis's MillisBehindLatest: 0 when caught up, else age of the last record read."""
@@ -206,13 +223,13 @@ class DeliveryStream:
 
     # -- flushing --------------------------------------------------------------------------------
 
-    def _flush(self, reason: str) -> None:
+    def _flush(self, reason: str, *, in_listener: bool = False) -> None:
         if not self.buffer.records:
             return
         taken = self.buffer.take()
         open_prefixes: set[str] = set()
         plans = [self.planner.plan(records, open_prefixes) for records in taken.values() if records]
-        self._deliver(plans, reason, previous={})
+        self._deliver(plans, reason, previous={}, in_listener=in_listener)
 
     def _finish_recovery(self, key: Partition) -> None:
         """Roll forward the flush a crashed run had begun for this partition."""
@@ -234,7 +251,14 @@ class DeliveryStream:
             pending.end,
         )
 
-    def _deliver(self, plans: list[PartitionPlan], reason: str, previous: dict[Partition, list[str]]) -> None:
+    def _deliver(
+        self,
+        plans: list[PartitionPlan],
+        reason: str,
+        previous: dict[Partition, list[str]],
+        *,
+        in_listener: bool = False,
+    ) -> None:
         """Steps 2-5 of a flush; see the module docstring."""
         for plan in plans:  # 2. manifests (a recovery keeps the files of the first attempt listed)
             files = [f.relative_path for f in plan.files]
@@ -258,8 +282,9 @@ class DeliveryStream:
                 f.relative_path for f in plan.files
             }:
                 (self.lake / stale).unlink(missing_ok=True)
-        committed = self._commit(plans)  # 4. offsets
-        if committed:
+        if in_listener:  # 4 and 5, asynchronously (blocking calls are refused on the IO thread)
+            self._commit_async(plans)
+        elif self._commit(plans):  # 4. offsets
             for plan in plans:  # 5. manifests done
                 self.manifests.delete(plan.topic, plan.partition)
         for plan in plans:
@@ -289,33 +314,46 @@ class DeliveryStream:
             raise SinkWriteError(msg) from exc
         return True
 
+    def _commit_async(self, plans: list[PartitionPlan]) -> None:
+        if self._consumer is None or not plans:
+            return
+        offsets = {TopicPartition(p.topic, p.partition): OffsetAndMetadata(p.end + 1, "", -1) for p in plans}
+        ranges = {(p.topic, p.partition): (p.start, p.end) for p in plans}
+
+        def done(_offsets: object, response: object) -> None:
+            if isinstance(response, BaseException):
+                self.summary.commit_failures += 1
+                log.warning(
+                    "%s: commit on rebalance failed (%s); the new owner will finish it",
+                    self.config.name,
+                    response,
+                )
+                return
+            for (topic, partition), (start, end) in ranges.items():
+                current = self.manifests.read(topic, partition)
+                if current is not None and (current.start, current.end) == (
+                    start,
+                    end,
+                ):  # not a newer owner's
+                    self.manifests.delete(topic, partition)
+
+        self._consumer.commit_async(offsets, callback=done)
+
     # -- rebalances ------------------------------------------------------------------------------
 
-    def _on_revoked(self, revoked: list[TopicPartition]) -> None:
+    def _on_revoked(self, revoked: set[TopicPartition]) -> None:
         if self._failed:
             return
-        self._flush(buffering.REBALANCE)
+        self._flush(buffering.REBALANCE, in_listener=True)
         for tp in revoked:
             key = (tp.topic, tp.partition)
             self._recovering.pop(key, None)
             self._recovery_records.pop(key, None)
 
-    def _on_assigned(self, assigned: list[TopicPartition]) -> None:
-        consumer = self._consumer
+    def _on_assigned(self, assigned: set[TopicPartition]) -> None:
+        """Note unfinished flushes; whether each is stale shows when the partition's position is known
+        (the position is the committed offset: past the manifest's range means it was committed)."""
         for tp in assigned:
             pending = self.manifests.read(tp.topic, tp.partition)
-            if pending is None:
-                continue
-            committed = consumer.committed(tp) if consumer is not None else None
-            if committed is not None and pending.end < committed:
-                self.manifests.delete(tp.topic, tp.partition)  # done but not cleaned up
-                continue
-            self._recovering[(tp.topic, tp.partition)] = pending
-            log.info(
-                "%s: %s[%d] has an unfinished flush (offsets %d..%d); rolling it forward",
-                self.config.name,
-                tp.topic,
-                tp.partition,
-                pending.start,
-                pending.end,
-            )
+            if pending is not None:
+                self._recovering[(tp.topic, tp.partition)] = pending

@@ -1,0 +1,235 @@
+"""Delivery streams against the real broker: exact rows, idle flush, error output, write failures,
+rebalances and the CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from kafka import KafkaConsumer, TopicPartition
+
+import sinks.stream
+from core.errors import SinkWriteError
+from core.settings import Settings, load_settings
+from sinks.config import DeliveryStreamConfig, parse_config
+from sinks.stream import DeliveryStream
+from tests.integration.sinks_support import error_rows, event, lake_rows, produce, unique_group, wait_until
+
+pytestmark = pytest.mark.integration
+CLI = [sys.executable, "-m", "tidelake.cli"]
+
+
+def _settings(bootstrap: str, lake: Path) -> Settings:
+    return load_settings(kafka={"bootstrap_servers": bootstrap}, lake={"root": lake})
+
+
+def _config(topic: str, **extra: object) -> DeliveryStreamConfig:
+    data = {
+        "name": "test-events",
+        "topics": [topic],
+        "dataset": "clickstream_events",
+        "schema": "clickstream",
+        "group_id": unique_group(),
+        "buffer": {"interval_s": 1, "records": 5000},
+    }
+    data.update(extra)
+    return parse_config(data, "test")
+
+
+def _committed(bootstrap: str, group: str, topic: str, partitions: int) -> list[int | None]:
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    try:
+        return [consumer.committed(TopicPartition(topic, p)) for p in range(partitions)]
+    finally:
+        consumer.close()
+
+
+def test_every_event_lands_once_with_exact_counts(kafka_bootstrap: str, make_topic, tmp_path: Path) -> None:
+    topic = make_topic(partitions=3)
+    produce(kafka_bootstrap, topic, (event(i) for i in range(12_345)))
+    lake = tmp_path / "lake"
+    summary = DeliveryStream(_config(topic), _settings(kafka_bootstrap, lake)).run(max_idle_s=3)
+    assert lake_rows(lake, "clickstream_events", "count(*), count(DISTINCT event_id)") == (12_345, 12_345)
+    assert (summary.records_in, summary.rows_written, summary.error_count, summary.dropped) == (
+        12_345,
+        12_345,
+        0,
+        0,
+    )
+    assert summary.reconciles
+    assert error_rows(lake, "clickstream_events") == []
+    assert not list((lake / "_sinks").rglob("*.json"))  # every manifest finished
+    hours = lake_rows(lake, "clickstream_events", "count(DISTINCT date_trunc('hour', event_time))")[0]
+    dirs = {p.parent for p in (lake / "clickstream_events").rglob("*.parquet")}
+    assert len(dirs) == hours  # one folder per event hour (dt=/hour=)
+
+
+def test_idle_interval_flushes_without_further_traffic(
+    kafka_bootstrap: str, make_topic, tmp_path: Path
+) -> None:
+    topic = make_topic(partitions=2)
+    lake = tmp_path / "lake"
+    config = _config(topic, buffer={"interval_s": 1, "records": 1_000_000, "size_mb": 512})
+    stream = DeliveryStream(config, _settings(kafka_bootstrap, lake))
+    stop = threading.Event()
+    runner = threading.Thread(target=stream.run, kwargs={"stop_event": stop}, daemon=True)
+    runner.start()
+    try:
+        produce(kafka_bootstrap, topic, (event(i) for i in range(50)))
+        wait_until(
+            lambda: lake_rows(lake, "clickstream_events")[0] == 50, 30, "50 rows never became queryable"
+        )
+        assert stream.summary.flushes["idle"] + stream.summary.flushes["interval"] >= 1
+        assert stream.summary.flushes["shutdown"] == 0  # delivered while still running
+    finally:
+        stop.set()
+        runner.join(30)
+    assert not runner.is_alive()
+    assert lake_rows(lake, "clickstream_events", "count(DISTINCT event_id)") == (50,)
+
+
+def test_bad_records_land_under_the_error_prefix_and_counts_reconcile(
+    kafka_bootstrap: str, make_topic, tmp_path: Path
+) -> None:
+    topic = make_topic(partitions=1)
+    good = [json.dumps(event(i)).encode() for i in range(100)]
+    missing_time = {k: v for k, v in event(900).items() if k != "event_time"}
+    wrong_type = {**event(901), "status": "OK"}
+    bad = [
+        b"{this is not json",
+        json.dumps(wrong_type).encode(),
+        b"\x89PNG\r\n\x1a\n\xff",
+        json.dumps(missing_time).encode(),
+    ]
+    values = good[:50] + bad + good[50:]
+    produce(kafka_bootstrap, topic, values)
+    lake = tmp_path / "lake"
+    summary = DeliveryStream(_config(topic), _settings(kafka_bootstrap, lake)).run(max_idle_s=3)
+    assert lake_rows(lake, "clickstream_events", "count(*), count(DISTINCT event_id)") == (100, 100)
+    errors = error_rows(lake, "clickstream_events")
+    assert [(e[0], e[2]) for e in errors] == [("format-conversion-failed", o) for o in (50, 51, 52, 53)]
+    assert errors[0][3] == "{this is not json"
+    assert errors[2][4] == "base64"
+    assert "field 'status'" in errors[1][5]
+    assert "required field 'event_time'" in errors[3][5]
+    assert summary.records_in == 104 == summary.rows_written + summary.error_count + summary.dropped
+    assert dict(summary.errors) == {"format-conversion-failed": 4}
+
+
+def test_a_write_failure_commits_nothing_and_loses_nothing(
+    kafka_bootstrap: str, make_topic, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    topic = make_topic(partitions=2)
+    produce(kafka_bootstrap, topic, (event(i) for i in range(3000)))
+    lake = tmp_path / "lake"
+    config = _config(topic, buffer={"interval_s": 1, "records": 1000})
+    real_write = sinks.stream.write_parquet
+    calls = {"n": 0}
+
+    def failing_write(*args: object, **kwargs: object) -> int:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise SinkWriteError("simulated: disk full")
+        return real_write(*args, **kwargs)
+
+    monkeypatch.setattr(sinks.stream, "write_parquet", failing_write)
+    with pytest.raises(SinkWriteError, match="disk full"):
+        DeliveryStream(config, _settings(kafka_bootstrap, lake)).run(max_idle_s=3)
+    assert _committed(kafka_bootstrap, config.consumer_group, topic, 2) == [None, None]
+    monkeypatch.setattr(sinks.stream, "write_parquet", real_write)
+    summary = DeliveryStream(config, _settings(kafka_bootstrap, lake)).run(max_idle_s=3)
+    assert lake_rows(lake, "clickstream_events", "count(*), count(DISTINCT event_id)") == (3000, 3000)
+    assert summary.recovered_flushes >= 1  # the manifest of the failed flush was rolled forward
+    assert not list((lake / "_sinks").rglob("*.json"))
+
+
+def test_two_sinks_in_one_group_flush_before_a_rebalance(
+    kafka_bootstrap: str, make_topic, tmp_path: Path
+) -> None:
+    topic = make_topic(partitions=4)
+    lake = tmp_path / "lake"
+    config = _config(topic, buffer={"interval_s": 30, "records": 1_000_000})
+    settings = _settings(kafka_bootstrap, lake)
+    first = DeliveryStream(config, settings)
+    stop_first = threading.Event()
+    runner = threading.Thread(target=first.run, kwargs={"stop_event": stop_first}, daemon=True)
+    runner.start()
+    produce(kafka_bootstrap, topic, (event(i) for i in range(2000)))
+    wait_until(lambda: first.summary.records_in == 2000, 30, "the first sink never read the 2000 events")
+    second = DeliveryStream(config, settings)
+    stop_second = threading.Event()
+    joiner = threading.Thread(target=second.run, kwargs={"stop_event": stop_second}, daemon=True)
+    joiner.start()
+    try:
+        wait_until(
+            lambda: first.summary.flushes["rebalance"] >= 1, 60, "the first sink did not flush on rebalance"
+        )
+        assert lake_rows(lake, "clickstream_events", "count(*), count(DISTINCT event_id)") == (2000, 2000)
+        produce(kafka_bootstrap, topic, (event(i) for i in range(2000, 3000)))
+    finally:
+        stop_first.set()
+        stop_second.set()
+        runner.join(30)
+        joiner.join(30)
+    assert lake_rows(lake, "clickstream_events", "count(*), count(DISTINCT event_id)") == (3000, 3000)
+    assert first.summary.records_in + second.summary.records_in == 3000
+
+
+def test_cli_runs_a_config_file_and_prints_a_json_summary(
+    kafka_bootstrap: str, make_topic, tmp_path: Path
+) -> None:
+    topic = make_topic(partitions=2)
+    produce(kafka_bootstrap, topic, [*(event(i) for i in range(500)), b"nope"])
+    config = tmp_path / "stream.toml"
+    config.write_text(
+        f'name = "cli-test"\ntopics = ["{topic}"]\ndataset = "clickstream_events"\nschema = "clickstream"\n'
+        f'group_id = "{unique_group()}"\n[buffer]\ninterval_s = 1\n[parquet]\ncompression = "zstd"\n'
+    )
+    lake = tmp_path / "lake"
+    done = subprocess.run(
+        [
+            *CLI,
+            "sink",
+            "run",
+            "--config",
+            str(config),
+            "--lake",
+            str(lake),
+            "-b",
+            kafka_bootstrap,
+            "--max-idle",
+            "3",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    assert (summary["records_in"], summary["rows_written"], summary["errors"], summary["reconciles"]) == (
+        501,
+        500,
+        1,
+        True,
+    )
+    assert lake_rows(lake, "clickstream_events") == (500,)
+
+
+def test_cli_refuses_a_bad_config_with_exit_code_2(tmp_path: Path) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text('name = "x"\ntopics = ["t"]\nprefix = "!{nope:x}/"\n')
+    done = subprocess.run(
+        [*CLI, "sink", "run", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "unknown namespace 'nope'" in done.stderr
