@@ -28,8 +28,16 @@ import orjson
 from core.errors import ConfigError
 from core.settings import Settings
 from producers.checkpoint import Checkpoint, FileId, Position
-from producers.parsing import LineParser, dataset_name, detect_format, make_parser, parse_line, split_lines
-from producers.records import Reject
+from producers.parsing import (
+    REJECT_KEEP_BYTES,
+    LineParser,
+    dataset_name,
+    detect_format,
+    make_parser,
+    parse_line,
+    split_lines,
+)
+from producers.records import TOO_LARGE, Reject
 from producers.sender import BatchSender
 from producers.timestamps import TimeFormatter
 
@@ -269,7 +277,14 @@ class Agent:
                 await sender.send_reject(item)
                 continue
             key = item.key.encode() if item.key is not None else None
-            await sender.send(key, orjson.dumps(item.payload(formatter=self._format_time)))
+            value = orjson.dumps(item.payload(formatter=self._format_time))
+            if not sender.fits(key, value):
+                msg = f"event of {len(value):,} bytes is over the {max_bytes:,}-byte record limit"
+                await sender.send_reject(
+                    Reject(raw[:REJECT_KEEP_BYTES], item.line_no, TOO_LARGE, msg, source_file)
+                )
+                continue
+            await sender.send(key, value)
         await sender.flush()  # acknowledged before the checkpoint moves
         opened.offset += len(complete)
         self.counts.sent, self.counts.rejected = sender.counts.sent, sender.counts.rejected

@@ -82,10 +82,16 @@ def ensure_topics(settings: Settings, topic: str) -> list[str]:
     return create_topics(settings.kafka.bootstrap_servers, specs)
 
 
-class _Encoded:
-    """A record prepared for fast re-stamping: key bytes, time, id and the JSON of its other fields."""
+class EncodedRecord:
+    """A record prepared for fast re-stamping: key bytes, time, id and the JSON of its other fields.
 
-    __slots__ = ("event_id", "key", "line_no", "tail", "time_us")
+    `value()` gives the same bytes as `orjson.dumps(record.payload(...))` without building a dict.
+    """
+
+    __slots__ = ("event_id", "key", "line_no", "size", "tail", "time_us")
+
+    #: Bytes of a value around its fields: `{"event_id":"<32>","event_time":"<27>"` before the tail.
+    FRAME_BYTES = len(b'{"event_id":"","event_time":""') + 32 + 27
 
     def __init__(self, record: Record) -> None:
         self.key = record.key.encode() if record.key is not None else None
@@ -94,6 +100,15 @@ class _Encoded:
         self.line_no = record.line_no
         fields = orjson.dumps(record.fields)
         self.tail = b"," + fields[1:] if len(fields) > 2 else b"}"
+        self.size = self.FRAME_BYTES + len(self.tail) + (len(self.key) if self.key is not None else 0)
+
+    def value(self, pass_no: int, shift_us: int, fmt: TimeFormatter) -> bytes:
+        event_id = pass_event_id(self.event_id, pass_no) if pass_no else self.event_id
+        return b'{"event_id":"%s","event_time":"%s"%s' % (
+            event_id.encode(),
+            fmt(self.time_us + shift_us).encode(),
+            self.tail,
+        )
 
 
 class Replayer:
@@ -140,16 +155,22 @@ class Replayer:
         async with BatchSender(self.settings, options.topic, client_id="tidelake-replay") as sender:
             self._sender = sender
             self._started = started
-            kept: list[_Encoded] = []
+            kept: list[EncodedRecord] = []
+            max_bytes = self.settings.producer.max_record_bytes
             first_time: int | None = None
             last_time: int | None = None
             shift = 0
-            batch: list[_Encoded] = []
+            batch: list[EncodedRecord] = []
             for item in items:
                 if isinstance(item, Reject):
                     await sender.send_reject(item)
                     continue
-                encoded = _Encoded(item)
+                encoded = EncodedRecord(item)
+                if encoded.size > max_bytes:
+                    msg = f"event of {encoded.size:,} bytes is over the {max_bytes:,}-byte record limit"
+                    raw = orjson.dumps(item.payload())[:REJECT_KEEP_BYTES]
+                    await sender.send_reject(Reject(raw, item.line_no, TOO_LARGE, msg, str(options.path)))
+                    continue
                 if first_time is None:
                     first_time = last_time = encoded.time_us
                     shift = (self.wall_clock_us() - first_time) if options.rebase_time else 0
@@ -184,7 +205,7 @@ class Replayer:
         limit = self.options.max_events
         return self.stop.is_set() or (limit is not None and self._sent_events >= limit)
 
-    async def _send_chunk(self, chunk: list[_Encoded], pass_no: int, shift_us: int) -> bool:
+    async def _send_chunk(self, chunk: list[EncodedRecord], pass_no: int, shift_us: int) -> bool:
         """Send a chunk at the pace asked; False when the run should end (stopped or enough sent)."""
         if self._done():
             return False
@@ -193,41 +214,25 @@ class Replayer:
             chunk = chunk[: limit - self._sent_events]
         sender = self._sender
         fmt = self._format_time
-        paced = self.options.pace.mode != MAX_SPEED
-        ready: list[tuple[bytes | None, bytes]] = []
-        for item in chunk:
-            time_us = item.time_us + shift_us
-            if paced:
-                due = self._schedule.due_s(self._sent_events + len(ready), time_us)
-                if not await self._wait_until(due, ready):
-                    return False
-                ready = []
-            event_id = pass_event_id(item.event_id, pass_no) if pass_no else item.event_id
-            value = b'{"event_id":"%s","event_time":"%s"%s' % (
-                event_id.encode(),
-                fmt(time_us).encode(),
-                item.tail,
-            )
-            if not sender.fits(item.key, value):
-                msg = f"event of {len(value):,} bytes is over the {self.settings.producer.max_record_bytes:,}-byte record limit"
-                reject = Reject(
-                    value[:REJECT_KEEP_BYTES], item.line_no, TOO_LARGE, msg, str(self.options.path)
-                )
-                await sender.send_reject(reject)
-                continue
-            ready.append((item.key, value))
-        await sender.send_many(ready)
-        self._sent_events += len(ready)
-        self.on_progress(sender.counts.sent, sender.counts.rejected)
-        await asyncio.sleep(0)  # let the producer's I/O task run
-        return True
-
-    async def _wait_until(self, due_s: float, ready: list[tuple[bytes | None, bytes]]) -> bool:
-        """Send what is ready, then sleep until `due_s` after the start; False if stopped meanwhile."""
-        sender = self._sender
-        if ready:
+        if self.options.pace.mode == MAX_SPEED:
+            ready = [(item.key, item.value(pass_no, shift_us, fmt)) for item in chunk]
             await sender.send_many(ready)
             self._sent_events += len(ready)
+            self.on_progress(sender.counts.sent, sender.counts.rejected)
+            await asyncio.sleep(0)  # let the producer's I/O task run
+            return True
+        for item in chunk:
+            due = self._schedule.due_s(self._sent_events, item.time_us + shift_us)
+            if not await self._wait_until(due):
+                return False
+            await sender.send(item.key, item.value(pass_no, shift_us, fmt))
+            self._sent_events += 1
+        self.on_progress(sender.counts.sent, sender.counts.rejected)
+        return True
+
+    async def _wait_until(self, due_s: float) -> bool:
+        """Sleep until `due_s` after the start, sending open batches first; False if stopped meanwhile."""
+        sender = self._sender
         while (wait := self._started + due_s - self.clock()) > 0:
             await sender.submit_open()
             self.on_progress(sender.counts.sent, sender.counts.rejected)

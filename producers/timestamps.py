@@ -96,15 +96,21 @@ def parse_time(value: object) -> int:
 class TimeFormatter:
     """Formats µs since the epoch as `2019-01-22T00:26:16.000000Z`, caching the date-time part per second."""
 
-    __slots__ = ("_prefix", "_second")
+    __slots__ = ("_last", "_last_text", "_prefix", "_second")
 
     def __init__(self) -> None:
         self._second = -1
         self._prefix = ""
+        self._last = -1
+        self._last_text = ""
 
     def __call__(self, micros: int) -> str:
+        if micros == self._last:  # logs often hold many events of the same instant
+            return self._last_text
         second, fraction = divmod(micros, 1_000_000)
         if second != self._second:
             self._prefix = (_EPOCH + dt.timedelta(seconds=second)).strftime("%Y-%m-%dT%H:%M:%S.")
             self._second = second
-        return f"{self._prefix}{fraction:06d}Z"
+        self._last = micros
+        self._last_text = f"{self._prefix}{fraction:06d}Z"
+        return self._last_text
