@@ -1,0 +1,227 @@
+// The tidelake console: an Athena-like query editor and a live pipeline dashboard.
+// Talks only to this server's REST API (/api/...); loads nothing from the network.
+"use strict";
+const $ = id => document.getElementById(id);
+const PAGE_SIZE = 100;
+const POLL_MS = 400;
+const FINAL_STATES = new Set(["SUCCEEDED", "FAILED", "CANCELLED"]);
+const state = { queryId: null, pageTokens: [null], page: 0, polling: null, pipelineTimer: null, rateHistory: [], lastEvents: null };
+
+async function api(path, options = {}) {
+  const response = await fetch(path, { headers: { "Content-Type": "application/json" }, ...options });
+  const body = response.headers.get("content-type")?.includes("json") ? await response.json() : await response.text();
+  if (!response.ok) throw new Error(typeof body === "object" ? (body.detail?.toString() ?? JSON.stringify(body)) : body);
+  return body;
+}
+
+function formatBytes(n) {
+  if (n == null) return "—";
+  const units = ["B", "KB", "MB", "GB", "TB"];
+  let i = 0, v = Number(n);
+  while (v >= 1024 && i < units.length - 1) { v /= 1024; i++; }
+  return `${v.toFixed(i ? 1 : 0)} ${units[i]}`;
+}
+function formatNumber(n) { return n == null ? "—" : Number(n).toLocaleString("en-US"); }
+function cell(tag, text, cls) { const el = document.createElement(tag); el.textContent = text ?? ""; if (cls) el.className = cls; return el; }
+function fillTable(table, header, rows, numeric = new Set()) {
+  table.innerHTML = "";
+  const head = document.createElement("tr");
+  header.forEach(h => head.appendChild(cell("th", h)));
+  table.appendChild(head);
+  rows.forEach(r => {
+    const tr = document.createElement("tr");
+    r.forEach((v, i) => tr.appendChild(cell("td", v === null ? "NULL" : String(v), numeric.has(i) ? "num" : "")));
+    table.appendChild(tr);
+  });
+}
+
+// ---------------------------------------------------------------- editor
+function syncHighlight() { $("highlight").innerHTML = highlightSql($("sql").value); $("highlight").scrollTop = $("sql").scrollTop; }
+function setSql(text) { $("sql").value = text; syncHighlight(); }
+
+async function loadCatalog() {
+  const list = $("catalog");
+  try {
+    const tables = await api("/api/catalog");
+    list.innerHTML = "";
+    if (tables.length === 0) list.appendChild(cell("li", "the lake is empty: run `tidelake demo`", "muted"));
+    for (const t of tables) {
+      const li = document.createElement("li");
+      const name = cell("span", t.table, "table-name");
+      name.setAttribute("data-testid", `table-${t.table}`);
+      name.title = `${formatNumber(t.rows)} rows, ${t.files} files, ${formatBytes(t.bytes)} — click for a preview query`;
+      name.onclick = () => { setSql(`SELECT *\nFROM ${t.table}\nLIMIT 10`); ul.hidden = !ul.hidden; };
+      const ul = document.createElement("ul");
+      ul.className = "columns";
+      ul.hidden = true;
+      for (const c of t.columns ?? []) {
+        const item = document.createElement("li");
+        item.appendChild(cell("span", c.name + " "));
+        item.appendChild(cell("span", c.type.toLowerCase(), c.partition ? "part" : "type"));
+        if (c.partition) item.appendChild(cell("span", " (partition)", "part"));
+        ul.appendChild(item);
+      }
+      li.append(name, ul);
+      list.appendChild(li);
+    }
+  } catch (e) { list.innerHTML = ""; list.appendChild(cell("li", `catalog unavailable: ${e.message}`, "muted")); }
+}
+
+async function loadNamed() {
+  const list = $("named");
+  try {
+    const named = await api("/api/named-queries");
+    list.innerHTML = "";
+    for (const q of named) {
+      const li = cell("li", q.Name, "named-item");
+      li.title = q.Description || "";
+      li.setAttribute("data-testid", `named-${q.Name}`);
+      li.onclick = () => setSql(q.QueryString);
+      list.appendChild(li);
+    }
+    if (named.length === 0) list.appendChild(cell("li", "none yet", "muted"));
+  } catch (e) { list.innerHTML = ""; list.appendChild(cell("li", `unavailable: ${e.message}`, "muted")); }
+}
+
+function showState(execution) {
+  const badge = $("state");
+  badge.textContent = execution.state;
+  badge.className = `state ${execution.state}`;
+  $("cancel").disabled = FINAL_STATES.has(execution.state);
+  $("run").disabled = !FINAL_STATES.has(execution.state);
+  if (execution.state === "SUCCEEDED") {
+    $("stats").textContent = `${formatNumber(execution.rows)} rows · scanned ${formatBytes(execution.bytes_scanned)} · ` +
+      `cost $${execution.cost_usd.toFixed(6)} · ${execution.engine_ms} ms`;
+  } else {
+    $("stats").textContent = execution.state === "RUNNING" || execution.state === "QUEUED" ? "running…" : "";
+  }
+  const error = $("error");
+  error.hidden = !execution.reason || execution.state === "SUCCEEDED";
+  error.textContent = execution.reason || "";
+}
+
+async function runQuery() {
+  $("error").hidden = true;
+  $("grid").innerHTML = "";
+  $("chart").innerHTML = "";
+  try {
+    const started = await api("/api/queries", { method: "POST", body: JSON.stringify({ sql: $("sql").value }) });
+    state.queryId = started.id;
+    state.pageTokens = [null];
+    state.page = 0;
+    await pollQuery();
+  } catch (e) {
+    showState({ state: "FAILED", reason: e.message });
+  }
+}
+
+async function pollQuery() {
+  clearTimeout(state.polling);
+  const id = state.queryId;
+  const execution = await api(`/api/queries/${id}`);
+  if (id !== state.queryId) return;
+  showState(execution);
+  if (!FINAL_STATES.has(execution.state)) { state.polling = setTimeout(pollQuery, POLL_MS); return; }
+  refreshHistory();
+  if (execution.state === "SUCCEEDED") await showPage(0);
+}
+
+async function cancelQuery() {
+  if (!state.queryId) return;
+  $("cancel").disabled = true;
+  const execution = await api(`/api/queries/${state.queryId}/stop`, { method: "POST" });
+  showState(execution);
+  if (!FINAL_STATES.has(execution.state)) state.polling = setTimeout(pollQuery, POLL_MS);
+}
+
+async function showPage(index) {
+  const token = state.pageTokens[index];
+  const params = new URLSearchParams({ max_results: String(PAGE_SIZE) });
+  if (token) params.set("next_token", token);
+  const page = await api(`/api/queries/${state.queryId}/results?${params}`);
+  // Athena's first page starts with a header row; the grid shows it as the table head instead.
+  const rows = index === 0 ? page.rows.slice(1) : page.rows;
+  const numeric = new Set(page.columns.flatMap((c, i) => isNumericType(c.Type) ? [i] : []));
+  fillTable($("grid"), page.columns.map(c => c.Name), rows, numeric);
+  state.page = index;
+  state.pageTokens[index + 1] = page.next_token;
+  $("prev").disabled = index === 0;
+  $("next").disabled = !page.next_token;
+  $("page-label").textContent = `page ${index + 1}`;
+  if (index === 0) drawChart($("chart"), page.columns, rows);
+}
+
+async function refreshHistory() {
+  const executions = await api("/api/queries");
+  const table = $("history");
+  fillTable(table, ["state", "query", "scanned", "ms"], executions.slice(0, 20).map(e =>
+    [e.state, e.sql.replace(/\s+/g, " ").slice(0, 90), formatBytes(e.bytes_scanned), e.total_ms]));
+  [...table.querySelectorAll("tr")].slice(1).forEach((tr, i) => {
+    tr.onclick = () => { const e = executions[i]; setSql(e.sql); state.queryId = e.id; state.pageTokens = [null]; pollQuery(); };
+  });
+}
+
+async function saveQuery() {
+  const name = prompt("Name for this query:");
+  if (!name) return;
+  try {
+    await api("/api/named-queries", { method: "POST", body: JSON.stringify({ name, sql: $("sql").value }) });
+    await loadNamed();
+  } catch (e) { $("error").hidden = false; $("error").textContent = e.message; }
+}
+
+// -------------------------------------------------------------- pipeline
+async function refreshPipeline() {
+  try {
+    const p = await api("/api/pipeline");
+    const now = Date.now();
+    if (state.lastEvents) {
+      const rate = (p.events_in - state.lastEvents.count) / ((now - state.lastEvents.at) / 1000);
+      state.rateHistory.push(Math.max(0, rate));
+      state.rateHistory = state.rateHistory.slice(-60);
+      $("m-rate").textContent = formatNumber(Math.round(Math.max(0, rate)));
+      drawSparkline($("spark-rate"), state.rateHistory);
+    }
+    state.lastEvents = { count: p.events_in, at: now };
+    $("m-events").textContent = formatNumber(p.events_in);
+    $("m-rejected").textContent = formatNumber(p.rejected);
+    $("m-windows").textContent = formatNumber(p.windows_closed);
+    $("m-late").textContent = formatNumber(p.late_events);
+    $("m-files").textContent = `${formatNumber(p.lake_files)} files`;
+    $("m-bytes").textContent = formatBytes(p.lake_bytes);
+    fillTable($("t-lag"), ["group", "lag (records)", "ms behind latest"],
+      p.groups.map(g => [g.group, g.lag, g.millis_behind_latest]), new Set([1, 2]));
+    fillTable($("t-apps"), ["app", "windows closed", "late events"],
+      p.apps.map(a => [a.name, a.windows_closed, a.late_events]), new Set([1, 2]));
+    fillTable($("t-lake"), ["dataset", "files", "rows", "bytes"],
+      p.datasets.map(d => [d.name, d.files, d.rows, formatBytes(d.bytes)]), new Set([1, 2]));
+    fillTable($("t-topics"), ["topic", "partitions", "records"],
+      p.topics.map(t => [t.name, t.partitions, t.records]), new Set([1, 2]));
+    $("pipeline-note").textContent = p.note || `updated ${new Date().toLocaleTimeString()}`;
+  } catch (e) {
+    $("pipeline-note").textContent = `pipeline status unavailable: ${e.message}`;
+  }
+}
+
+function showView(name) {
+  document.querySelectorAll(".tab").forEach(b => b.classList.toggle("active", b.dataset.view === name));
+  $("view-editor").hidden = name !== "editor";
+  $("view-pipeline").hidden = name !== "pipeline";
+  clearInterval(state.pipelineTimer);
+  if (name === "pipeline") { refreshPipeline(); state.pipelineTimer = setInterval(refreshPipeline, 1000); }
+}
+
+// ------------------------------------------------------------------ wiring
+$("sql").addEventListener("input", syncHighlight);
+$("sql").addEventListener("scroll", () => { $("highlight").scrollTop = $("sql").scrollTop; });
+$("sql").addEventListener("keydown", e => { if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) { e.preventDefault(); runQuery(); } });
+$("run").onclick = runQuery;
+$("cancel").onclick = cancelQuery;
+$("save").onclick = saveQuery;
+$("prev").onclick = () => showPage(state.page - 1);
+$("next").onclick = () => showPage(state.page + 1);
+document.querySelectorAll(".tab").forEach(b => { b.onclick = () => showView(b.dataset.view); });
+syncHighlight();
+loadCatalog();
+loadNamed();
+refreshHistory();

@@ -1,0 +1,77 @@
+"""`tidelake status`: topics, consumer lag, stream apps, delivery streams and the lake at a glance."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import typer
+from rich.table import Table
+
+from tidelake.commands.options import (
+    BootstrapOption,
+    JsonOption,
+    LakeOption,
+    console,
+    print_json,
+    settings_from,
+)
+from tidelake.status import PipelineStatus, collect_status
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TB"
+
+
+def render(status: PipelineStatus) -> None:
+    info = status.to_dict()
+    head = "up" if status.broker_up else "[red]not reachable[/]"
+    console.print(
+        f"Kafka at {status.bootstrap_servers}: {head}   lake: {status.lake}\n"
+        f"events in {info['events_in']:,} · rejected {info['rejected']:,} · windows closed "
+        f"{info['windows_closed']:,} · late events {info['late_events']:,} · lake files {info['lake_files']:,} "
+        f"({_size(info['lake_bytes'])})"
+    )
+    if status.note:
+        console.print(f"[yellow]{status.note}[/]")
+    topics = Table(
+        "topic", "partitions", "end offsets", "records", title="topics (streams)", title_justify="left"
+    )
+    for t in status.topics:
+        topics.add_row(t.name, str(t.partitions), " ".join(map(str, t.end_offsets)), f"{t.records:,}")
+    groups = Table(
+        "consumer group", "lag (records)", "ms behind latest", title="consumers", title_justify="left"
+    )
+    for g in status.groups:
+        groups.add_row(g.group, f"{g.lag:,}", f"{g.millis_behind_latest:,}")
+    processes = Table("kind", "name", "state", "counters", "updated", title="processes", title_justify="left")
+    for p in status.processes:
+        counters = ", ".join(f"{k}={v}" for k, v in p.metrics.items() if isinstance(v, int | float))
+        updated = dt.datetime.fromtimestamp(p.updated_at).strftime("%H:%M:%S")
+        processes.add_row(p.kind, p.name, "running" if p.alive else "stopped", counters, updated)
+    lake = Table("dataset", "files", "rows", "bytes", title="lake datasets (tables)", title_justify="left")
+    for d in status.datasets:
+        lake.add_row(d.name, f"{d.files:,}", f"{d.rows:,}", _size(d.bytes))
+    for table in (topics, groups, processes, lake):
+        if table.row_count:
+            console.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("status")
+    def status_command(
+        bootstrap_servers: BootstrapOption = None, lake: LakeOption = None, json_out: JsonOption = False
+    ) -> None:
+        """The pipeline at a glance: topics and offsets, consumer lag (records and ms behind latest),
+        stream apps, delivery streams and lake datasets. Exit 1 when Kafka does not answer."""
+        settings = settings_from(bootstrap_servers=bootstrap_servers, lake=lake)
+        status = collect_status(settings)
+        if json_out:
+            print_json(status.to_dict())
+        else:
+            render(status)
+        if not status.broker_up:
+            raise typer.Exit(1)
