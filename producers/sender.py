@@ -6,7 +6,8 @@ like every other client in the pipeline (faust, kafka-python), so stream apps se
 together; records without a key fill one partition's batch at a time (sticky, like Kafka's default).
 
 Producer settings, like a Kinesis Producer Library configuration: idempotent, acks=all,
-`linger_ms` / `batch_bytes` from the producer settings, lz4 by default.
+`linger_ms` / `batch_bytes` from the producer settings, zstd by default (aiokafka compresses
+lz4 at level 9, five times slower than zstd level 3 here).
 """
 
 from __future__ import annotations
