@@ -55,24 +55,34 @@ class QueryResult:
 
 @dataclass
 class RunControl:
-    """Lets another thread stop a running query (StopQueryExecution)."""
+    """Lets another thread stop a running query (StopQueryExecution, the time limit).
+
+    A watchdog interrupts the session every `tick_s` while a stop is pending, because DuckDB's
+    interrupt only reaches a statement that has already started.
+    """
 
     reason: str = ""
-    _session: duckdb.DuckDBPyConnection | None = field(default=None, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    tick_s: float = 0.05
+    _done: threading.Event = field(default_factory=threading.Event, repr=False)
 
     def stop(self, reason: str = "Query cancelled by user") -> None:
-        with self._lock:
-            if not self.reason:
-                self.reason = reason
-            if self._session is not None:
-                self._session.interrupt()
+        if not self.reason:
+            self.reason = reason
 
-    def _attach(self, session: duckdb.DuckDBPyConnection | None) -> None:
-        with self._lock:
-            self._session = session
-            if session is not None and self.reason:
-                session.interrupt()
+    def _watch(self, session: duckdb.DuckDBPyConnection, timeout_s: float) -> threading.Thread:
+        deadline = time.monotonic() + timeout_s
+        self._done.clear()
+
+        def watch() -> None:
+            while not self._done.wait(self.tick_s):
+                if not self.reason and time.monotonic() >= deadline:
+                    self.reason = f"time limit of {timeout_s:g} s"
+                if self.reason:
+                    session.interrupt()
+
+        watcher = threading.Thread(target=watch, name="tidelake-query-watchdog", daemon=True)
+        watcher.start()
+        return watcher
 
 
 class Engine:
@@ -108,6 +118,8 @@ class Engine:
         self._db.execute("SET lock_configuration = true")
 
     def close(self) -> None:
+        while not self._sessions.empty():
+            self._sessions.get_nowait().close()
         self._db.close()
         self._spill.cleanup()
 
@@ -155,17 +167,11 @@ class Engine:
         self, sql: str, params: dict[str, Any] | None = None, control: RunControl | None = None
     ) -> QueryResult:
         """Check, run and measure one statement. Raises QueryRefused, TableNotFound, QueryCancelled or QueryError."""
-        text = check_statement(sql)
-        self.refresh()
         control = control or RunControl()
         with self._session() as session:
-            timer = threading.Timer(
-                self.limits.timeout_s,
-                control.stop,
-                kwargs={"reason": f"time limit of {self.limits.timeout_s:g} s"},
-            )
-            control._attach(session)
-            timer.start()
+            text = check_statement(sql, parser=session)
+            self.refresh()
+            watcher = control._watch(session, self.limits.timeout_s)
             started = time.perf_counter()
             try:
                 table = self._fetch(session, text, params or {})
@@ -176,8 +182,8 @@ class Engine:
             except duckdb.Error as exc:
                 raise self._translate(exc) from exc
             finally:
-                timer.cancel()
-                control._attach(None)
+                control._done.set()
+                watcher.join()
             engine_ms = round((time.perf_counter() - started) * 1000)
         return QueryResult(table, bytes_scanned, engine_ms)
 

@@ -21,7 +21,7 @@ _EXPLAIN_PREFIX = re.compile(r"^\s*explain\s+(analy[sz]e\s+)?", re.IGNORECASE)
 _URL_LITERAL = re.compile(r"'\s*([a-z][a-z0-9+.-]*)://", re.IGNORECASE)
 
 
-def check_statement(sql: str) -> str:
+def check_statement(sql: str, parser: duckdb.DuckDBPyConnection | None = None) -> str:
     """The statement, stripped, if the sandbox allows it; else `QueryRefused` saying why.
 
     A statement DuckDB cannot parse raises `QueryError` with the parser's position.
@@ -37,11 +37,11 @@ def check_statement(sql: str) -> str:
             "folder (query its tables by name, see `tidelake catalog`)"
         )
         raise QueryRefused(msg)
-    kind = _statement_type(text)
+    kind = _statement_type(text, parser)
     if kind == "EXPLAIN":
         inner = _EXPLAIN_PREFIX.sub("", text, count=1)
-        if inner != text and _statement_type(inner) != "SELECT":
-            msg = f"refused: EXPLAIN of a {_statement_type(inner)} statement; only {ALLOWED} may run"
+        if inner != text and (inner_kind := _statement_type(inner, parser)) != "SELECT":
+            msg = f"refused: EXPLAIN of a {inner_kind} statement; only {ALLOWED} may run"
             raise QueryRefused(msg)
     elif kind != "SELECT":
         msg = (
@@ -52,9 +52,11 @@ def check_statement(sql: str) -> str:
     return text
 
 
-def _statement_type(text: str) -> str:
+def _statement_type(text: str, parser: duckdb.DuckDBPyConnection | None) -> str:
     try:
-        statements = duckdb.extract_statements(text)
+        statements = (
+            parser.extract_statements(text) if parser is not None else duckdb.extract_statements(text)
+        )
     except duckdb.Error as exc:
         raise QueryError(describe_parser_error(exc)) from exc
     if len(statements) != 1:

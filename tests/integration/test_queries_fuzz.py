@@ -1,0 +1,47 @@
+"""Fuzz the REST view from its own OpenAPI document: no input makes the server fail (no 5xx)."""
+
+from collections.abc import Iterator
+
+import pytest
+import schemathesis
+from fastapi import FastAPI
+from hypothesis import HealthCheck, given, settings
+
+from queries.api import create_app
+from queries.engine import Engine, Limits
+from queries.results import ResultStore
+from queries.service import QueryService
+from tests.unit.queries_lake import event, write_events
+
+
+@pytest.fixture(scope="module")
+def api_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FastAPI]:
+    root = tmp_path_factory.mktemp("fuzz")
+    write_events(root / "lake", [event("2026-11-23T07:00:00", "v1", "/a")])
+    with Engine(root / "lake", Limits(timeout_s=5), sessions=2) as engine:
+        service = QueryService(engine, ResultStore(root / "results"), 2)
+        try:
+            yield create_app(service)
+        finally:
+            service.close()
+
+
+@pytest.fixture(scope="module")
+def api_schema(api_app: FastAPI):
+    return schemathesis.openapi.from_asgi("/openapi.json", api_app)
+
+
+def test_rest_api_never_answers_with_a_server_error(api_schema) -> None:
+    operations = [result.ok() for result in api_schema.get_all_operations()]
+    assert len(operations) == 12
+    for operation in operations:
+
+        @given(case=operation.as_strategy())
+        @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        def no_server_error(case) -> None:
+            response = case.call()
+            assert response.status_code < 500, (
+                f"{case.method} {case.formatted_path} -> {response.status_code}: {response.text}"
+            )
+
+        no_server_error()
