@@ -26,7 +26,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from stream_apps.durations import format_duration, format_time_us, parse_time_us
+import orjson
+
+from stream_apps.durations import TimeParser, format_duration, format_time_us
 from stream_apps.spec import AppSpec
 from stream_apps.windows import fixed_starts, session_continues, stagger_continues
 
@@ -95,6 +97,8 @@ class WindowEngine:
         self.touched: set[tuple[Any, int]] = set()
         self.outbox = Outbox()
         self.counters = Counters()
+        self._parse_time = TimeParser()
+        self._time_text: dict[int, str] = {}
 
     # -- snapshot ----------------------------------------------------------------------------
     _STATE = ("offsets", "partition_max", "max_seen", "closed_through", "fixed", "open", "pending",
@@ -123,8 +127,13 @@ class WindowEngine:
         time_field, key_field = spec.time_field, spec.key_field
         filters, derive, fields = spec.filters, spec.derive, self._fields
         fixed_kind = spec.window.fixed
+        tumbling_us = spec.window.size_us if spec.window.kind == "tumbling" else 0
+        changes = spec.emit == "changes"
+        fixed = self.fixed
+        adders = [(i, agg.add) for i, agg in enumerate(self.aggs)]
         counters = self.counters
-        loads = json.loads
+        loads = orjson.loads
+        parse_time = self._parse_time
         pmax = self.partition_max.get(partition)
         top = NEVER if pmax is None else pmax
         last_text, last_t = None, 0
@@ -134,7 +143,7 @@ class WindowEngine:
                 event = loads(raw)  # type: ignore[arg-type]
                 text = event[time_field]
                 if text != last_text:
-                    last_t = parse_time_us(text)
+                    last_t = parse_time(text)
                     last_text = text
                 t = last_t
             except Exception as exc:
@@ -151,6 +160,13 @@ class WindowEngine:
             if key.__class__ not in (str, int, float, bool, type(None)):
                 key = json.dumps(key, sort_keys=True)
             values = [event.get(f) if f else None for f in fields]
+            if tumbling_us:
+                accs = fixed.get((key, t - t % tumbling_us))
+                if accs is not None and not changes:
+                    for i, add in adders:
+                        accs[i] = add(accs[i], values[i], t)
+                    counters.windowed += 1
+                    continue
             if fixed_kind:
                 missed = self._add_fixed(key, t, values)
                 if missed:
@@ -322,8 +338,8 @@ class WindowEngine:
         row: dict[str, Any] = {}
         if self.spec.key_field:
             row[self.spec.key_field] = key
-        row["window_start"] = format_time_us(start)
-        row["window_end"] = format_time_us(end)
+        row["window_start"] = self._format_time(start)
+        row["window_end"] = self._format_time(end)
         for agg, acc in zip(self.aggs, accs, strict=True):
             row[agg.output_name] = agg.result(acc)
         if final:
@@ -332,7 +348,15 @@ class WindowEngine:
                 self._row_hook(row)
         self.counters.rows_out += 1
         message_key = f"{'' if key is None else key}|{row['window_start']}".encode()
-        self.outbox.rows.append((message_key, json.dumps(row).encode()))
+        self.outbox.rows.append((message_key, orjson.dumps(row)))
+
+    def _format_time(self, us: int) -> str:
+        text = self._time_text.get(us)
+        if text is None:
+            if len(self._time_text) > 100_000:
+                self._time_text.clear()
+            text = self._time_text[us] = format_time_us(us)
+        return text
 
     def _late(self, partition: int, offset: int, key: bytes | None, event: dict[str, Any], t: int,
               missed: int, *, all_missed: bool) -> None:  # fmt: skip
@@ -354,7 +378,7 @@ class WindowEngine:
             else "0s",
             "event": event,
         }
-        self.outbox.late.append((key, json.dumps(record).encode()))
+        self.outbox.late.append((key, orjson.dumps(record)))
 
     def _bad_record(
         self, partition: int, offset: int, key: bytes | None, raw: bytes | None, exc: Exception

@@ -28,6 +28,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
+from aiokafka.partitioner import murmur2
 
 from core.admin import create_topics, describe_topics
 from core.errors import BrokerUnavailable, ConfigError
@@ -86,6 +87,7 @@ class StreamWorker:
         self.engine: WindowEngine | None = None
         self.started = time.monotonic()
         self._stop = asyncio.Event()
+        self._partitions: dict[str, list[int]] = {}
 
     def stop(self) -> None:
         self._stop.set()
@@ -199,7 +201,10 @@ class StreamWorker:
                 engine.process(tp.partition, [(m.offset, m.key, m.value) for m in messages], now)
                 dirty = True
             engine.advance(now)
-            if len(engine.outbox) or (dirty and now - last_checkpoint >= options.checkpoint_interval_s):
+            # While busy, rows wait for the next checkpoint (at most checkpoint_interval_s); when a
+            # tick brought nothing new (idle close), they are written at once.
+            due = now - last_checkpoint >= options.checkpoint_interval_s
+            if (len(engine.outbox) and (due or not batches)) or (dirty and due):
                 await self._checkpoint(consumer, producer, engine, hook)
                 last_checkpoint, dirty = now, False
             if self.on_progress is not None and now - last_progress >= 1.0:
@@ -232,8 +237,8 @@ class StreamWorker:
     async def _send(self, producer: AIOKafkaProducer, engine: WindowEngine) -> None:
         outbox = engine.outbox
         spec = self.spec
-        futures = [await producer.send(spec.sink_topic, value, key=key) for key, value in outbox.rows]
-        futures += [await producer.send(LATE_EVENTS, value, key=key) for key, value in outbox.late]
+        futures = await self._send_batches(producer, spec.sink_topic, outbox.rows)
+        futures += await self._send_batches(producer, LATE_EVENTS, outbox.late)
         futures += [
             await producer.send(dlq_topic(spec.source), value, key=key, headers=headers)
             for key, value, headers in outbox.errors
@@ -246,3 +251,28 @@ class StreamWorker:
         outbox.rows.clear()
         outbox.late.clear()
         outbox.errors.clear()
+
+    async def _send_batches(self, producer: AIOKafkaProducer, topic: str,
+                            messages: list[tuple[bytes | None, bytes]]) -> list[Any]:  # fmt: skip
+        """Send many messages as whole record batches (one per partition), partitioned by murmur2 of
+        the key like every Kafka client; far cheaper than one `send` per row."""
+        if not messages:
+            return []
+        partitions = self._partitions.get(topic)
+        if partitions is None:
+            partitions = self._partitions[topic] = sorted(await producer.partitions_for(topic))
+        count = len(partitions)
+        batches: dict[int, Any] = {}
+        futures = []
+        for key, value in messages:
+            partition = partitions[(murmur2(key) & 0x7FFFFFFF) % count] if key is not None else partitions[0]
+            batch = batches.get(partition)
+            if batch is None:
+                batch = batches[partition] = producer.create_batch()
+            if batch.append(key=key, value=value, timestamp=None) is None:
+                futures.append(await producer.send_batch(batch, topic, partition=partition))
+                batch = batches[partition] = producer.create_batch()
+                batch.append(key=key, value=value, timestamp=None)
+        for partition, batch in batches.items():
+            futures.append(await producer.send_batch(batch, topic, partition=partition))
+        return futures
