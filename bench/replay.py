@@ -30,7 +30,7 @@ EVENTS = 1_000_000
 GOAL = ">= 100,000 events/s, ratio >= 0.5"
 
 
-def _prepared(count: int) -> list[tuple[bytes, bytes]]:
+def _prepared(count: int) -> list[tuple[bytes | None, bytes]]:
     """The exact (key, value) pairs a looping replay of the sample publishes, in order."""
     from bench.harness import REPO_ROOT
 
@@ -38,7 +38,7 @@ def _prepared(count: int) -> list[tuple[bytes, bytes]]:
     encoded = [EncodedRecord(r) for r in records]
     first, last = min(r.time_us for r in records), max(r.time_us for r in records)
     fmt = TimeFormatter()
-    pairs: list[tuple[bytes, bytes]] = []
+    pairs: list[tuple[bytes | None, bytes]] = []
     pass_no = 0
     while len(pairs) < count:
         shift = loop_shift_us(pass_no, first, last, len(records))
@@ -51,7 +51,7 @@ def _records_in(bootstrap: str, topic: str) -> int:
     return describe_topics(bootstrap, [topic])[0].records
 
 
-def _confluent(bootstrap: str, topic: str, pairs: list[tuple[bytes, bytes]]) -> float:
+def _confluent(bootstrap: str, topic: str, pairs: list[tuple[bytes | None, bytes]]) -> float:
     producer = Producer(
         {
             "bootstrap.servers": bootstrap,
@@ -82,7 +82,7 @@ def _confluent(bootstrap: str, topic: str, pairs: list[tuple[bytes, bytes]]) -> 
     return seconds
 
 
-async def _send_only(settings, topic: str, pairs: list[tuple[bytes, bytes]]) -> float:
+async def _send_only(settings, topic: str, pairs: list[tuple[bytes | None, bytes]]) -> float:
     async with BatchSender(settings, topic, client_id="bench-send-only") as sender:
         started = time.perf_counter()
         for start in range(0, len(pairs), 2_000):

@@ -118,7 +118,7 @@ class Generator:
     def _record(self, index: int, time_us: int, visit: _Visit, referrer: str | None) -> Record:
         rng = self.rng
         status = 200 if rng.random() < 0.95 else rng.choice((301, 302, 304, 404, 500))
-        fields = {
+        fields: dict[str, object] = {
             "visitor_id": visit.visitor,
             "method": "GET",
             "url": visit.page,

@@ -220,5 +220,8 @@ def parse_file(
     )
     parsed = ParsedFile(Path(path), chosen, name)
     for item in items:
-        (parsed.records if isinstance(item, Record) else parsed.rejects).append(item)
+        if isinstance(item, Record):
+            parsed.records.append(item)
+        else:
+            parsed.rejects.append(item)
     return parsed

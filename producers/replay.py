@@ -150,9 +150,9 @@ class Replayer:
                 max_line_bytes=self.settings.producer.max_record_bytes,
             )
         await asyncio.to_thread(ensure_topics, self.settings, options.topic)
-        started = self.clock()
         passes = 1
         async with BatchSender(self.settings, options.topic, client_id="tidelake-replay") as sender:
+            started = self.clock()  # once connected: the pace and the rate count from here
             self._sender = sender
             self._started = started
             kept: list[EncodedRecord] = []

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaProducer
@@ -138,10 +139,10 @@ class BatchSender:
         if batch.append(timestamp=None, key=key, value=value, headers=headers or []) is None:  # type: ignore[attr-defined]
             await self._submit(partition)
             batch = self._new_batch(partition)
-            batch.append(timestamp=None, key=key, value=value, headers=headers or [])  # type: ignore[attr-defined]
+            batch.append(timestamp=None, key=key, value=value, headers=headers or [])
         self.counts.sent += 1
 
-    async def send_many(self, keyed_values: list[tuple[bytes | None, bytes]]) -> None:
+    async def send_many(self, keyed_values: Sequence[tuple[bytes | None, bytes]]) -> None:
         """Append many records that `fit` (the hot path of replay); same rules as `send`."""
         batches = self._batches
         partition_for = self.partition_for
@@ -153,7 +154,7 @@ class BatchSender:
             if batch.append(timestamp=None, key=key, value=value, headers=_NO_HEADERS) is None:  # type: ignore[attr-defined]
                 await self._submit(partition)
                 batch = self._new_batch(partition)
-                batch.append(timestamp=None, key=key, value=value, headers=_NO_HEADERS)  # type: ignore[attr-defined]
+                batch.append(timestamp=None, key=key, value=value, headers=_NO_HEADERS)
         self.counts.sent += len(keyed_values)
 
     async def send_reject(self, reject: Reject) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated
@@ -12,6 +13,7 @@ import typer
 from rich.progress import (
     BarColumn,
     Progress,
+    TaskID,
     TaskProgressColumn,
     TextColumn,
     TimeElapsedColumn,
@@ -62,6 +64,17 @@ def _progress(disabled: bool, total: int | None, what: str) -> Progress:
         disable=disabled or not err_console.is_terminal,
         transient=False,
     )
+
+
+def _progress_callback(progress: Progress, task: TaskID) -> Callable[[int, int], None]:
+    """Updates the bar with sent, rejected and the average rate so far."""
+    started = time.monotonic()
+
+    def show(sent: int, rejected: int) -> None:
+        elapsed = time.monotonic() - started
+        progress.update(task, completed=sent, rejected=rejected, rate=sent / elapsed if elapsed else 0.0)
+
+    return show
 
 
 def _run_until_interrupted(job: Callable[[asyncio.Event], Awaitable[ReplaySummary]]) -> ReplaySummary:
@@ -154,16 +167,9 @@ def replay(
 
     async def job(stop: asyncio.Event) -> ReplaySummary:
         with _progress(json_out, total, f"replay {path.name} → {topic}") as progress:
-            task = progress.add_task("replay", total=total, rejected=0, rate=0.0)
-            clock = asyncio.get_running_loop().time
-            started = clock()
-
-            def show(sent: int, rejected: int) -> None:
-                elapsed = clock() - started
-                progress.update(
-                    task, completed=sent, rejected=rejected, rate=sent / elapsed if elapsed else 0.0
-                )
-
+            show = _progress_callback(
+                progress, progress.add_task("replay", total=total, rejected=0, rate=0.0)
+            )
             return await Replayer(settings, options, on_progress=show, stop=stop).run()
 
     _report(_run_until_interrupted(job), json_out, "replay")
@@ -197,12 +203,10 @@ def generate(
 
     async def job(stop: asyncio.Event) -> ReplaySummary:
         with _progress(json_out, count, f"generate seed {seed} → {topic}") as progress:
-            task = progress.add_task("generate", total=count, rejected=0, rate=0.0)
+            show = _progress_callback(
+                progress, progress.add_task("generate", total=count, rejected=0, rate=0.0)
+            )
             options = ReplayOptions(None, topic, pace)
-
-            def show(sent: int, rejected: int) -> None:
-                progress.update(task, completed=sent, rejected=rejected, rate=0.0)
-
             return await Replayer(settings, options, on_progress=show, stop=stop).run(iter(generator))
 
     _report(_run_until_interrupted(job), json_out, "generate")
