@@ -17,6 +17,7 @@ _MONTHS = {
 }
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _DAY_US = 86_400_000_000
+_EPOCH_ORDINAL = 719_163  # dt.date(1970, 1, 1).toordinal()
 #: Epoch numbers below this are seconds, below 1e15 milliseconds, else microseconds (year 2286 / 33658).
 _SECONDS_BELOW = 10**10
 _MILLIS_BELOW = 10**13
@@ -43,7 +44,7 @@ def parse_clf_time(text: str) -> int:
         offset_s = sign * (int(text[22:24]) * 3600 + int(text[24:26]) * 60)
         if len(text) != 26 or text[2] != "/" or text[11] != ":" or text[20] != " ":
             raise ValueError(text)
-        days = dt.date(year, month, day).toordinal() - 719_163  # 1970-01-01
+        days = dt.date(year, month, day).toordinal() - _EPOCH_ORDINAL
     except (ValueError, KeyError, IndexError) as exc:
         msg = f"time {text!r} is not in the access-log form 22/Jan/2019:03:56:16 +0330"
         raise ValueError(msg) from exc
@@ -94,23 +95,36 @@ def parse_time(value: object) -> int:
 
 
 class TimeFormatter:
-    """Formats µs since the epoch as `2019-01-22T00:26:16.000000Z`, caching the date-time part per second."""
+    """Formats µs since the epoch as `2019-01-22T00:26:16.000000Z` (str, or bytes with `as_bytes`).
 
-    __slots__ = ("_last", "_last_text", "_prefix", "_second")
+    Caches the last instant, its second and its day: logs hold many events of the same second.
+    """
+
+    __slots__ = ("_day", "_day_text", "_last", "_last_bytes", "_prefix", "_second")
 
     def __init__(self) -> None:
+        self._day = None
+        self._day_text = b""
         self._second = -1
-        self._prefix = ""
+        self._prefix = b""
         self._last = -1
-        self._last_text = ""
+        self._last_bytes = b""
 
-    def __call__(self, micros: int) -> str:
-        if micros == self._last:  # logs often hold many events of the same instant
-            return self._last_text
+    def as_bytes(self, micros: int) -> bytes:
+        if micros == self._last:
+            return self._last_bytes
         second, fraction = divmod(micros, 1_000_000)
         if second != self._second:
-            self._prefix = (_EPOCH + dt.timedelta(seconds=second)).strftime("%Y-%m-%dT%H:%M:%S.")
+            day, in_day = divmod(second, 86_400)
+            if day != self._day:
+                self._day_text = dt.date.fromordinal(day + _EPOCH_ORDINAL).isoformat().encode()
+                self._day = day
+            hour, in_hour = divmod(in_day, 3600)
+            self._prefix = b"%sT%02d:%02d:%02d." % (self._day_text, hour, in_hour // 60, in_hour % 60)
             self._second = second
         self._last = micros
-        self._last_text = f"{self._prefix}{fraction:06d}Z"
-        return self._last_text
+        self._last_bytes = b"%s%06dZ" % (self._prefix, fraction)
+        return self._last_bytes
+
+    def __call__(self, micros: int) -> str:
+        return self.as_bytes(micros).decode()

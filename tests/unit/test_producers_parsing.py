@@ -208,3 +208,16 @@ def test_time_formatter_agrees_with_the_event_contract() -> None:
     formatter = TimeFormatter()
     assert formatter(micros) == format_event_time(moment)
     assert formatter(micros + 1) == "2026-11-23T22:05:07.123457Z"
+
+
+def test_replay_encoding_gives_the_bytes_of_the_payload_on_every_pass(zanbil) -> None:
+    from producers.replay import EncodedRecord
+
+    formatter = TimeFormatter()
+    for record in zanbil.records[:200]:
+        encoded = EncodedRecord(record)
+        for pass_no, shift_us in ((0, 0), (1, 2_460_000_000), (77, 189_420_000_123)):
+            payload = record.payload(shift_us=shift_us, pass_no=pass_no)
+            assert encoded.value(pass_no, shift_us, formatter) == orjson.dumps(payload)
+            assert len(encoded.value(pass_no, shift_us, formatter)) + len(encoded.key) == encoded.size
+    assert record.payload(pass_no=77)["event_id"] == record.event_id[:-8] + "0000004d"
