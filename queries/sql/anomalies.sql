@@ -6,5 +6,5 @@
 SELECT *
 FROM anomalies
 WHERE $since IS NULL OR window_start >= $since
-ORDER BY window_start DESC
+ORDER BY window_start DESC, count DESC, 1
 LIMIT $limit
