@@ -113,7 +113,7 @@ class DeliveryStream:
                 for tp, records in batch.items():
                     self._accept((tp.topic, tp.partition), records)
                 now = time.monotonic()
-                if batch:
+                if batch or not consumer.assignment():  # idle time counts once partitions are ours
                     last_record = now
                 self._check_recovery_done(consumer)
                 reason = self.buffer.due(now, idle=not batch)
@@ -150,6 +150,8 @@ class DeliveryStream:
                 bootstrap_servers=kafka.bootstrap_servers,
                 client_id=f"{kafka.client_id}-sink-{self.config.name}",
                 group_id=self.config.consumer_group,
+                group_instance_id=self.config.instance_id,
+                session_timeout_ms=self.config.session_timeout_ms,
                 enable_auto_commit=False,
                 auto_offset_reset=self.config.auto_offset_reset,
                 request_timeout_ms=kafka.request_timeout_ms,

@@ -64,6 +64,10 @@ def run(
     group_id: Annotated[
         str | None, typer.Option("--group-id", help="Consumer group (default tidelake-sink-NAME).")
     ] = None,
+    instance_id: Annotated[
+        str | None,
+        typer.Option("--instance-id", help="Static group membership: restart without a rebalance wait."),
+    ] = None,
     max_idle: Annotated[
         float | None, typer.Option("--max-idle", help="Stop after this many seconds without records.")
     ] = None,
