@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import heapq
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -34,6 +34,14 @@ from stream_apps.windows import fixed_starts, session_continues, stagger_continu
 
 NEVER = -(2**62)
 STATE_VERSION = 1
+
+
+class Record(NamedTuple):
+    """One Kafka record as the engine reads it."""
+
+    offset: int
+    key: bytes | None
+    value: bytes | None
 
 
 @dataclass
@@ -117,10 +125,9 @@ class WindowEngine:
             self.partition_max.setdefault(partition, None)
 
     # -- input -------------------------------------------------------------------------------
-    def process(
-        self, partition: int, records: list[tuple[int, bytes | None, bytes | None]], now_s: float
-    ) -> None:
-        """Apply a batch of (offset, key, value) records read from one partition, in offset order."""
+    def process(self, partition: int, records: Sequence[Record], now_s: float) -> None:
+        """Apply a batch of records (anything with `offset`, `key`, `value`: aiokafka's ConsumerRecord
+        or `Record`) read from one partition, in offset order."""
         if not records:
             return
         spec = self.spec
@@ -137,7 +144,8 @@ class WindowEngine:
         pmax = self.partition_max.get(partition)
         top = NEVER if pmax is None else pmax
         last_text, last_t = None, 0
-        for offset, key_bytes, raw in records:
+        for record in records:
+            offset, key_bytes, raw = record.offset, record.key, record.value
             counters.events_in += 1
             try:
                 event = loads(raw)  # type: ignore[arg-type]
@@ -179,7 +187,7 @@ class WindowEngine:
                 self.seq += 1
                 heapq.heappush(self.pending, (t, self.seq, key, values))
             counters.windowed += 1
-        self.offsets[partition] = records[-1][0] + 1
+        self.offsets[partition] = records[-1].offset + 1
         if top != NEVER:
             self.partition_max[partition] = top
             if top > self.max_seen:

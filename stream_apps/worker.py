@@ -25,10 +25,10 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+from zlib import crc32
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
-from aiokafka.partitioner import murmur2
 
 from core.admin import create_topics, describe_topics
 from core.errors import BrokerUnavailable, ConfigError
@@ -198,7 +198,7 @@ class StreamWorker:
             batches = await consumer.getmany(timeout_ms=tick_ms, max_records=options.max_batch)
             now = time.monotonic()
             for tp, messages in batches.items():
-                engine.process(tp.partition, [(m.offset, m.key, m.value) for m in messages], now)
+                engine.process(tp.partition, messages, now)
                 dirty = True
             engine.advance(now)
             # While busy, rows wait for the next checkpoint (at most checkpoint_interval_s); when a
@@ -254,8 +254,9 @@ class StreamWorker:
 
     async def _send_batches(self, producer: AIOKafkaProducer, topic: str,
                             messages: list[tuple[bytes | None, bytes]]) -> list[Any]:  # fmt: skip
-        """Send many messages as whole record batches (one per partition), partitioned by murmur2 of
-        the key like every Kafka client; far cheaper than one `send` per row."""
+        """Send many messages as whole record batches (one per partition); far cheaper than one
+        `send` per row. Partition = crc32 of the key: the same row key always lands in the same
+        partition, so the last copy of a row is the last one a consumer reads."""
         if not messages:
             return []
         partitions = self._partitions.get(topic)
@@ -265,7 +266,7 @@ class StreamWorker:
         batches: dict[int, Any] = {}
         futures = []
         for key, value in messages:
-            partition = partitions[(murmur2(key) & 0x7FFFFFFF) % count] if key is not None else partitions[0]
+            partition = partitions[crc32(key) % count] if key is not None else partitions[0]
             batch = batches.get(partition)
             if batch is None:
                 batch = batches[partition] = producer.create_batch()

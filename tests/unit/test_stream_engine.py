@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from stream_apps.engine import WindowEngine
+from stream_apps.engine import Record, WindowEngine
 from stream_apps.spec import spec_from_mapping
 from tests.stream_events import clickstream
 from tests.stream_oracle import expected_rows, last_per_window, row_sort_key
@@ -28,7 +28,7 @@ def run_engine(spec, events, partitions: int = 4, batch: int = 7, interleave_see
     for event in events:
         p = zlib.crc32(event["visitor_id"].encode()) % partitions
         by_partition[p].append(
-            (len(by_partition[p]), event["visitor_id"].encode(), json.dumps(event).encode())
+            Record(len(by_partition[p]), event["visitor_id"].encode(), json.dumps(event).encode())
         )
     engine = WindowEngine(spec, list(range(partitions)), now_s=0.0)
     cursors = dict.fromkeys(by_partition, 0)
@@ -78,3 +78,124 @@ def test_session_rows_carry_entry_exit_page_and_length() -> None:
     events = clickstream(400, seed=9)
     rows = run_engine(spec, events)
     assert sorted(rows, key=row_sort_key) == expected_rows(events, spec)
+
+
+def _records(events: list[dict], first_offset: int = 0) -> list[Record]:
+    return [Record(first_offset + i, None, json.dumps(e).encode()) for i, e in enumerate(events)]
+
+
+def _event(time: str, page: str = "/", **extra: Any) -> dict:
+    return {"event_time": time, "page": page, "visitor_id": "v", **extra}
+
+
+def test_idle_close_fires_at_idle_timeout_and_not_before() -> None:
+    spec = spec_from_mapping(
+        {"name": "t", "window": "session:30m", "aggregates": ["count"], "idle_timeout": "10s"}
+    )
+    engine = WindowEngine(spec, [0, 1], now_s=100.0)
+    engine.process(0, _records([_event("2019-01-22T00:00:00.000000Z")]), now_s=105.0)
+    assert engine.advance(109.999) == 0  # partition 1 idle since 100 s, partition 0 live until 115 s
+    assert engine.advance(114.999) == 0
+    assert engine.advance(115.0) == 1
+    assert [json.loads(v)["count"] for _, v in engine.outbox.rows] == [1]
+
+
+def test_idle_partition_stops_holding_back_the_watermark() -> None:
+    spec = spec_from_mapping(
+        {"name": "t", "window": "tumbling:60s", "aggregates": ["count"], "idle_timeout": "10s"}
+    )
+    engine = WindowEngine(spec, [0, 1], now_s=0.0)
+    engine.process(
+        0, _records([_event("2019-01-22T00:00:10.000000Z"), _event("2019-01-22T00:01:10.000000Z")]), 1.0
+    )
+    assert engine.advance(9.0) == 0  # partition 1 has delivered nothing yet and is not idle
+    assert engine.advance(10.0) == 1  # now it is idle: partition 0's watermark closes minute 0
+    assert engine.open_windows() == 1
+
+
+def test_watermark_waits_for_allowed_lateness() -> None:
+    spec = spec_from_mapping(
+        {"name": "t", "window": "tumbling:60s", "aggregates": ["count"], "allowed_lateness": "5s"}
+    )
+    engine = WindowEngine(spec, [0], now_s=0.0)
+    engine.process(
+        0, _records([_event("2019-01-22T00:00:10.000000Z"), _event("2019-01-22T00:01:04.999999Z")]), 1.0
+    )
+    assert engine.advance(1.0) == 0
+    engine.process(0, _records([_event("2019-01-22T00:00:59.000000Z")], 2), 1.0)  # out of order, in time
+    engine.process(0, _records([_event("2019-01-22T00:01:05.000000Z")], 3), 1.0)
+    assert engine.advance(1.0) == 1
+    assert json.loads(engine.outbox.rows[0][1])["count"] == 2
+    assert engine.counters.late == 0
+
+
+def test_late_events_are_routed_with_position_and_counted() -> None:
+    spec = spec_from_mapping({"name": "t", "window": "tumbling:60s", "aggregates": ["count"]})
+    engine = WindowEngine(spec, [0], now_s=0.0)
+    engine.process(
+        0, _records([_event("2019-01-22T00:00:10.000000Z"), _event("2019-01-22T00:02:00.000000Z")]), 1.0
+    )
+    engine.advance(1.0)
+    engine.process(0, _records([_event("2019-01-22T00:00:30.000000Z", event_id="x")], 2), 1.0)
+    assert engine.counters.late == 1
+    assert engine.counters.late_only == 1
+    [(_, value)] = engine.outbox.late
+    late = json.loads(value)
+    assert (late["partition"], late["offset"], late["event"]["event_id"]) == (0, 2, "x")
+    assert late["watermark"] == "2019-01-22T00:02:00.000000Z"
+    c = engine.counters
+    assert c.events_in == c.windowed + c.filtered + c.late_only + c.errors == 3
+
+
+def test_bad_records_go_to_the_error_outbox_with_their_position() -> None:
+    spec = spec_from_mapping({"name": "t", "window": "tumbling:60s", "aggregates": ["count"]})
+    engine = WindowEngine(spec, [3], now_s=0.0)
+    engine.process(3, [Record(7, b"k", b"{not json"), Record(8, None, b'{"event_time": 5}')], 1.0)
+    assert engine.counters.errors == 2
+    reasons = [dict(h)["error"].decode() for _, _, h in engine.outbox.errors]
+    assert reasons[0].startswith("clickstream.events[3]@7: JSONDecodeError")
+    assert reasons[1].startswith("clickstream.events[3]@8: ")
+    assert engine.offsets == {3: 9}
+
+
+def test_emit_changes_updates_end_with_the_final_value() -> None:
+    spec = spec_for("tumbling:60s", emit="changes", aggregates=["count", "sum:bytes"])
+    events = clickstream(500, seed=3)
+    rows = run_engine(spec, events)
+    assert len(rows) > len(expected_rows(events, spec))  # updates as well as finals
+    assert last_per_window(rows, spec) == expected_rows(events, spec)
+
+
+def test_snapshot_restore_mid_stream_gives_the_same_rows_as_one_run() -> None:
+    import pickle
+
+    spec = spec_for("session:30s", aggregates=["count", "top:2:page"])
+    events = clickstream(400, seed=12)
+    whole = run_engine(spec, events, partitions=1)
+    engine = WindowEngine(spec, [0], now_s=0.0)
+    records = [Record(i, None, json.dumps(e).encode()) for i, e in enumerate(events)]
+    engine.process(0, records[:150], 1.0)
+    engine.advance(1.0)
+    restored = WindowEngine(spec, [0], now_s=50.0)
+    restored.restore(pickle.loads(pickle.dumps(engine.snapshot())))
+    restored.process(0, records[restored.offsets[0] :], 51.0)
+    restored.advance(1_000.0)
+    rows = [json.loads(v) for _, v in restored.outbox.rows]
+    assert sorted(rows, key=row_sort_key) == sorted(whole, key=row_sort_key)
+
+
+def test_anomaly_score_is_highest_on_the_spike() -> None:
+    from stream_apps.anomaly import AnomalyScorer
+
+    scorer = AnomalyScorer(num_trees=30, tree_size=64, shingle_size=2)
+    counts = [100 + (i % 5) for i in range(60)]
+    counts[45] = 900
+    scores = []
+    for count in counts:
+        row = {"count": count}
+        scorer(row)
+        scores.append(row["anomaly_score"])
+    assert max(range(len(scores)), key=scores.__getitem__) in (45, 46)
+    restored = AnomalyScorer(num_trees=30, tree_size=64, shingle_size=2)
+    restored.restore(scorer.state())
+    assert restored.values == scorer.values
