@@ -88,13 +88,17 @@ def query(
 
         pacsv.write_csv(table, sys.stdout.buffer)
         sys.stdout.flush()
-        err_console.print(f"{table.num_rows:,} rows; {bill.describe()}; {result.engine_ms} ms")
+        err_console.print(
+            f"{table.num_rows:,} row{_s(table.num_rows)}; {bill.describe()}; {result.engine_ms} ms"
+        )
         return
     _print_table(table)
     shown = (
         "" if table.num_rows <= _SHOWN_ROWS else f" (first {_SHOWN_ROWS} shown; use --format csv or --out)"
     )
-    console.print(f"{table.num_rows:,} rows{shown}; {bill.describe()}; {result.engine_ms} ms")
+    console.print(
+        f"{table.num_rows:,} row{_s(table.num_rows)}{shown}; {bill.describe()}; {result.engine_ms} ms"
+    )
     if out is not None:
         console.print(f"written to {out}")
 
@@ -225,3 +229,7 @@ def register(app: typer.Typer) -> None:
     app.command("query")(query)
     app.command("catalog")(catalog)
     app.command("serve")(serve)
+
+
+def _s(count: int) -> str:
+    return "" if count == 1 else "s"
