@@ -13,8 +13,9 @@ import functools
 import hashlib
 import re
 
-from core.errors import RecordError
-from producers.records import MALFORMED, Record, event_id_of
+from core.errors import ConfigError, RecordError
+from core.events import CLICKSTREAM_FIELDS, KEY_FIELD
+from producers.records import MALFORMED, MISSING_KEY, Record, event_id_of
 from producers.timestamps import parse_clf_time
 
 _QUOTED = r'"((?:[^"\\]|\\.)*)"'
@@ -22,6 +23,8 @@ LINE_PATTERN = re.compile(
     r"^(\S+) \S+ \S+ \[([^\]]+)\] " + _QUOTED + r" (\d{3}) (\d+|-)"
     r"(?: " + _QUOTED + " " + _QUOTED + "(?: " + _QUOTED + ")?)?[ \t]*$"
 )
+#: Fields an access-log record can be keyed by (`--key-field`); event_id and event_time vary per line.
+_FIELD_NAMES = tuple(name for name, _, _ in CLICKSTREAM_FIELDS if name not in ("event_id", "event_time"))
 #: Key of the visitor hash; changing it changes every visitor_id (a salt, not a secret).
 VISITOR_HASH_KEY = b"tidelake-visitor-v1"
 
@@ -63,8 +66,12 @@ def _unescape(field: str | None) -> str | None:
 class AccessLogParser:
     """Parses one line at a time; raises `RecordError` with a reason for lines it cannot read."""
 
-    def __init__(self, source: str) -> None:
+    def __init__(self, source: str, key_field: str = KEY_FIELD) -> None:
+        if key_field not in _FIELD_NAMES:
+            msg = f"--key-field {key_field!r} is not a clickstream field; choose one of {', '.join(_FIELD_NAMES)}"
+            raise ConfigError(msg)
         self.source = source
+        self.key_field = key_field
 
     def parse(self, line: str, raw: bytes, line_no: int) -> Record:
         match = LINE_PATTERN.match(line)
@@ -86,21 +93,23 @@ class AccessLogParser:
         if forwarded and forwarded != "-":
             client = forwarded.split(",", 1)[0].strip() or client
         visitor = visitor_id_of(client, user_agent or "")
-        return Record(
-            line_no,
-            event_id_of(self.source, line_no, raw),
-            time_us,
-            visitor,
-            {
-                "visitor_id": visitor,
-                "method": method,
-                "url": url,
-                "page": page,
-                "referrer": _unescape(referrer),
-                "status": int(status),
-                "bytes": None if size == "-" else int(size),
-                "user_agent": user_agent,
-                "is_bot": is_bot(user_agent),
-                "source": self.source,
-            },
-        )
+        fields: dict[str, object] = {
+            "visitor_id": visitor,
+            "method": method,
+            "url": url,
+            "page": page,
+            "referrer": _unescape(referrer),
+            "status": int(status),
+            "bytes": None if size == "-" else int(size),
+            "user_agent": user_agent,
+            "is_bot": is_bot(user_agent),
+            "source": self.source,
+        }
+        key = visitor
+        if self.key_field != KEY_FIELD:
+            value = fields[self.key_field]
+            if value is None:
+                msg = f"no value for the key field {self.key_field!r} (the --key-field) on this line"
+                raise RecordError(msg, error_type=MISSING_KEY)
+            key = str(value)
+        return Record(line_no, event_id_of(self.source, line_no, raw), time_us, key, fields)

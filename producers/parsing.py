@@ -97,10 +97,10 @@ def make_parser(
 ) -> LineParser:
     """The line parser of a format (`header` is the CSV header line)."""
     if fmt == "combined":
-        if time_field or key_field:
-            msg = "--time-field and --key-field are for csv/jsonl; access logs use their own time and visitor_id"
+        if time_field:
+            msg = "--time-field is for csv/jsonl; access logs carry their own time"
             raise ConfigError(msg)
-        return AccessLogParser(source)
+        return AccessLogParser(source, key_field) if key_field else AccessLogParser(source)
     if fmt == "jsonl":
         return JsonLinesParser(source, time_field=time_field, key_field=key_field)
     if fmt == "csv":

@@ -108,7 +108,9 @@ class EncodedRecord:
     def value(self, pass_no: int, shift_us: int, fmt: TimeFormatter) -> bytes:
         """The published bytes on pass `pass_no` (ids as `pass_event_id`, time moved by `shift_us`)."""
         id_end = b"%08x" % pass_no if pass_no else self.id_end
-        return b"".join((self.head, id_end, b'","event_time":"', fmt.as_bytes(self.time_us + shift_us), b'"', self.tail))
+        return b"".join(
+            (self.head, id_end, b'","event_time":"', fmt.as_bytes(self.time_us + shift_us), b'"', self.tail)
+        )
 
 
 class Replayer:

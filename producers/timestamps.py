@@ -103,7 +103,7 @@ class TimeFormatter:
     __slots__ = ("_day", "_day_text", "_last", "_last_bytes", "_prefix", "_second")
 
     def __init__(self) -> None:
-        self._day = None
+        self._day = -1 << 62  # no day yet
         self._day_text = b""
         self._second = -1
         self._prefix = b""

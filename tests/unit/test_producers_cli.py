@@ -19,7 +19,8 @@ ZANBIL = "data/zanbil-access-10k/access-10k.log"
         (["replay", ZANBIL, "--speed", "0"], "--speed must be more than 0"),
         (["replay", "no/such/file.log", "--max-speed"], "no file at no/such/file.log"),
         (["replay", ZANBIL, "--format", "xml"], "unknown format 'xml'"),
-        (["replay", ZANBIL, "--key-field", "ip"], "--time-field and --key-field are for csv/jsonl"),
+        (["replay", ZANBIL, "--key-field", "ip"], "--key-field 'ip' is not a clickstream field"),
+        (["replay", ZANBIL, "--time-field", "ts"], "--time-field is for csv/jsonl"),
     ],
 )
 def test_bad_replay_usage_exits_2_with_a_hint(args: list[str], message: str) -> None:

@@ -221,3 +221,17 @@ def test_replay_encoding_gives_the_bytes_of_the_payload_on_every_pass(zanbil) ->
             assert encoded.value(pass_no, shift_us, formatter) == orjson.dumps(payload)
             assert len(encoded.value(pass_no, shift_us, formatter)) + len(encoded.key) == encoded.size
     assert record.payload(pass_no=77)["event_id"] == record.event_id[:-8] + "0000004d"
+
+
+def test_access_log_records_can_be_keyed_by_another_event_field(tmp_path: Path) -> None:
+    log = tmp_path / "site.log"
+    log.write_bytes(
+        b'10.0.0.1 - - [01/Feb/2024:10:00:00 +0000] "GET /a?x=1 HTTP/1.0" 404 -\n'
+        b'10.0.0.2 - - [01/Feb/2024:10:00:01 +0000] "GET /b HTTP/1.1" 200 12 "-" "curl/8.0"\n'
+    )
+    by_page = parse_file(log, key_field="page")
+    assert [r.key for r in by_page.records] == ["/a", "/b"]
+    by_agent = parse_file(log, key_field="user_agent")
+    assert [r.key for r in by_agent.records] == ["curl/8.0"]
+    assert [(r.line_no, r.error_type) for r in by_agent.rejects] == [(1, MISSING_KEY)]
+    assert parse_file(log).records[0].key == parse_file(log).records[0].fields["visitor_id"]
