@@ -4,17 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import orjson
 import pytest
 
+from core.admin import describe_topics
 from core.settings import load_settings
 from producers.agent import Agent
 from producers.checkpoint import Checkpoint
 from tests.integration.test_producers_replay import consume
 
 pytestmark = pytest.mark.integration
+CLI = [sys.executable, "-m", "tidelake.cli"]
 
 
 def _line(n: int, second: int = 0) -> bytes:
@@ -163,3 +171,33 @@ def test_agent_run_stops_on_its_event(settings, kafka_bootstrap, make_topic, tmp
 
     assert asyncio.run(main()) == 3
     assert _pages(kafka_bootstrap, topic, 3) == [0, 1, 2]
+
+
+def test_cli_agent_follows_until_interrupted_and_reports_json(kafka_bootstrap, make_topic, tmp_path):
+    topic = make_topic(partitions=1)
+    log = tmp_path / "access.log"
+    _append(log, range(0, 4))
+    env = {**os.environ, "TIDELAKE_KAFKA__BOOTSTRAP_SERVERS": kafka_bootstrap}
+    command = [*CLI, "agent", str(log), "--topic", topic, "--checkpoint", str(tmp_path / "cp.json"), "--json"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        _wait_for_records(kafka_bootstrap, topic, 4, process)
+        _append(log, range(4, 9))
+        _wait_for_records(kafka_bootstrap, topic, 9, process)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, err
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert summary == {"sent": 9, "rejected": 0, "rotations": 0, "truncations": 0, "topic": topic}
+    assert _pages(kafka_bootstrap, topic, 9) == list(range(9))
+
+
+def _wait_for_records(bootstrap: str, topic: str, count: int, process: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 60
+    while describe_topics(bootstrap, [topic])[0].records < count:
+        assert process.poll() is None, process.stderr.read() if process.stderr else "agent exited"
+        assert time.monotonic() < deadline, f"the agent did not send {count} records within 60 s"
+        time.sleep(0.1)
