@@ -4,6 +4,9 @@ Each aggregate is a small accumulator: `new()`, `add(acc, value, t_us)` (returns
 `merge(a, b)` for windows that merge (sessions) and `result(acc)` for the output row. Values that
 are missing (None) are skipped as SQL skips NULL; `count` counts events (COUNT(*)).
 
+`sum`, `avg`, `min` and `max` read text that holds a number (CSV fields arrive as text) as that
+number; `sum` and `avg` skip other text, as SQL's TRY_CAST would.
+
 Spelling in specs and `--agg`: `count`, `count_distinct:F`, `sum:F`, `min:F`, `max:F`, `avg:F`,
 `top:N:F` (the N most frequent values of F with their counts, like HOTSPOTS for a categorical
 field), `first:F` / `last:F` (value at the earliest / latest event time), `duration` (seconds from
@@ -21,6 +24,8 @@ from core.errors import ConfigError
 _NO_FIELD = ("count", "duration")
 _WITH_FIELD = ("count_distinct", "sum", "min", "max", "avg", "first", "last")
 KINDS = (*_NO_FIELD, *_WITH_FIELD, "top")
+#: Aggregates that read text holding a number (a CSV field) as that number.
+_NUMERIC = ("sum", "avg", "min", "max")
 
 
 @dataclass(frozen=True)
@@ -68,15 +73,25 @@ class Aggregate:
             return (t_us, t_us) if acc is None else (min(acc[0], t_us), max(acc[1], t_us))
         if value is None:
             return acc
+        if value.__class__ is str and kind in _NUMERIC:
+            value = _number(value, keep_text=kind in ("min", "max"))
+            if value is None:
+                return acc
         if kind == "count_distinct":
             acc.add(value)
             return acc
         if kind == "sum":
             return value if acc is None else acc + value
         if kind == "min":
-            return value if acc is None or value < acc else acc
+            try:
+                return value if acc is None or value < acc else acc
+            except TypeError:  # a text value among numbers (or the reverse): skipped like a bad cast
+                return acc
         if kind == "max":
-            return value if acc is None or value > acc else acc
+            try:
+                return value if acc is None or value > acc else acc
+            except TypeError:
+                return acc
         if kind == "avg":
             return (value, 1) if acc is None else (acc[0] + value, acc[1] + 1)
         if kind == "top":
@@ -127,6 +142,18 @@ class Aggregate:
         if kind == "duration":
             return None if acc is None else (acc[1] - acc[0]) / 1_000_000
         return acc
+
+
+def _number(text: str, keep_text: bool) -> Any:
+    """Numbers that arrive as text (CSV fields) count as numbers, like SQL's TRY_CAST."""
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return float(text)
+    except ValueError:
+        return text if keep_text else None
 
 
 def parse_aggregate(text: str) -> Aggregate:

@@ -30,9 +30,11 @@ def _condition_sql(condition: Condition) -> str:
     return f'"{condition.field}" {condition.op} {_literal(condition.value)}'
 
 
-def _aggregate_sql(agg: Any) -> str:
+def _aggregate_sql(agg: Any, text_columns: set[str]) -> str:
     f = f'"{agg.field}"' if agg.field else None
     kind = agg.kind
+    if agg.field in text_columns and kind in ("sum", "avg"):
+        f = f"TRY_CAST({f} AS DOUBLE)"
     if kind == "count":
         return "count(*)"
     if kind == "count_distinct":
@@ -104,7 +106,8 @@ def expected_rows(events: list[dict[str, Any]], spec: AppSpec) -> list[dict[str,
         f"CREATE TABLE ev AS SELECT *{derived}, {key} AS k, __rn AS rn, "
         f'epoch_us(CAST("{spec.time_field}" AS TIMESTAMPTZ)) AS t_us FROM "table" WHERE {where}'
     )
-    aggs = ", ".join(f"{_aggregate_sql(a)} AS a{i}" for i, a in enumerate(spec.aggregates))
+    text_columns = {name for name, kind, *_ in con.execute("DESCRIBE ev").fetchall() if kind == "VARCHAR"}
+    aggs = ", ".join(f"{_aggregate_sql(a, text_columns)} AS a{i}" for i, a in enumerate(spec.aggregates))
     assigned = _assigned_sql(spec)
     con.execute(f"CREATE TABLE assigned AS {assigned}")
     result = con.execute(f"SELECT k, ws, we, {aggs} FROM assigned GROUP BY k, ws, we").fetchall()
