@@ -186,8 +186,11 @@ class BatchSender:
         self._pending.append(future)
         if partition == self._sticky_partition:
             self._sticky_partition = next(self._sticky)
-        if len(self._pending) > 256:
-            self._pending = [f for f in self._pending if not f.done() or f.exception() is not None]
+        if len(self._pending) > 256:  # drop acknowledged batches; stop early on a refused one
+            failed = [f for f in self._pending if f.done() and not f.cancelled() and f.exception() is not None]
+            if failed:
+                await self.flush()  # raises BrokerUnavailable naming the failure
+            self._pending = [f for f in self._pending if not f.done()]
 
     async def submit_open(self, older_than_s: float = 0.0) -> None:
         """Hand every open batch (or those open longer than `older_than_s`) to the producer."""
