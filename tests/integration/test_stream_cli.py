@@ -88,8 +88,11 @@ def test_run_prints_a_summary_table_when_it_ends(kafka_bootstrap, make_topic, tm
                "--stop-after", "50"]  # fmt: skip
     done = subprocess.run(command, cwd=REPO, env=FAST, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert "stream app summary" in done.stdout
-    assert "│ 50 " in done.stdout  # events in
+    assert f"stream app {topic}.out" in done.stdout
+    lines = {line.strip("│ ").split("│")[0].strip(): line.strip("│ ").split("│")[-1].strip()
+             for line in done.stdout.splitlines() if line.count("│") == 3}  # fmt: skip
+    assert lines["events in"] == "50"
+    assert lines["late (to analytics.late-events)"] == "0"
 
 
 def test_stream_list_json_names_the_shipped_apps() -> None:

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 
 from core.errors import ConfigError
 from core.events import EVENT_TIME_FIELD
@@ -43,15 +44,18 @@ def list_apps(json_output: JsonOption = False) -> None:
     if json_output:
         print_json({"apps": [spec_to_mapping(s) for s in specs.values()]})
         return
-    table = Table("app", "window", "key", "aggregates", "filters", "output topic")
+    table = Table(
+        "app", "window", "key", "aggregates", "filters", caption="each app writes to analytics.<app>"
+    )
+    for column in (table.columns[0], table.columns[1], table.columns[3]):
+        column.no_wrap = True
     for spec in specs.values():
         table.add_row(
             spec.name,
             spec.window.spelling,
             spec.key_field or "-",
-            ", ".join(a.spelling for a in spec.aggregates),
+            "\n".join(a.spelling for a in spec.aggregates),
             ", ".join(c.spelling for c in spec.filters) or "-",
-            spec.sink_topic,
         )
     console.print(table)
 
@@ -84,30 +88,36 @@ def _adhoc_spec(
     return spec_from_mapping(data, "flags")
 
 
-def _status(progress: Progress) -> Table:
-    table = Table.grid(padding=(0, 2))
-    table.add_row(
-        f"[bold]{progress.app}[/]",
-        f"in {progress.events_in:,}",
-        f"windowed {progress.windowed:,}",
-        f"filtered {progress.filtered:,}",
-        f"windows open {progress.windows_open:,}",
-        f"closed {progress.windows_closed:,}",
-        f"late {progress.late:,}",
-        f"errors {progress.errors:,}",
-        f"watermark {progress.watermark}",
+def _status(progress: Progress) -> Text:
+    mark = progress.watermark.replace(".000000Z", "Z")
+    return Text.assemble(
+        (progress.app, "bold"),
+        f"  in {progress.events_in:,} · windowed {progress.windowed:,} · filtered {progress.filtered:,}"
+        f" · open {progress.windows_open:,} · closed {progress.windows_closed:,} · late {progress.late:,}"
+        f" · errors {progress.errors:,} · watermark {mark}",
+        no_wrap=True,
+        overflow="ellipsis",
     )
-    return table
 
 
 def _summary(progress: Progress) -> Table:
-    table = Table("app", "events in", "windowed", "filtered", "late", "errors", "rows out", "windows closed",
-                  "still open", "watermark", title="stream app summary")  # fmt: skip
-    table.add_row(
-        progress.app, f"{progress.events_in:,}", f"{progress.windowed:,}", f"{progress.filtered:,}",
-        f"{progress.late:,}", f"{progress.errors:,}", f"{progress.rows_out:,}", f"{progress.windows_closed:,}",
-        f"{progress.windows_open:,}", progress.watermark,
-    )  # fmt: skip
+    table = Table(title=f"stream app {progress.app}", show_header=False, title_justify="left")
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    rows = [
+        ("events in", progress.events_in),
+        ("windowed", progress.windowed),
+        ("filtered out", progress.filtered),
+        ("late (to analytics.late-events)", progress.late),
+        ("bad records (to the DLQ)", progress.errors),
+        ("windows closed (final rows)", progress.windows_closed),
+        ("rows written", progress.rows_out),
+        ("windows still open (in the snapshot)", progress.windows_open),
+    ]
+    for what, value in rows:
+        table.add_row(what, f"{value:,}")
+    table.add_row("watermark", progress.watermark)
+    table.add_row("run time", f"{progress.elapsed_s:,.1f} s")
     return table
 
 
@@ -215,6 +225,7 @@ def run(
         with live:
             final = asyncio.run(main())
             live.update(_status(final), refresh=True)
+        console.line()
         console.print(_summary(final))
     else:
         final = asyncio.run(main())
