@@ -86,6 +86,12 @@ def _paged(items: list[Any], body: dict[str, Any], limit_max: int = 50) -> tuple
     return chunk, str(start + size) if start + size < len(items) else None
 
 
+def _empty(action: Callable[[str], None], argument: str) -> dict[str, Any]:
+    """Run an action that answers nothing; Athena replies `{}`."""
+    action(argument)
+    return {}
+
+
 def athena_actions(service: QueryService) -> dict[str, Callable[[dict[str, Any]], dict[str, Any]]]:
     """Athena action name -> handler of its JSON body."""
 
@@ -111,7 +117,7 @@ def athena_actions(service: QueryService) -> dict[str, Callable[[dict[str, Any]]
         return out
 
     def list_executions(b: dict[str, Any]) -> dict[str, Any]:
-        ids, token = _paged([e.id for e in service.list(b.get("WorkGroup"))], b)
+        ids, token = _paged([e.id for e in service.executions(b.get("WorkGroup"))], b)
         return {"QueryExecutionIds": ids, **({"NextToken": token} if token else {})}
 
     def list_named(b: dict[str, Any]) -> dict[str, Any]:
@@ -155,7 +161,7 @@ def athena_actions(service: QueryService) -> dict[str, Callable[[dict[str, Any]]
             "UnprocessedQueryExecutionIds": [],
         },
         "GetQueryResults": results,
-        "StopQueryExecution": lambda b: service.stop(b["QueryExecutionId"]) or {},
+        "StopQueryExecution": lambda b: _empty(service.stop, b["QueryExecutionId"]),
         "ListQueryExecutions": list_executions,
         "CreateNamedQuery": lambda b: {
             "NamedQueryId": service.save_query(
@@ -171,11 +177,11 @@ def athena_actions(service: QueryService) -> dict[str, Callable[[dict[str, Any]]
             "UnprocessedNamedQueryIds": [],
         },
         "ListNamedQueries": list_named,
-        "DeleteNamedQuery": lambda b: service.delete_saved(b["NamedQueryId"]) or {},
+        "DeleteNamedQuery": lambda b: _empty(service.delete_saved, b["NamedQueryId"]),
         "CreateWorkGroup": create_wg,
         "GetWorkGroup": lambda b: {"WorkGroup": _workgroup_json(service, b["WorkGroup"])},
         "UpdateWorkGroup": update_wg,
-        "DeleteWorkGroup": lambda b: service.delete_workgroup(b["WorkGroup"]) or {},
+        "DeleteWorkGroup": lambda b: _empty(service.delete_workgroup, b["WorkGroup"]),
         "ListWorkGroups": list_wg,
     }
 
@@ -302,7 +308,7 @@ def create_app(service: QueryService, token: str | None = None) -> FastAPI:
 
     @app.get("/api/queries", response_model=list[ExecutionView], dependencies=guard)
     def list_queries(workgroup: str | None = None) -> list[ExecutionView]:
-        return [_view(service, e) for e in service.list(workgroup)]
+        return [_view(service, e) for e in service.executions(workgroup)]
 
     @app.get("/api/queries/{query_id}", response_model=ExecutionView, dependencies=guard)
     def get_query(query_id: str) -> ExecutionView:

@@ -173,7 +173,7 @@ class QueryService:
             self._finish(execution, "CANCELLED", "Query cancelled by user", USER, 1005)
         execution.control.stop("Query cancelled by user")
 
-    def list(self, workgroup: str | None = None) -> list[Execution]:
+    def executions(self, workgroup: str | None = None) -> list[Execution]:
         with self._lock:
             found = [e for e in self._executions.values() if workgroup is None or e.workgroup == workgroup]
         return sorted(found, key=lambda e: e.submitted_ms, reverse=True)
