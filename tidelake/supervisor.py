@@ -59,9 +59,11 @@ class Supervisor:
         self.children.append(child)
         return child
 
-    def check(self) -> None:
-        """Raise if a child that should be running has exited."""
+    def check_running(self, except_names: set[str] | frozenset[str] = frozenset()) -> None:
+        """Raise if a child that should still be running has exited."""
         for child in self.children:
+            if child.name in except_names:
+                continue
             code = child.process.poll()
             if code is not None:
                 msg = f"{child.name} (`tidelake {' '.join(child.args)}`) exited with code {code}; its last lines ({child.log_path}):\n{child.log_tail()}"

@@ -1,0 +1,140 @@
+"""`tidelake demo`: the whole pipeline on the shipped clickstream, then the answers."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.live import Live
+from rich.table import Table
+
+from tidelake.commands.options import (
+    BootstrapOption,
+    JsonOption,
+    LakeOption,
+    console,
+    print_json,
+    settings_from,
+)
+from tidelake.demo import DEFAULT_SAMPLE, DEFAULT_SPEED, Demo, DemoOptions
+from tidelake.status import PipelineStatus
+
+
+def _progress_line(status: PipelineStatus, phase: str, began: float) -> str:
+    info = status.to_dict()
+    lag = sum(g["lag"] for g in info["groups"] if g["group"].startswith("tidelake"))
+    return (
+        f"[bold]{phase}[/] {time.monotonic() - began:5.1f} s │ events in {info['events_in']:,} │ rejected "
+        f"{info['rejected']:,} │ windows closed {info['windows_closed']:,} │ late {info['late_events']:,} │ "
+        f"files {info['lake_files']:,} │ lag {lag:,}"
+    )
+
+
+def _answers_table(name: str, question: str, columns: list[str], rows: list[tuple]) -> Table:
+    table = Table(*columns, title=f"{name}: {question}", title_justify="left", title_style="bold")
+    for row in rows:
+        table.add_row(*("" if v is None else str(v) for v in row))
+    if not rows:
+        table.add_row(*(["(no rows)"] + [""] * (len(columns) - 1)))
+    return table
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("demo")
+    def demo_command(
+        speed: Annotated[
+            float, typer.Option("--speed", min=0.01, help="Replay at the sample's pace divided by this.")
+        ] = DEFAULT_SPEED,
+        max_speed: Annotated[
+            bool, typer.Option("--max-speed", help="Replay as fast as Kafka takes it.")
+        ] = False,
+        loop: Annotated[
+            bool, typer.Option("--loop", help="Keep replaying (event time moves on); Ctrl-C stops.")
+        ] = False,
+        keep_running: Annotated[
+            bool,
+            typer.Option("--keep-running", help="Leave the pipeline and the console up after the answers."),
+        ] = False,
+        fresh: Annotated[
+            bool, typer.Option("--fresh", help="Start from nothing: empty lake, empty topics, no app state.")
+        ] = False,
+        sample: Annotated[Path, typer.Option("--sample", help="The access log to replay.")] = DEFAULT_SAMPLE,
+        port: Annotated[int, typer.Option("--port", help="Port of the query API and console.")] = 8080,
+        bootstrap_servers: BootstrapOption = None,
+        lake: LakeOption = None,
+        json_out: JsonOption = False,
+    ) -> None:
+        """Run the whole pipeline on a real clickstream: Kafka, the stream apps, the delivery
+        streams and the query server; replay the sample; print the named queries' answers."""
+        configured = bootstrap_servers is not None or "TIDELAKE_KAFKA__BOOTSTRAP_SERVERS" in os.environ
+        settings = settings_from(bootstrap_servers=bootstrap_servers, lake=lake)
+        options = DemoOptions(
+            sample=sample, speed=None if max_speed else speed, loop=loop, keep_running=keep_running,
+            fresh=fresh, serve_port=port,
+        )  # fmt: skip
+        demo = Demo(settings, options, broker_configured=configured)
+        say = (lambda *_: None) if json_out else console.print
+        try:
+            say(demo.start_broker())
+            if fresh:
+                demo.reset()
+                say("reset: empty lake, topics and app state")
+            previous = demo.events_already_in()
+            replaying = previous == 0 or loop
+            demo.start_pipeline()
+            say(f"started {len(demo.supervisor.children)} processes (logs in {demo.supervisor.log_dir})")
+            if replaying:
+                demo.start_replay()
+                pace = "at full speed" if options.speed is None else f"at {options.speed:g}x"
+                say(f"replaying {sample.name} {pace} into clickstream.events ...")
+            else:
+                say(
+                    f"clickstream.events already holds {previous:,} events from an earlier demo: not replaying "
+                    "again (the lake keeps them). Use --fresh to start from nothing."
+                )
+            began = demo.began
+            with Live(console=console, refresh_per_second=4) if not json_out else nullcontext() as live:
+
+                def show(phase: str) -> Callable[[PipelineStatus], None]:
+                    if live is None:
+                        return lambda status: None
+                    return lambda status: live.update(_progress_line(status, phase, began))
+
+                summary: dict = {}
+                if replaying:
+                    demo.watch(lambda s: demo.replay_summary() is not None, 3600 * 24, show("replaying"))
+                    summary = demo.replay_summary() or {}
+                expected = summary.get("sent", previous) - summary.get("rejected", 0) if summary else 0
+                final = demo.watch(demo.drained(expected), options.drain_timeout_s, show("draining"))
+            answers = demo.answers()
+            seconds = time.monotonic() - began
+            url = f"http://127.0.0.1:{port}/"
+            if json_out:
+                print_json({
+                    "replay": summary, "seconds_to_answers": round(seconds, 1), "console": url,
+                    "status": {k: v for k, v in final.to_dict().items() if k in ("events_in", "rejected", "windows_closed", "late_events", "lake_files")},
+                    "answers": {name: [list(map(str, r)) for r in rows] for name, _, _, rows in answers},
+                })  # fmt: skip
+            else:
+                if summary:
+                    say(
+                        f"replay: {summary.get('sent', 0):,} sent, {summary.get('rejected', 0):,} rejected in {summary.get('seconds', 0):.1f} s"
+                    )
+                for name, question, columns, rows in answers:
+                    console.print(_answers_table(name, question, columns, rows))
+                say(f"answers after {seconds:.0f} s. Console: {url}")
+            if keep_running:
+                say("the pipeline keeps running; Ctrl-C stops it")
+                while True:
+                    demo.supervisor.check_running(except_names={"replay"})
+                    time.sleep(1)
+        finally:
+            killed = demo.stop()
+            if killed and not json_out:
+                console.print(f"[yellow]had to kill: {', '.join(killed)}[/]")
+            say("stopped every process the demo started")

@@ -1,0 +1,236 @@
+"""`tidelake demo`: the whole pipeline on a real clickstream, started, watched, answered, stopped.
+
+    broker (local, unless one is configured) -> topics -> stream apps + delivery streams + query
+    server (child processes) -> replay of the shipped sample -> drain (windows closed, files
+    flushed) -> the answers of the named queries -> stop everything it started
+
+Every child is a `tidelake ...` command, exactly what docker-compose.yml runs in containers.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from core.admin import create_topics, describe_topics
+from core.errors import ConfigError, TidelakeError
+from core.settings import Settings
+from core.topics import CLICKSTREAM_EVENTS, TopicSpec, analytics_topic, default_topics
+from tidelake.broker import LocalBroker
+from tidelake.status import PipelineStatus, collect_status
+from tidelake.supervisor import Supervisor
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+#: The shipped sample: 10,000 lines of a real shop's access log spanning 40 min 43 s.
+DEFAULT_SAMPLE = REPO_ROOT / "data" / "zanbil-access-10k" / "access-10k.log"
+#: Original gaps / 50: the sample's 2,443 s of event time replay in about 49 s.
+DEFAULT_SPEED = 50.0
+STREAM_APPS = (
+    "page-views-1m",
+    "active-visitors-5m",
+    "visitor-sessions",
+    "top-pages-5m",
+    "error-rate-1m",
+    "page-view-anomalies",
+)
+DELIVERY_STREAMS = ("clickstream-events", "analytics", "late-events", "dead-letters")
+#: Named queries whose answers the demo prints, with their parameters.
+DEMO_QUERIES: tuple[tuple[str, dict[str, str]], ...] = (
+    ("top_pages_per_hour", {"top": "3"}),
+    ("bounce_rate", {}),
+    ("sessions_per_visitor", {}),
+    ("errors_per_minute", {}),
+    ("anomalies", {}),
+    ("late_events", {}),
+)
+
+
+@dataclass
+class DemoOptions:
+    sample: Path = DEFAULT_SAMPLE
+    speed: float | None = DEFAULT_SPEED  # None = as fast as the broker takes them
+    loop: bool = False
+    keep_running: bool = False
+    fresh: bool = False
+    serve_port: int = 8080
+    partitions: int = 4
+    drain_timeout_s: float = 120.0
+    #: The drain is over when nothing has moved for this long with every consumer caught up
+    #: (longer than the apps' idle timeout plus the sinks' buffer interval).
+    settle_s: float = 18.0
+
+
+@dataclass
+class DemoReport:
+    replay: dict = field(default_factory=dict)
+    answers: list[tuple[str, str, list[str], list[tuple]]] = field(default_factory=list)
+    status: PipelineStatus | None = None
+    console_url: str = ""
+    seconds_to_answers: float = 0.0
+    reused: bool = False
+
+
+def demo_topics(partitions: int) -> list[TopicSpec]:
+    return [
+        *default_topics(partitions),
+        *(TopicSpec(analytics_topic(app), partitions) for app in STREAM_APPS),
+    ]
+
+
+class Demo:
+    """One run of the demo. `run` returns the report; `stop` leaves nothing of it running."""
+
+    def __init__(self, settings: Settings, options: DemoOptions, *, broker_configured: bool) -> None:
+        self.settings = settings
+        self.options = options
+        self.broker_configured = broker_configured
+        self.work_dir = settings.runtime.state_dir / "demo"
+        self.supervisor = Supervisor(self.work_dir / "logs", env=self._child_env())
+        self.started_broker: LocalBroker | None = None
+        self.began = time.monotonic()
+
+    def _child_env(self) -> dict[str, str]:
+        return {
+            "TIDELAKE_KAFKA__BOOTSTRAP_SERVERS": self.settings.kafka.bootstrap_servers,
+            "TIDELAKE_LAKE__ROOT": str(self.settings.lake.root.resolve()),
+            "TIDELAKE_RUNTIME__STATE_DIR": str(self.settings.runtime.state_dir),
+            "COLUMNS": "120",
+        }
+
+    # ------------------------------------------------------------------ steps
+    def start_broker(self) -> str:
+        if self.broker_configured:
+            return f"using the Kafka at {self.settings.kafka.bootstrap_servers}"
+        broker = LocalBroker(self.settings.broker)
+        already = broker.running_state()
+        state = already or broker.start()
+        if already is None:
+            self.started_broker = broker
+        self.settings.kafka.bootstrap_servers = state.bootstrap_servers
+        self.supervisor.env.update(self._child_env())
+        verb = "reusing" if already else "started"
+        return f"{verb} local Kafka {state.kafka_version} at {state.bootstrap_servers} (pid {state.pid})"
+
+    def reset(self) -> None:
+        """--fresh: an empty lake, empty topics and no app state, as on a first run."""
+        from kafka import KafkaAdminClient
+
+        lake = self.settings.lake.root
+        if lake.exists():
+            shutil.rmtree(lake)
+        for folder in ("stream", "sink"):
+            shutil.rmtree(self.settings.runtime.state_dir / folder, ignore_errors=True)
+        admin = KafkaAdminClient(bootstrap_servers=self.settings.kafka.bootstrap_servers)
+        try:
+            existing = set(admin.list_topics())
+            doomed = [t.name for t in demo_topics(self.options.partitions) if t.name in existing]
+            if doomed:
+                admin.delete_topics(doomed)
+            groups = [g["group_id"] for g in admin.list_groups() if g["group_id"].startswith("tidelake")]
+            if groups:
+                admin.delete_groups(groups)
+        finally:
+            admin.close()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and describe_topics(
+            self.settings.kafka.bootstrap_servers, [CLICKSTREAM_EVENTS]
+        ):
+            time.sleep(0.5)  # topic deletion is asynchronous in KRaft
+
+    def events_already_in(self) -> int:
+        found = describe_topics(self.settings.kafka.bootstrap_servers, [CLICKSTREAM_EVENTS])
+        return found[0].records if found else 0
+
+    def start_pipeline(self) -> None:
+        create_topics(self.settings.kafka.bootstrap_servers, demo_topics(self.options.partitions))
+        for app in STREAM_APPS:
+            self.supervisor.start(f"stream-{app}", "stream", "run", app)
+        for stream in DELIVERY_STREAMS:
+            self.supervisor.start(f"sink-{stream}", "sink", "run", stream)
+        self.supervisor.start("serve", "serve", "--port", str(self.options.serve_port))
+
+    def start_replay(self) -> None:
+        if not self.options.sample.is_file():
+            msg = (
+                f"sample {self.options.sample} not found; pass --sample PATH or run from a tidelake checkout"
+            )
+            raise ConfigError(msg)
+        pace = ["--max-speed"] if self.options.speed is None else ["--speed", str(self.options.speed)]
+        loop = ["--loop"] if self.options.loop else []
+        self.supervisor.start("replay", "replay", str(self.options.sample), *pace, *loop, "--json")
+
+    def replay_summary(self) -> dict | None:
+        """The replay's --json line once it has finished; None while it runs."""
+        replay = next(c for c in self.supervisor.children if c.name == "replay")
+        if replay.alive:
+            return None
+        if replay.process.returncode != 0:
+            msg = f"the replay failed (exit {replay.process.returncode}):\n{replay.log_tail()}"
+            raise TidelakeError(msg)
+        for line in reversed(replay.log_path.read_text().splitlines()):
+            if line.startswith("{"):
+                return json.loads(line)
+        msg = f"the replay printed no summary; see {replay.log_path}"
+        raise TidelakeError(msg)
+
+    def watch(self, until: Callable[[PipelineStatus], bool], timeout_s: float,
+              on_status: Callable[[PipelineStatus], None]) -> PipelineStatus:  # fmt: skip
+        """Poll the pipeline every second until `until(status)` or the timeout; children must live."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            self.supervisor.check_running(except_names={"replay"})
+            status = collect_status(self.settings)
+            on_status(status)
+            if until(status):
+                return status
+            if time.monotonic() > deadline:
+                msg = f"the pipeline did not settle within {timeout_s:.0f} s; logs of every process are in {self.supervisor.log_dir}"
+                raise TidelakeError(msg)
+            time.sleep(1.0)
+
+    def drained(self, expected_rows: int) -> Callable[[PipelineStatus], bool]:
+        """All consumers caught up, the raw events all in the lake, and nothing moved for settle_s."""
+        last: dict[str, object] = {"fingerprint": None, "since": time.monotonic()}
+
+        def check(status: PipelineStatus) -> bool:
+            fingerprint = (
+                tuple((t.name, t.records) for t in status.topics),
+                tuple((d.name, d.files, d.rows) for d in status.datasets),
+            )
+            if fingerprint != last["fingerprint"]:
+                last["fingerprint"], last["since"] = fingerprint, time.monotonic()
+            ours = [g for g in status.groups if g.group.startswith("tidelake")]
+            raw_rows = next((d.rows for d in status.datasets if d.name == "clickstream_events"), 0)
+            caught_up = all(g.lag == 0 for g in ours) and raw_rows >= expected_rows
+            return caught_up and time.monotonic() - float(last["since"]) >= self.options.settle_s  # type: ignore[arg-type]
+
+        return check
+
+    def answers(self) -> list[tuple[str, str, list[str], list[tuple]]]:
+        from queries import named
+        from queries.engine import Engine, Limits
+
+        catalog = named.load_all()
+        out = []
+        q = self.settings.query
+        with Engine(
+            self.settings.lake.root, Limits(q.timeout_s, q.memory_limit, q.threads, q.max_result_rows)
+        ) as engine:
+            for name, params in DEMO_QUERIES:
+                query = catalog[name]
+                result = engine.run(query.sql, query.bind(params))
+                rows = [tuple(r.values()) for r in result.table.slice(0, 10).to_pylist()]
+                out.append((name, query.question, result.table.column_names, rows))
+        return out
+
+    def stop(self) -> list[str]:
+        """Stop every child (newest first), then the broker if this demo started it."""
+        killed = self.supervisor.stop_all()
+        if self.started_broker is not None:
+            self.started_broker.stop()
+            self.started_broker = None
+        return killed
