@@ -122,6 +122,9 @@ class Engine:
             self._sessions.get_nowait().close()
         self._db.close()
         self._spill.cleanup()
+        # drop the closed connection too: one still referenced at interpreter exit (e.g. by a test
+        # framework's cache) makes DuckDB's bindings report leaked objects
+        del self._db
 
     def __enter__(self) -> Engine:
         return self
