@@ -37,6 +37,12 @@ def convert(values: Sequence[bytes | None], schema: DatasetSchema) -> Conversion
     tables: list[pa.Table] = []
     rows: list[int] = []
     errors: list[tuple[int, str]] = []
+    whole = _joined(values)
+    if whole is not None:  # the common case: one read of the whole batch
+        table = _read(whole, len(values), schema)
+        if table is not None:
+            schema.learn(table.schema)
+            return Conversion(schema.conform(table), list(range(len(values))))
     clean = [_one_line(v) for v in values]
     _convert_range(clean, 0, len(clean), schema, tables, rows, errors)
     if tables:
@@ -44,6 +50,17 @@ def convert(values: Sequence[bytes | None], schema: DatasetSchema) -> Conversion
     else:
         table = schema.arrow.empty_table()
     return Conversion(table, rows, errors)
+
+
+def _joined(values: Sequence[bytes | None]) -> bytes | None:
+    """All values, one per line, if none is missing and none has a line break of its own."""
+    try:
+        data = b"\n".join(values)  # type: ignore[arg-type]
+    except TypeError:  # a None (tombstone) among them
+        return None
+    if data.count(b"\n") != len(values) - 1 or b"\r" in data:
+        return None
+    return data
 
 
 def _one_line(value: bytes | None) -> bytes | None:
@@ -66,7 +83,7 @@ def _convert_range(
         return
     chunk = values[start:stop]
     if None not in chunk and b"" not in chunk:
-        table = _read(chunk, schema)
+        table = _read(b"\n".join(chunk), len(chunk), schema)  # type: ignore[arg-type]
         if table is not None:
             schema.learn(table.schema)
             tables.append(table)
@@ -80,11 +97,10 @@ def _convert_range(
     _convert_range(values, middle, stop, schema, tables, rows, errors)
 
 
-def _read(chunk: list[bytes], schema: DatasetSchema) -> pa.Table | None:
-    """The chunk as a table, or None if any record in it does not convert."""
-    data = b"\n".join(chunk)
+def _read(data: bytes, count: int, schema: DatasetSchema) -> pa.Table | None:
+    """`count` records, one per line, as a table; None if any of them does not convert."""
     table = _read_json(data, schema.explicit_for(()), schema.declared)
-    if table is None or table.num_rows != len(chunk):
+    if table is None or table.num_rows != count:
         return None
     if not schema.declared:
         # a field seen for the first time whose name has a rule (window_start: timestamp): read again
@@ -93,7 +109,7 @@ def _read(chunk: list[bytes], schema: DatasetSchema) -> pa.Table | None:
             table.schema.field(f.name).type != f.type for f in wanted if f.name in table.column_names
         ):
             table = _read_json(data, wanted, declared=False)
-            if table is None or table.num_rows != len(chunk):
+            if table is None or table.num_rows != count:
                 return None
     try:
         table.validate(full=True)  # Arrow's reader does not check that strings are UTF-8

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -32,6 +33,7 @@ from sinks.schemas import DatasetSchema
 ERROR_TYPE_HEADER = "error.type"
 ERROR_MESSAGE_HEADER = "error.message"
 _UTC_US = pa.timestamp("us", "UTC")
+_VALUE = attrgetter("value")
 
 
 @dataclass
@@ -52,6 +54,7 @@ class PartitionPlan:
     end: int
     files: list[PlannedFile] = field(default_factory=list)
     rows_written: int = 0
+    bytes: int = 0
     dropped: int = 0
     errors: dict[str, int] = field(default_factory=dict)
 
@@ -95,8 +98,8 @@ class Planner:
         failed: list[ErrorRecord],
         open_prefixes: set[str],
     ) -> None:
-        kept: list[ConsumerRecord] = list(records)
-        values: list[bytes | None] = [r.value for r in records]
+        kept: Sequence[ConsumerRecord] = records
+        values: list[bytes | None] = list(map(_VALUE, records))
         keys: list[dict[str, str] | None] | None = None
         if self.handler is not None:
             outcomes = transform.apply(self.handler, records, self.config.name)
@@ -118,9 +121,8 @@ class Planner:
             failed.append(_failure(kept[index], FORMAT_CONVERSION_FAILED, message))
         if not conversion.rows:
             return
-        rows = [kept[i] for i in conversion.rows]
+        rows = kept if not conversion.errors else [kept[i] for i in conversion.rows]
         table = conversion.table
-        offsets = pa.array([r.offset for r in rows], pa.int64())
         times = self._times(table, rows)
         if times is not None and times.null_count:
             field_name = self.config.time_field
@@ -134,7 +136,7 @@ class Planner:
                     )
                 )
             good = pc.invert(bad)
-            table, offsets, times = table.filter(good), offsets.filter(good), times.filter(good)
+            table, times = table.filter(good), times.filter(good)
             rows = [r for r, ok in zip(rows, good.to_pylist(), strict=True) if ok]
         if not rows:
             return
@@ -150,16 +152,17 @@ class Planner:
             seed=f"{plan.topic}:{plan.partition}:{plan.start}",
         )
         for prefix, mask in _groups(prefixes):
-            sub_rows = (
-                rows if mask is None else [r for r, ok in zip(rows, mask.to_pylist(), strict=True) if ok]
-            )
             if prefix not in open_prefixes and len(open_prefixes) >= self.config.buffer.max_open_partitions:
                 message = f"more than {self.config.buffer.max_open_partitions} open partitions in one flush; prefix {prefix!r} was not opened"
-                failed.extend(_failure(r, ACTIVE_PARTITION_EXCEEDED, message) for r in sub_rows)
+                chosen = (
+                    rows if mask is None else [r for r, ok in zip(rows, mask.to_pylist(), strict=True) if ok]
+                )
+                failed.extend(_failure(r, ACTIVE_PARTITION_EXCEEDED, message) for r in chosen)
                 continue
             open_prefixes.add(prefix)
             sub = table if mask is None else table.filter(mask)
-            first_offset = offsets[0].as_py() if mask is None else pc.min(offsets.filter(mask)).as_py()
+            # rows are in offset order, so the group's first row holds its first offset
+            first_offset = rows[0 if mask is None else pc.index(mask, True).as_py()].offset
             path = f"{dataset}/{prefix}{data_file_name(plan.topic, plan.partition, first_offset)}"
             plan.files.append(PlannedFile(path, sub, sub.num_rows))
             plan.rows_written += sub.num_rows

@@ -3,13 +3,17 @@
     stream = DeliveryStream(config, settings)
     summary = stream.run(stop_event=event, max_idle_s=5)   # in a thread or a process
 
-The order of a flush, enforced in `_deliver` (see `sinks.manifest` for why it gives exactly-once):
+The order of a flush, enforced in `_plan_and_write` and `_finish` (see `sinks.manifest` for why it gives exactly-once):
 
     1. plan the files of every buffered partition (transform, convert, prefix, group)
     2. write one write-ahead manifest per partition
     3. write every file (temp name, fsync, rename, fsync the folder)
     4. commit the offsets after the last record of each partition
     5. delete the manifests
+
+Steps 1-3 of a size/interval flush run in a writer thread while the consumer keeps polling (Arrow
+and the Parquet writer release the GIL); steps 4-5 run on the main thread when they are done, and
+the next flush waits for the previous one, so offsets are always committed in order.
 
 A write error stops the stream before step 4, so nothing is committed and nothing is lost. Before a
 rebalance takes partitions away, their buffer is flushed (`on_partitions_revoked`); when partitions
@@ -22,6 +26,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
 from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
@@ -93,17 +98,27 @@ class DeliveryStream:
         self.on_progress = on_progress
         self._consumer: KafkaConsumer | None = None
         self._recovering: dict[Partition, Manifest] = {}
+        self._recovery_checked: set[Partition] = set()
         self._recovery_records: dict[Partition, list[ConsumerRecord]] = {}
         self._latest_timestamp: dict[Partition, int] = {}
         self._failed = False
+        self._writer: ThreadPoolExecutor | None = None
+        self._inflight: tuple[Future[list[PartitionPlan]], str] | None = None
 
     # -- the loop --------------------------------------------------------------------------------
 
-    def run(self, stop_event: threading.Event | None = None, max_idle_s: float | None = None) -> SinkSummary:
-        """Deliver until `stop_event` is set, or until nothing arrived for `max_idle_s` and all is
-        delivered. Returns the summary; raises SinkWriteError (nothing committed) or BrokerUnavailable."""
+    def run(
+        self,
+        stop_event: threading.Event | None = None,
+        max_idle_s: float | None = None,
+        max_records: int | None = None,
+    ) -> SinkSummary:
+        """Deliver until `stop_event` is set, nothing arrived for `max_idle_s` (once partitions are
+        assigned), or `max_records` were read; then flush what is buffered. Returns the summary;
+        raises SinkWriteError (nothing committed) or BrokerUnavailable."""
         stop = stop_event or threading.Event()
         consumer = self._connect()
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"sink-{self.config.name}")
         last_record = time.monotonic()
         last_progress = 0.0
         try:
@@ -116,13 +131,21 @@ class DeliveryStream:
                 if batch or not consumer.assignment():  # idle time counts once partitions are ours
                     last_record = now
                 self._check_recovery_done(consumer)
+                if self._inflight is not None and self._inflight[0].done():
+                    self._complete_inflight()
                 reason = self.buffer.due(now, idle=not batch)
                 if reason:
-                    self._flush(reason)
+                    self._flush(reason, background=True)
                 self._update_lag(consumer)
                 if self.on_progress and now - last_progress >= 0.5:
                     last_progress = now
                     self.on_progress(self.summary)
+                if (
+                    max_records is not None
+                    and self.summary.records_in >= max_records
+                    and not self._recovering
+                ):
+                    break
                 if (
                     max_idle_s is not None
                     and now - last_record >= max_idle_s
@@ -135,6 +158,11 @@ class DeliveryStream:
             self._failed = True  # the rebalance listener must not flush a half-done state on close
             raise
         finally:
+            if self._inflight is not None:  # written or not, it stays uncommitted: its manifest finishes it
+                wait([self._inflight[0]])
+                self._inflight = None
+            self._writer.shutdown(wait=True)
+            self._writer = None
             self.summary.buffered = self.buffer.records + sum(len(r) for r in self._recovery_records.values())
             self.summary.stopped_monotonic = time.monotonic()
             try:
@@ -189,17 +217,25 @@ class DeliveryStream:
         self.buffer.add(key[0], key[1], records)
 
     def _check_recovery_done(self, consumer: KafkaConsumer) -> None:
-        """A pending range whose last offsets hold no records (transaction markers) is done once passed."""
+        """Settle unfinished flushes that no record will settle: a range already committed on an
+        idle partition (stale), or a range whose last offsets hold no records (transaction markers).
+        Decided from the committed offset and the log end, never from the fetch position, which
+        can run ahead of the records handed to us."""
         for key, pending in list(self._recovering.items()):
-            try:
-                position = consumer.position(TopicPartition(*key), timeout_ms=0)
-            except KafkaError:
-                continue
-            if position is not None and position > pending.end:
-                if self._recovery_records.get(key):
-                    self._finish_recovery(key)
-                else:
+            tp = TopicPartition(*key)
+            if key not in self._recovery_checked:
+                self._recovery_checked.add(key)
+                try:
+                    committed = consumer.committed(tp)
+                except KafkaError:
+                    committed = None
+                if committed is not None and committed > pending.end:
                     self._drop_stale(key)
+                    continue
+            collected = self._recovery_records.get(key)
+            high = consumer.highwater(tp)
+            if collected and high is not None and collected[-1].offset + 1 >= high:
+                self._finish_recovery(key)  # everything the log holds up to its end was read
 
     def _drop_stale(self, key: Partition) -> None:
         """The manifest's range was committed before the crash (it died between steps 4 and 5)."""
@@ -225,25 +261,33 @@ class DeliveryStream:
 
     # -- flushing --------------------------------------------------------------------------------
 
-    def _flush(self, reason: str, *, in_listener: bool = False) -> None:
+    def _flush(self, reason: str, *, in_listener: bool = False, background: bool = False) -> None:
+        """Flush the buffer: steps 1-3 now, or in the writer thread when `background` (so polling
+        goes on meanwhile); steps 4-5 once they are done (`_complete_inflight`)."""
+        self._complete_inflight(in_listener=in_listener)
         if not self.buffer.records:
             return
         taken = self.buffer.take()
-        open_prefixes: set[str] = set()
-        plans = [self.planner.plan(records, open_prefixes) for records in taken.values() if records]
-        self._deliver(plans, reason, previous={}, in_listener=in_listener)
+        if background and self._writer is not None:
+            self._inflight = (self._writer.submit(self._plan_and_write, taken, {}), reason)
+            return
+        self._finish(self._plan_and_write(taken, {}), reason, in_listener=in_listener)
+
+    def _complete_inflight(self, *, in_listener: bool = False) -> None:
+        """Wait for the flush in the writer thread, then commit it (a write error propagates: no commit)."""
+        if self._inflight is None:
+            return
+        future, reason = self._inflight
+        self._inflight = None
+        self._finish(future.result(), reason, in_listener=in_listener)
 
     def _finish_recovery(self, key: Partition) -> None:
         """Roll forward the flush a crashed run had begun for this partition."""
+        self._complete_inflight()
         pending = self._recovering.pop(key)
         records = self._recovery_records.pop(key, [])
-        plan = (
-            self.planner.plan(records, set())
-            if records
-            else PartitionPlan(key[0], key[1], pending.start, pending.end)
-        )
-        plan.start, plan.end = min(plan.start, pending.start), max(plan.end, pending.end)
-        self._deliver([plan], buffering.RECOVERY, previous={key: pending.files})
+        plans = self._plan_and_write({key: records}, {key: pending.files}, pending)
+        self._finish(plans, buffering.RECOVERY)
         self.summary.recovered_flushes += 1
         log.info(
             "%s: finished the interrupted flush of %s[%d] (offsets %d..%d)",
@@ -253,48 +297,53 @@ class DeliveryStream:
             pending.end,
         )
 
-    def _deliver(
+    def _plan_and_write(
         self,
-        plans: list[PartitionPlan],
-        reason: str,
+        taken: dict[Partition, list[ConsumerRecord]],
         previous: dict[Partition, list[str]],
-        *,
-        in_listener: bool = False,
-    ) -> None:
-        """Steps 2-5 of a flush; see the module docstring."""
+        pending: Manifest | None = None,
+    ) -> list[PartitionPlan]:
+        """Steps 1-3 of a flush; see the module docstring. Runs in the writer thread or inline."""
+        open_prefixes: set[str] = set()
+        plans = [self.planner.plan(records, open_prefixes) for records in taken.values() if records]
+        if pending is not None:  # a recovery covers the whole range of the manifest, records or not
+            if not plans:
+                plans = [PartitionPlan(pending.topic, pending.partition, pending.start, pending.end)]
+            plans[0].start = min(plans[0].start, pending.start)
+            plans[0].end = max(plans[0].end, pending.end)
         for plan in plans:  # 2. manifests (a recovery keeps the files of the first attempt listed)
             files = [f.relative_path for f in plan.files]
             listed = sorted(set(files) | set(previous.get((plan.topic, plan.partition), [])))
             self.manifests.write(Manifest(plan.topic, plan.partition, plan.start, plan.end, listed))
-        written = 0
+        parquet = self.config.parquet
         for plan in plans:  # 3. files
             for planned in plan.files:
-                parquet = self.config.parquet
-                size = write_parquet(
+                plan.bytes += write_parquet(
                     planned.table,
                     self.lake / planned.relative_path,
                     engine=parquet.engine,
                     compression=parquet.compression,
                     row_group_records=parquet.row_group_records,
                 )
-                self.summary.files += 1
-                self.summary.bytes += size
-                written += 1
-            for stale in set(previous.get((plan.topic, plan.partition), [])) - {
-                f.relative_path for f in plan.files
-            }:
+            written = {f.relative_path for f in plan.files}
+            for stale in set(previous.get((plan.topic, plan.partition), [])) - written:
                 (self.lake / stale).unlink(missing_ok=True)
-        if in_listener:  # 4 and 5, asynchronously (blocking calls are refused on the IO thread)
+        return plans
+
+    def _finish(self, plans: list[PartitionPlan], reason: str, *, in_listener: bool = False) -> None:
+        """Steps 4-5: commit the offsets, then forget the manifests; count what was delivered."""
+        if in_listener:  # blocking calls are refused on kafka-python's IO thread
             self._commit_async(plans)
-        elif self._commit(plans):  # 4. offsets
-            for plan in plans:  # 5. manifests done
+        elif self._commit(plans):
+            for plan in plans:
                 self.manifests.delete(plan.topic, plan.partition)
         for plan in plans:
             self.summary.rows_written += plan.rows_written
             self.summary.dropped += plan.dropped
             self.summary.errors.update(plan.errors)
+            self.summary.files += len(plan.files)
+            self.summary.bytes += plan.bytes
         self.summary.flushes[reason] += 1
-        log.debug("%s: flush (%s) wrote %d files", self.config.name, reason, written)
 
     def _commit(self, plans: list[PartitionPlan]) -> bool:
         if self._consumer is None or not plans:
@@ -353,9 +402,11 @@ class DeliveryStream:
             self._recovery_records.pop(key, None)
 
     def _on_assigned(self, assigned: set[TopicPartition]) -> None:
-        """Note unfinished flushes; whether each is stale shows when the partition's position is known
-        (the position is the committed offset: past the manifest's range means it was committed)."""
+        """Note unfinished flushes (no Kafka calls here: this runs on kafka-python's IO thread).
+        Whether one is stale shows from the first record handed over (`_accept`) or from the
+        committed offset (`_check_recovery_done`)."""
         for tp in assigned:
             pending = self.manifests.read(tp.topic, tp.partition)
             if pending is not None:
                 self._recovering[(tp.topic, tp.partition)] = pending
+                self._recovery_checked.discard((tp.topic, tp.partition))

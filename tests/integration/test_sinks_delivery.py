@@ -83,7 +83,10 @@ def test_idle_interval_flushes_without_further_traffic(
         wait_until(
             lambda: lake_rows(lake, "clickstream_events")[0] == 50, 30, "50 rows never became queryable"
         )
-        assert stream.summary.flushes["idle"] + stream.summary.flushes["interval"] >= 1
+        flushed = stream.summary.flushes
+        wait_until(
+            lambda: flushed["idle"] + flushed["interval"] == 1, 10, "the interval flush was not committed"
+        )
         assert stream.summary.flushes["shutdown"] == 0  # delivered while still running
     finally:
         stop.set()
@@ -170,6 +173,11 @@ def test_two_sinks_in_one_group_flush_before_a_rebalance(
         )
         assert lake_rows(lake, "clickstream_events", "count(*), count(DISTINCT event_id)") == (2000, 2000)
         produce(kafka_bootstrap, topic, (event(i) for i in range(2000, 3000)))
+        wait_until(
+            lambda: first.summary.records_in + second.summary.records_in >= 3000,
+            60,
+            "the two sinks never read the last 1000 events",
+        )
     finally:
         stop_first.set()
         stop_second.set()
