@@ -90,9 +90,9 @@ def generate(count: int, seed: int = 7) -> pa.Table:
     return pa.table([columns[n] for n in schema.names], schema=schema)
 
 
-def write_lake(table: pa.Table, root: Path, dataset: str) -> int:
-    """Hourly Hive partitions like a sink writes; returns the file count."""
-    times = table.column("event_time").cast(pa.int64()).to_numpy()
+def write_lake(table: pa.Table, root: Path, dataset: str, time_column: str = "event_time") -> int:
+    """Hourly Hive partitions by `time_column` (sorted), like a sink writes; returns the file count."""
+    times = table.column(time_column).cast(pa.int64()).to_numpy()
     start_us = int(START.timestamp() * 1_000_000)
     hour_index = (times - start_us) // 3_600_000_000
     bounds = np.searchsorted(hour_index, np.arange(hour_index.max() + 2))
@@ -116,16 +116,22 @@ def write_json_lines(table: pa.Table, path: Path) -> None:
 
 
 def analytics(events: pa.Table, rng_seed: int = 3) -> tuple[pa.Table, pa.Table]:
-    """(late_events, anomalies): 1 % of events arrived late; the busiest page-hours flagged as anomalies."""
+    """(late_events, page_view_anomalies) shaped like the stream apps' output: 1 % of the events
+    arrived late at one of three apps; every minute's page-view count with a z-score as its
+    anomaly score."""
     rng = np.random.default_rng(rng_seed)
-    late = events.filter(pa.array(rng.random(events.num_rows) < 0.01))
+    late = events.filter(pa.array(rng.random(events.num_rows) < 0.01)).select(["event_time"])
+    apps = np.array(["page-views-1m", "visitor-sessions", "page-view-anomalies"], dtype=object)
+    late = late.append_column("app", pa.array(apps[rng.integers(0, 3, late.num_rows)], pa.string()))
+    late = late.append_column("missed_windows", pa.array(rng.integers(1, 4, late.num_rows)))
     with duckdb.connect() as db:
         db.register("events", events)
         anomalies = db.sql(
-            "SELECT page, date_trunc('hour', event_time) AS window_start, "
-            "date_trunc('hour', event_time) + INTERVAL 1 HOUR AS window_end, count(*) AS count, "
-            "1.0 * count(*) / avg(count(*)) OVER (PARTITION BY page) AS score "
-            "FROM events GROUP BY 1, 2, 3 QUALIFY score > 2.5"
+            "WITH per_minute AS (SELECT time_bucket(INTERVAL 1 MINUTE, event_time) AS window_start, "
+            "count(*) AS count FROM events GROUP BY 1) "
+            "SELECT window_start, window_start + INTERVAL 1 MINUTE AS window_end, count, "
+            "round(abs(count - avg(count) OVER ()) / stddev_pop(count) OVER (), 6) AS anomaly_score "
+            "FROM per_minute ORDER BY window_start"
         ).to_arrow_table()
     return late, anomalies
 
@@ -152,9 +158,12 @@ def run(context: BenchContext) -> list[Comparison]:
     late, anomalies = analytics(events)
     files = write_lake(events, lake, "clickstream_events")
     write_lake(late, lake, "late_events")
-    anomalies = anomalies.sort_by("window_start")
-    _write_anomalies(anomalies, lake)
-    for name, table in (("clickstream_events", events), ("late_events", late), ("anomalies", anomalies)):
+    write_lake(anomalies, lake, "page_view_anomalies", time_column="window_start")
+    for name, table in (
+        ("clickstream_events", events),
+        ("late_events", late),
+        ("page_view_anomalies", anomalies),
+    ):
         write_json_lines(table, raw / f"{name}.jsonl")
     lake_mb = sum(f.stat().st_size for f in (lake / "clickstream_events").rglob("*.parquet")) / 1e6
     json_mb = (raw / "clickstream_events.jsonl").stat().st_size / 1e6
@@ -210,15 +219,6 @@ def run(context: BenchContext) -> list[Comparison]:
     return rows
 
 
-def _write_anomalies(anomalies: pa.Table, lake: Path) -> None:
-    day = anomalies.column("window_start").cast(pa.int64()).to_numpy() // 86_400_000_000
-    for value in np.unique(day):
-        moment = dt.datetime.fromtimestamp(int(value) * 86_400, dt.UTC)
-        folder = lake / "anomalies" / f"dt={moment:%Y-%m-%d}"
-        folder.mkdir(parents=True, exist_ok=True)
-        pq.write_table(anomalies.filter(pa.array(day == value)), folder / "part-0.parquet")
-
-
 class _json_db:
     """A plain DuckDB over the JSON-lines files, with the lake's table names and partition columns."""
 
@@ -233,8 +233,8 @@ class _json_db:
                 f"FROM read_json('{raw / name}.jsonl', format = 'newline_delimited')"
             )
         self.db.execute(
-            "CREATE VIEW anomalies AS SELECT *, CAST(window_start AS DATE) AS dt "
-            f"FROM read_json('{raw}/anomalies.jsonl', format = 'newline_delimited')"
+            "CREATE VIEW page_view_anomalies AS SELECT *, CAST(window_start AS DATE) AS dt, "
+            f"hour(window_start) AS hour FROM read_json('{raw}/page_view_anomalies.jsonl', format = 'newline_delimited')"
         )
 
     def __enter__(self) -> duckdb.DuckDBPyConnection:

@@ -100,46 +100,57 @@ def test_errors_per_minute(lake: Path) -> None:
     assert run(lake, "errors_per_minute", min_status="500")[0]["errors"] == 1
 
 
-def test_late_events_per_hour(lake: Path) -> None:
-    write_events(
-        lake,
+def test_late_events_per_app_and_hour(lake: Path) -> None:
+    late = [
+        ("2026-11-23T07:01:00", "page-views-1m"),
+        ("2026-11-23T07:02:00", "page-views-1m"),
+        ("2026-11-23T07:03:00", "visitor-sessions"),
+        ("2026-11-23T08:00:00", "page-views-1m"),
+    ]
+    write_rows(
+        lake / "late_events" / "dt=2026-11-23" / "hour=07" / "a.parquet",
         [
-            event("2026-11-23T07:01:00", "v1", "/a"),
-            event("2026-11-23T07:02:00", "v2", "/a"),
-            event("2026-11-23T08:00:00", "v1", "/b"),
+            {"app": app, "event_time": dt.datetime.fromisoformat(t).replace(tzinfo=UTC), "missed_windows": 1}
+            for t, app in late
         ],
-        dataset="late_events",
     )
     assert run(lake, "late_events") == [
-        {"hour_start": hour(7), "late_events": 2},
-        {"hour_start": hour(8), "late_events": 1},
+        {"hour_start": hour(7), "app": "page-views-1m", "late_events": 2},
+        {"hour_start": hour(7), "app": "visitor-sessions", "late_events": 1},
+        {"hour_start": hour(8), "app": "page-views-1m", "late_events": 1},
+    ]
+    assert run(lake, "late_events", app="visitor-sessions") == [
+        {"hour_start": hour(7), "app": "visitor-sessions", "late_events": 1}
     ]
 
 
-def test_anomalies_most_recent_first(lake: Path) -> None:
+def test_anomalies_highest_score_first(lake: Path) -> None:
+    minute = dt.timedelta(minutes=1)
     write_rows(
-        lake / "anomalies" / "dt=2026-11-23" / "hour=07" / "a.parquet",
+        lake / "page_view_anomalies" / "dt=2026-11-23" / "hour=07" / "a.parquet",
         [
-            {"page": "/a", "window_start": hour(7), "window_end": hour(8), "count": 90, "score": 3.5},
+            {"window_start": hour(7), "window_end": hour(7) + minute, "count": 90, "anomaly_score": 3.5},
             {
-                "page": "/b",
-                "window_start": hour(7).replace(hour=6),
-                "window_end": hour(7),
+                "window_start": hour(7) + minute,
+                "window_end": hour(7) + 2 * minute,
                 "count": 4,
-                "score": 2.0,
+                "anomaly_score": 9.0,
             },
+            {"window_start": hour(6), "window_end": hour(6) + minute, "count": 40, "anomaly_score": 12.0},
         ],
     )
-    rows = run(lake, "anomalies", since="2026-11-23T06:30:00Z")
-    assert [(r["page"], r["count"]) for r in rows] == [("/a", 90)]
+    rows = run(lake, "anomalies", since="2026-11-23T06:30:00Z", min_score="1")
+    assert [(r["count"], r["anomaly_score"]) for r in rows] == [(4, 9.0), (90, 3.5)]
+    assert [r["count"] for r in run(lake, "anomalies", limit="1")] == [40]
 
 
 def test_missing_analytics_dataset_names_it_and_how_to_fill_it(lake: Path) -> None:
     with pytest.raises(TableNotFound) as caught:
         run(lake, "anomalies")
     assert str(caught.value) == (
-        f"named query 'anomalies' reads dataset 'anomalies', which is not in the lake at {lake}; fill it: "
-        "run the anomaly stream app and its sink into the `anomalies` dataset (tidelake demo does both)"
+        f"named query 'anomalies' reads dataset 'page_view_anomalies', which is not in the lake at {lake}; "
+        "fill it: run the page-view-anomalies stream app and the analytics sink into `page_view_anomalies` "
+        "(tidelake demo does both)"
     )
 
 
