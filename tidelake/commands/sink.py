@@ -216,6 +216,44 @@ def list_streams(json_out: JsonOption = False) -> None:
     console.print(table)
 
 
+@app.command("compact")
+def compact_dataset(
+    dataset: Annotated[str, typer.Argument(help="The dataset (folder under the lake) to compact.")],
+    partition: Annotated[
+        list[str] | None,
+        typer.Option("--partition", help="Only folders under this, e.g. dt=2019-01-22 (repeatable)."),
+    ] = None,
+    compression: Annotated[str, typer.Option("--compression", help="snappy, zstd, gzip or none.")] = "snappy",
+    lake: LakeOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Merge the small files of each partition into one, swapping folders atomically for readers."""
+    from core.lake import check_dataset_name
+    from sinks.compaction import compact
+    from sinks.writer import COMPRESSIONS
+
+    try:
+        check_dataset_name(dataset)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+    if compression not in COMPRESSIONS:
+        raise ConfigError(f"--compression must be one of {', '.join(COMPRESSIONS)}, got {compression!r}")
+    settings = settings_from(lake=lake)
+    done = compact(settings.lake.root, dataset, partition, compression=compression)
+    if json_out:
+        print_json({"dataset": dataset, "partitions": [c.__dict__ for c in done]})
+        return
+    if not done:
+        console.print(f"nothing to compact in {dataset} (no partition has two or more files)")
+        return
+    table = Table("partition", "files before", "files after", "rows", "bytes after")
+    for c in done:
+        table.add_row(
+            c.partition, str(c.files_before), str(c.files_after), f"{c.rows:,}", f"{c.bytes_after:,}"
+        )
+    console.print(table)
+
+
 def register(root: typer.Typer) -> None:
     """Add `tidelake sink ...` to the root app."""
     root.add_typer(app, name="sink")
