@@ -21,7 +21,7 @@ def _lake(tmp_path: Path) -> Path:
     lake = tmp_path / "lake"
     n = 0
     for hour in ("00", "01", "02"):
-        for f in range(FILES_PER_HOUR):
+        for _ in range(FILES_PER_HOUR):
             ids = [f"h{hour}-{n + i}" for i in range(ROWS_PER_FILE)]
             table = pa.table({"event_id": ids, "n": list(range(n, n + ROWS_PER_FILE))})
             write_parquet(table, lake / "ds" / "dt=2019-01-22" / f"hour={hour}" / data_file_name("t", 0, n))
