@@ -148,7 +148,7 @@ def check_inputs(query: NamedQuery, engine: Engine) -> None:
     tables = engine.refresh()
     for dataset in query.reads:
         table = tables.get(dataset)
-        if table is not None and (table.files or table.view_sql() is not None):
+        if table is not None and (table.files or dataset in engine.table_names()):
             continue
         where = (
             f"is empty under {table.location}"
