@@ -260,7 +260,7 @@ class WindowEngine:
     def _close_through(self, mark: int | None) -> None:
         """Close every window ending at or before `mark`; everything when `mark` is None (idle)."""
         flush = mark is None
-        limit = 2**62 if flush else mark
+        limit: int = 2**62 if mark is None else mark
         released: list[tuple[Any, int]] = []
         while self.pending and self.pending[0][0] < limit:
             t, _, key, values = heapq.heappop(self.pending)

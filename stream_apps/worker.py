@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -35,7 +35,8 @@ from core.errors import BrokerUnavailable, ConfigError
 from core.topics import LATE_EVENTS, TopicSpec, dlq_topic
 from stream_apps.anomaly import make_row_hook
 from stream_apps.checkpoint import StateFolder
-from stream_apps.engine import WindowEngine
+from stream_apps.durations import format_time_us
+from stream_apps.engine import NEVER, WindowEngine
 from stream_apps.spec import AppSpec
 
 log = logging.getLogger(__name__)
@@ -85,6 +86,7 @@ class StreamWorker:
         self.on_progress = on_progress
         self.state = StateFolder(options.state_dir, spec.name)
         self.engine: WindowEngine | None = None
+        self.hook: Any = None
         self.started = time.monotonic()
         self._stop = asyncio.Event()
         self._partitions: dict[str, list[int]] = {}
@@ -93,11 +95,10 @@ class StreamWorker:
         self._stop.set()
 
     def progress(self) -> Progress:
-        from stream_apps.durations import format_time_us
-        from stream_apps.engine import NEVER
-
         engine = self.engine
-        assert engine is not None
+        if engine is None:
+            msg = f"stream app {self.spec.name} has not started"
+            raise RuntimeError(msg)
         c = engine.counters
         mark = engine.closed_through
         return Progress(
@@ -138,7 +139,7 @@ class StreamWorker:
         spec, options = self.spec, self.options
         if options.reset:
             self.state.reset()
-        hook = make_row_hook(spec)
+        hook = self.hook = make_row_hook(spec)
         engine = self.engine = WindowEngine(spec, partitions, time.monotonic(), row_hook=hook)
         saved = self.state.load(spec.fingerprint)
         if saved is not None:
@@ -193,7 +194,7 @@ class StreamWorker:
         tick_ms = int(options.tick_s * 1000)
         last_checkpoint = last_progress = time.monotonic()
         dirty = False
-        hook = self._hook(engine)
+        hook = self.hook
         while not self._stop.is_set():
             batches = await consumer.getmany(timeout_ms=tick_ms, max_records=options.max_batch)
             now = time.monotonic()
@@ -215,10 +216,6 @@ class StreamWorker:
                 and engine.counters.events_in >= options.stop_after_events
             ):
                 break
-
-    @staticmethod
-    def _hook(engine: WindowEngine) -> Any:
-        return engine._row_hook
 
     async def _checkpoint(self, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer, engine: WindowEngine,
                           hook: Any) -> None:  # fmt: skip
@@ -253,7 +250,7 @@ class StreamWorker:
         outbox.errors.clear()
 
     async def _send_batches(self, producer: AIOKafkaProducer, topic: str,
-                            messages: list[tuple[bytes | None, bytes]]) -> list[Any]:  # fmt: skip
+                            messages: Sequence[tuple[bytes | None, bytes]]) -> list[Any]:  # fmt: skip
         """Send many messages as whole record batches (one per partition); far cheaper than one
         `send` per row. Partition = crc32 of the key: the same row key always lands in the same
         partition, so the last copy of a row is the last one a consumer reads."""
