@@ -1,0 +1,92 @@
+"""`tidelake query` and `tidelake catalog` as a person runs them (a real process, a lake made here)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from tests.unit.queries_lake import event, write_events
+
+
+@pytest.fixture
+def lake(tmp_path: Path) -> Path:
+    root = tmp_path / "lake"
+    write_events(
+        root,
+        [event("2026-11-23T07:10:00", "v1", "/a"), event("2026-11-23T07:20:00", "v2", "/a"),
+         event("2026-11-23T08:05:00", "v1", "/b")],
+    )  # fmt: skip
+    return root
+
+
+def tidelake(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {"COLUMNS": "200", "PATH": "/usr/bin:/bin"}
+    return subprocess.run(
+        [sys.executable, "-m", "tidelake.cli", *args], capture_output=True, text=True, env=env, timeout=60
+    )
+
+
+def test_query_prints_rows_bytes_scanned_and_cost(lake: Path) -> None:
+    done = tidelake(
+        "query",
+        "SELECT page, count(*) AS n FROM clickstream_events GROUP BY 1 ORDER BY 2 DESC",
+        "--lake",
+        str(lake),
+    )
+    assert done.returncode == 0, done.stderr
+    assert "│ /a   │ 2 │" in done.stdout
+    assert "2 rows; " in done.stdout
+    assert (
+        "billed 10 MB = $0.000050 ($5/TB, rounded up to the MB, 10 MB minimum, decimal units)" in done.stdout
+    )
+
+
+def test_refused_query_exits_2_with_one_line(lake: Path) -> None:
+    done = tidelake("query", "SELECT * FROM read_csv('/etc/passwd')", "--lake", str(lake))
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert done.stderr.startswith('error: refused: Cannot access file "/etc/passwd"')
+    assert done.stderr.count("\n") == 1
+
+
+def test_named_query_with_params_as_json_and_parquet_out(lake: Path, tmp_path: Path) -> None:
+    out = tmp_path / "top.parquet"
+    done = tidelake(
+        "query", "top_pages_per_hour", "-p", "day=2026-11-23", "-p", "hour=7", "--format", "json",
+        "--out", str(out), "--lake", str(lake),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    assert answer["columns"] == ["hour_start", "rank", "page", "views"]
+    assert [(r["page"], r["views"]) for r in answer["rows"]] == [("/a", 2)]
+    assert (answer["billed_mb"], answer["cost_usd"]) == (10, 0.00005)
+    assert pq.read_table(out).num_rows == 1
+
+
+def test_bad_param_exits_2(lake: Path) -> None:
+    done = tidelake("query", "top_pages_per_hour", "-p", "hour=seven", "--lake", str(lake))
+    assert done.returncode == 2
+    assert done.stderr == "error: parameter hour must be INTEGER, got 'seven' (example: 10)\n"
+
+
+def test_catalog_json_lists_partitions_rows_and_bytes(lake: Path) -> None:
+    done = tidelake("catalog", "--json", "--lake", str(lake))
+    assert done.returncode == 0, done.stderr
+    (table,) = json.loads(done.stdout)["tables"]
+    assert (table["table"], table["partitions"], table["files"], table["rows"]) == (
+        "clickstream_events",
+        2,
+        2,
+        3,
+    )
+    assert table["partition_keys"] == {"dt": "DATE", "hour": "INTEGER"}
+    assert table["bytes"] == sum(p.stat().st_size for p in lake.rglob("*.parquet"))
+
+
+def test_catalog_emits_athena_ddl(lake: Path) -> None:
+    done = tidelake("catalog", "--emit-ddl", "athena", "--location", "s3://b/lake", "--lake", str(lake))
+    assert done.returncode == 0, done.stderr
+    assert "LOCATION 's3://b/lake/clickstream_events/';" in done.stdout
