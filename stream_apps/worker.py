@@ -7,10 +7,13 @@ The loop, in the order it is enforced (each step only after the previous one is 
 4. send the outbox (final rows, late events, bad records) and wait for the broker's acks;
 5. commit the offsets to the consumer group (for lag monitoring; the snapshot is authoritative).
 
+3b. after the acks, snapshot again with the outbox emptied.
+
 A crash before 3 replays from the previous snapshot and recomputes the same rows; a crash between 3
-and 4 resends the outbox on restart. So every final row is written at least once and every copy
+and 3b resends the outbox on restart. So every final row is written at least once and every copy
 of it carries the same values: a consumer keeping the last row per (key, window_start) sees exactly
 one final row per window (and the output key is `<key>|<window_start>`, so compaction agrees).
+Without a crash (including stop and restart) each row is written once.
 
 Uses aiokafka, the client under Faust, directly: Faust's own windows close by wall clock, miss
 partitions and forget windows on restart (notes/faust-and-kafka-python.md).
@@ -181,6 +184,7 @@ class StreamWorker:
                     await consumer.seek_to_beginning(tp)
             if len(engine.outbox):
                 await self._send(producer, engine)  # rows a crash left unsent (or unacknowledged)
+                await asyncio.to_thread(self.state.save, self._snapshot(engine, hook))
             await self._loop(consumer, producer, engine, tps)
             await self._checkpoint(consumer, producer, engine, hook)
         finally:
@@ -219,17 +223,24 @@ class StreamWorker:
 
     async def _checkpoint(self, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer, engine: WindowEngine,
                           hook: Any) -> None:  # fmt: skip
-        state = engine.snapshot()
-        if hook is not None:
-            state["hook"] = hook.state()
-        await asyncio.to_thread(self.state.save, state)
-        await self._send(producer, engine)
+        await asyncio.to_thread(self.state.save, self._snapshot(engine, hook))
+        if len(engine.outbox):
+            await self._send(producer, engine)
+            # the outbox is delivered: record that, so a clean restart does not send it again
+            await asyncio.to_thread(self.state.save, self._snapshot(engine, hook))
         offsets = {TopicPartition(self.spec.source, p): o for p, o in engine.offsets.items()}
         if offsets:
             try:
                 await consumer.commit(offsets)
             except KafkaError as exc:  # informational only: the snapshot holds the real positions
                 log.warning("could not commit offsets of %s to its group: %s", self.spec.name, exc)
+
+    @staticmethod
+    def _snapshot(engine: WindowEngine, hook: Any) -> dict[str, Any]:
+        state = engine.snapshot()
+        if hook is not None:
+            state["hook"] = hook.state()
+        return state
 
     async def _send(self, producer: AIOKafkaProducer, engine: WindowEngine) -> None:
         outbox = engine.outbox

@@ -153,3 +153,26 @@ def test_late_and_bad_events_are_routed_and_counted(kafka_bootstrap, make_topic,
     assert all(h["error_type"] == b"processing-failed" and h["app"] == b"it-late" for h in headers)
     for reader in (rows_reader, late_reader, dlq):
         reader.close()
+
+
+def test_stop_and_restart_writes_every_final_row_once(kafka_bootstrap, make_topic, tmp_path) -> None:
+    source = make_topic(partitions=4)
+    spec = make_spec(source, "tumbling:60s", "it-restart", aggregates=["count", "top:2:page"])
+    events = clickstream(2000, seed=6)
+    expected = expected_rows(events, spec)
+    spec_file = write_spec(spec, tmp_path / "spec.toml")
+    produce(kafka_bootstrap, source, events[:1000])
+    with worker_process(spec_file, kafka_bootstrap, tmp_path / "state") as worker:
+        reader = TopicReader(kafka_bootstrap, spec.sink_topic)
+        reader.wait_until(lambda r: len(r) >= 1, 60, "the first rows", worker)
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=30) == 0
+    produce(kafka_bootstrap, source, events[1000:])
+    with worker_process(spec_file, kafka_bootstrap, tmp_path / "state") as worker:
+        rows = reader.wait_until(lambda r: len(r) >= len(expected), 120, f"{len(expected)} rows", worker)
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=30) == 0
+    reader.poll()
+    rows = reader.values()
+    reader.close()
+    assert sorted(rows, key=row_sort_key) == expected  # no duplicates across the restart
