@@ -177,6 +177,8 @@ class PrefixTemplate:
         `times` is a timestamp[us, UTC] array (event or arrival time), `table` holds the fields
         that `partitionKeyFromQuery` reads, `lambda_keys` the transform hook's partition keys.
         """
+        if times is not None and all(p.namespace in ("", "timestamp", "firehose") for p in self.parts):
+            return self._evaluate_by_time(rows, times, error_type, seed)
         pieces: list[pa.Array | str] = []
         for part in self.parts:
             if not part.namespace:
@@ -210,6 +212,57 @@ class PrefixTemplate:
         if isinstance(joined, pa.ChunkedArray):
             joined = joined.combine_chunks()
         return pc.if_else(pc.ends_with(joined, "/"), joined, pc.binary_join_element_wise(joined, "/", ""))
+
+    def _evaluate_by_time(self, rows: int, times: pa.Array, error_type: str, seed: str) -> pa.Array:
+        """The common case: the folder depends on time alone, so format each distinct time unit
+        once (a few per batch) instead of every row."""
+        unit = _finest_unit(self.parts)
+        floored = pc.floor_temporal(times, unit=unit) if unit else pa.array([0] * rows, pa.int64())
+        encoded = pc.dictionary_encode(floored)
+        distinct = encoded.dictionary
+        pieces: list[pa.Array | str] = []
+        for part in self.parts:
+            if not part.namespace:
+                pieces.append(part.value)
+            elif part.namespace == "timestamp":
+                pieces.append(pc.strftime(distinct, format=java_to_strftime(part.value), locale="C"))
+            elif part.value == "error-output-type":
+                pieces.append(escape_value(error_type))
+            else:
+                pieces.append(random_string(seed))
+        count = len(distinct)
+        arrays = [
+            p if isinstance(p, pa.Array) else pa.array([p] * count, pa.string()) for p in pieces or [""]
+        ]
+        joined = pc.binary_join_element_wise(*arrays, "") if len(arrays) > 1 else arrays[0]
+        folders = [text if text.endswith("/") else text + "/" for text in joined.to_pylist()]
+        return pa.DictionaryArray.from_arrays(encoded.indices, pa.array(folders, pa.string())).cast(
+            pa.string()
+        )
+
+
+#: Java letters -> the Arrow temporal unit they need, finest first.
+_UNITS = (
+    ("ss", "second"),
+    ("mm", "minute"),
+    ("HH", "hour"),
+    ("dd", "day"),
+    ("MM", "month"),
+    ("yy", "year"),
+    ("uu", "year"),
+)
+
+
+def _finest_unit(parts: tuple[Part, ...]) -> str | None:
+    patterns = [_unquoted(p.value) for p in parts if p.namespace == "timestamp"]
+    for letters, unit in _UNITS:
+        if any(letters in pattern for pattern in patterns):
+            return unit
+    return None
+
+
+def _unquoted(pattern: str) -> str:
+    return re.sub(r"'[^']*'", "", pattern)
 
 
 def _escaped_column(column: pa.ChunkedArray | None, rows: int) -> pa.Array:
