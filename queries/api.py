@@ -13,12 +13,13 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from queries.catalog import discover
 from queries.service import Execution, QueryService, RequestError
+from queries.web import PipelineReader, mount_console
 
 AMZ_JSON = "application/x-amz-json-1.1"
 _SIGV4_KEY = re.compile(r"Credential=([^/,\s]+)/")
@@ -249,7 +250,9 @@ def _view(service: QueryService, e: Execution) -> ExecutionView:
     )
 
 
-def create_app(service: QueryService, token: str | None = None) -> FastAPI:
+def create_app(
+    service: QueryService, token: str | None = None, pipeline: PipelineReader | None = None
+) -> FastAPI:
     app = FastAPI(title="tidelake queries", version="1", description=__doc__)
 
     def authorized(authorization: Annotated[str | None, Header()] = None) -> None:
@@ -265,10 +268,6 @@ def create_app(service: QueryService, token: str | None = None) -> FastAPI:
     @app.exception_handler(RequestError)
     async def _request_error(_: Request, exc: RequestError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=404 if "not found" in str(exc) else 400)
-
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def home() -> str:
-        return "<!doctype html><title>tidelake</title><p>tidelake queries API: see <a href='/docs'>/docs</a>.</p>"
 
     actions = athena_actions(service)
 
@@ -351,6 +350,8 @@ def create_app(service: QueryService, token: str | None = None) -> FastAPI:
     def create_workgroup(body: WorkgroupIn) -> dict[str, Any]:
         service.put_workgroup(body.name, body.description, body.bytes_scanned_cutoff)
         return _workgroup_json(service, body.name)
+
+    mount_console(app, service.engine, pipeline, guard)
 
     @app.get("/api/catalog", dependencies=guard)
     def catalog() -> list[dict[str, Any]]:

@@ -157,3 +157,27 @@ def check_inputs(query: NamedQuery, engine: Engine) -> None:
         )
         msg = f"named query {query.name!r} reads dataset {dataset!r}, which {where}; fill it: {query.fill or 'tidelake demo'}"
         raise TableNotFound(msg)
+
+
+def sql_literal(value: Any, type_name: str) -> str:
+    """`value` as a DuckDB literal of `type_name` (NULLs typed, strings quoted)."""
+    if value is None:
+        return f"CAST(NULL AS {type_name})"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    text = value.isoformat() if isinstance(value, dt.date | dt.datetime) else str(value)
+    quoted = "'" + text.replace("'", "''") + "'"
+    return quoted if type_name == "VARCHAR" else f"CAST({quoted} AS {type_name})"
+
+
+def inline_params(query: NamedQuery, given: dict[str, str] | None = None) -> str:
+    """The query's SQL with every `$param` replaced by a literal: something to paste and edit."""
+    values = query.bind(given or {})
+    types = {p.name: p.type for p in query.params}
+    # longest names first, so `$top` never eats the start of `$top_n`
+    text = query.sql
+    for name in sorted(values, key=len, reverse=True):
+        text = re.sub(rf"\${name}\b", lambda _m, n=name: sql_literal(values[n], types[n]), text)
+    return text

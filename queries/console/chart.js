@@ -7,17 +7,21 @@ const TIME_TYPES = new Set(["date", "timestamp", "timestamp with time zone", "ti
 function baseType(type) { return String(type || "").toLowerCase().replace(/\(.*$/, "").trim(); }
 function isNumericType(type) { const t = baseType(type); return NUMERIC_TYPES.has(t) || t.startsWith("decimal"); }
 
-// Which chart fits: {kind, label, value} or null when the result has nothing to plot.
-function chooseChart(columns) {
+// Which chart fits the result: {kind, label, value} or null when there is nothing to plot.
+// The measure is the last numeric column; a line over time when each time appears once,
+// otherwise bars per category (or per time).
+function chooseChart(columns, rows) {
   const types = columns.map(c => baseType(c.Type));
-  const value = columns.findIndex(c => isNumericType(c.Type));
+  let value = -1;
+  columns.forEach((c, i) => { if (isNumericType(c.Type)) value = i; });
   if (value < 0) return null;
-  const time = types.findIndex(t => TIME_TYPES.has(t));
-  if (time >= 0 && time !== value) return { kind: "line", label: time, value };
-  const label = types.findIndex((t, i) => i !== value && !NUMERIC_TYPES.has(t));
+  const time = types.findIndex(t => TIME_TYPES.has(t) || t.startsWith("timestamp"));
+  const label = types.findIndex((t, i) => i !== value && i !== time && !isNumericType(columns[i].Type));
+  if (time >= 0 && new Set(rows.map(r => r[time])).size === rows.length) return { kind: "line", label: time, value };
   if (label >= 0) return { kind: "bar", label, value };
-  const otherNumber = types.findIndex((t, i) => i !== value);
-  return otherNumber >= 0 ? { kind: "line", label: otherNumber, value } : null;
+  if (time >= 0) return { kind: "bar", label: time, value };
+  const other = columns.findIndex((c, i) => i !== value);
+  return other >= 0 ? { kind: "bar", label: other, value } : null;
 }
 
 function svgEl(name, attrs, text) {
@@ -29,7 +33,7 @@ function svgEl(name, attrs, text) {
 
 function drawChart(container, columns, rows) {
   container.innerHTML = "";
-  const choice = chooseChart(columns);
+  const choice = chooseChart(columns, rows);
   if (!choice || rows.length === 0) { container.dataset.kind = "none"; return; }
   let points = rows.map(r => ({ label: r[choice.label] ?? "", value: Number(r[choice.value]) }))
                    .filter(p => Number.isFinite(p.value));

@@ -42,7 +42,7 @@ function setSql(text) { $("sql").value = text; syncHighlight(); }
 async function loadCatalog() {
   const list = $("catalog");
   try {
-    const tables = await api("/api/catalog");
+    const tables = await api("/api/tables");
     list.innerHTML = "";
     if (tables.length === 0) list.appendChild(cell("li", "the lake is empty: run `tidelake demo`", "muted"));
     for (const t of tables) {
@@ -69,17 +69,19 @@ async function loadCatalog() {
 
 async function loadNamed() {
   const list = $("named");
+  const add = (name, sql, title) => {
+    const li = cell("li", name, "named-item");
+    li.title = title || "";
+    li.setAttribute("data-testid", `named-${name}`);
+    li.onclick = () => setSql(sql);
+    list.appendChild(li);
+  };
   try {
-    const named = await api("/api/named-queries");
+    const [shipped, saved] = await Promise.all([api("/api/library"), api("/api/named-queries")]);
     list.innerHTML = "";
-    for (const q of named) {
-      const li = cell("li", q.Name, "named-item");
-      li.title = q.Description || "";
-      li.setAttribute("data-testid", `named-${q.Name}`);
-      li.onclick = () => setSql(q.QueryString);
-      list.appendChild(li);
-    }
-    if (named.length === 0) list.appendChild(cell("li", "none yet", "muted"));
+    for (const q of shipped) add(q.name, q.sql, q.question);
+    for (const q of saved) add(q.Name, q.QueryString, q.Description);
+    if (shipped.length + saved.length === 0) list.appendChild(cell("li", "none yet", "muted"));
   } catch (e) { list.innerHTML = ""; list.appendChild(cell("li", `unavailable: ${e.message}`, "muted")); }
 }
 
@@ -207,8 +209,15 @@ function showView(name) {
   document.querySelectorAll(".tab").forEach(b => b.classList.toggle("active", b.dataset.view === name));
   $("view-editor").hidden = name !== "editor";
   $("view-pipeline").hidden = name !== "pipeline";
-  clearInterval(state.pipelineTimer);
-  if (name === "pipeline") { refreshPipeline(); state.pipelineTimer = setInterval(refreshPipeline, 1000); }
+  clearTimeout(state.pipelineTimer);
+  if (name === "pipeline") pollPipeline();
+}
+
+// One request at a time: the next poll starts a second after the previous answer.
+async function pollPipeline() {
+  clearTimeout(state.pipelineTimer);
+  await refreshPipeline();
+  if (!$("view-pipeline").hidden) state.pipelineTimer = setTimeout(pollPipeline, 1000);
 }
 
 // ------------------------------------------------------------------ wiring

@@ -11,7 +11,15 @@ from rich.table import Table as RichTable
 
 from core.errors import ConfigError
 from core.settings import Settings
-from tidelake.commands.options import JsonOption, LakeOption, console, err_console, print_json, settings_from
+from tidelake.commands.options import (
+    BootstrapOption,
+    JsonOption,
+    LakeOption,
+    console,
+    err_console,
+    print_json,
+    settings_from,
+)
 
 _FORMATS = ("table", "csv", "json")
 _SHOWN_ROWS = 200
@@ -199,6 +207,7 @@ def serve(
     host: Annotated[str | None, typer.Option("--host", help="Address to bind (default 127.0.0.1).")] = None,
     token: Annotated[str | None, typer.Option("--token", help="Require this bearer token.")] = None,
     lake: LakeOption = None,
+    bootstrap_servers: BootstrapOption = None,
 ) -> None:
     """Serve the Athena-shaped HTTP API (boto3's athena client works against it) and the console."""
     import uvicorn
@@ -206,11 +215,12 @@ def serve(
     from queries.api import create_app
     from queries.results import ResultStore
     from queries.service import QueryService
+    from tidelake.status import collect_status
 
     overrides: dict[str, Any] = {
         k: v for k, v in {"port": port, "host": host, "api_token": token}.items() if v
     }
-    settings = settings_from(lake=lake, query=overrides)
+    settings = settings_from(lake=lake, bootstrap_servers=bootstrap_servers, query=overrides)
     q = settings.query
     results_dir = q.results_dir or settings.lake.root.resolve().parent / "query-results"
     with _engine(settings, sessions=q.concurrency) as engine:
@@ -219,7 +229,8 @@ def serve(
             err_console.print(
                 f"tidelake serve: http://{q.host}:{q.port} (lake {engine.lake}, results {results_dir})"
             )
-            uvicorn.run(create_app(service, q.api_token), host=q.host, port=q.port, log_level="warning")
+            app = create_app(service, q.api_token, pipeline=lambda: collect_status(settings).to_dict())
+            uvicorn.run(app, host=q.host, port=q.port, log_level="warning")
         finally:
             service.close()
 
