@@ -136,7 +136,8 @@ class Aggregate:
             return None if acc is None else acc[0] / acc[1]
         if kind == "top":
             ranked = sorted(acc.items(), key=lambda item: (-item[1], item[0]))
-            return [[value, count] for value, count in ranked[: self.n]]
+            # objects, not [value, count] pairs: a list of one type becomes a Parquet list<struct>
+            return [{self.field: value, "count": count} for value, count in ranked[: self.n]]
         if kind in ("first", "last"):
             return None if acc is None else acc[1]
         if kind == "duration":

@@ -111,7 +111,7 @@ def expected_rows(events: list[dict[str, Any]], spec: AppSpec) -> list[dict[str,
     assigned = _assigned_sql(spec)
     con.execute(f"CREATE TABLE assigned AS {assigned}")
     result = con.execute(f"SELECT k, ws, we, {aggs} FROM assigned GROUP BY k, ws, we").fetchall()
-    tops: dict[tuple[Any, int, int], dict[int, list[list[Any]]]] = {}
+    tops: dict[tuple[Any, int, int], dict[int, list[dict[str, Any]]]] = {}
     for i, agg in enumerate(spec.aggregates):
         if agg.kind != "top":
             continue
@@ -122,7 +122,7 @@ def expected_rows(events: list[dict[str, Any]], spec: AppSpec) -> list[dict[str,
             f"WHERE r <= {agg.n} ORDER BY k, ws, we, r"
         ).fetchall()
         for k, ws, we, value, count in ranked:
-            tops.setdefault((k, ws, we), {}).setdefault(i, []).append([value, count])
+            tops.setdefault((k, ws, we), {}).setdefault(i, []).append({agg.field: value, "count": count})
     out = []
     for k, ws, we, *values in result:
         row: dict[str, Any] = {}

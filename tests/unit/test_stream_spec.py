@@ -53,10 +53,10 @@ def test_top_n_ranks_by_count_then_value_and_merges() -> None:
     a = top.new()
     for page in ["/b", "/a", "/c", "/b", "/a"]:
         a = top.add(a, page, 0)
-    assert top.result(a) == [["/a", 2], ["/b", 2]]
+    assert top.result(a) == [{"page": "/a", "count": 2}, {"page": "/b", "count": 2}]
     b = top.add(top.new(), "/c", 0)
     b = top.add(b, "/c", 0)
-    assert top.result(top.merge(a, b)) == [["/c", 3], ["/a", 2]]
+    assert top.result(top.merge(a, b)) == [{"page": "/c", "count": 3}, {"page": "/a", "count": 2}]
 
 
 def test_first_and_last_use_event_time_not_arrival() -> None:

@@ -14,6 +14,7 @@ from rich.text import Text
 
 from core.errors import ConfigError
 from core.events import EVENT_TIME_FIELD
+from core.status_board import StatusPublisher
 from core.topics import ANALYTICS_PREFIX, CLICKSTREAM_EVENTS
 from stream_apps.catalog import resolve_spec, shipped_specs
 from stream_apps.spec import AppSpec, spec_from_mapping, spec_to_mapping
@@ -207,9 +208,14 @@ def run(
             f"[bold]{spec.name}[/]: {spec.describe()}; state in {options.state_dir / spec.name}"
         )
     live = Live(console=console, auto_refresh=False, transient=False) if not json_output else None
-    worker = StreamWorker(
-        spec, options, on_progress=(lambda p: live.update(_status(p), refresh=True)) if live else None
-    )
+    board = StatusPublisher(settings.runtime.state_dir, "stream", spec.name)
+
+    def on_progress(progress: Progress) -> None:
+        board.publish(progress.as_dict())
+        if live is not None:
+            live.update(_status(progress), refresh=True)
+
+    worker = StreamWorker(spec, options, on_progress=on_progress)
 
     async def main() -> Progress:
         loop = asyncio.get_running_loop()
@@ -224,9 +230,11 @@ def run(
     if live is not None:
         with live:
             final = asyncio.run(main())
+            board.publish(final.as_dict(), force=True)
             live.update(_status(final), refresh=True)
         console.line()
         console.print(_summary(final))
     else:
         final = asyncio.run(main())
+        board.publish(final.as_dict(), force=True)
         print_json(final.as_dict())
