@@ -177,6 +177,7 @@ class StreamWorker:
         try:
             tps = [TopicPartition(spec.source, p) for p in partitions]
             consumer.assign(tps)
+            await self._check_snapshot_fits(consumer, engine, tps)
             for tp in tps:
                 if tp.partition in engine.offsets:
                     consumer.seek(tp, engine.offsets[tp.partition])
@@ -191,6 +192,21 @@ class StreamWorker:
             await consumer.stop()
             await producer.stop()
         return self.progress()
+
+    async def _check_snapshot_fits(self, consumer: AIOKafkaConsumer, engine: WindowEngine,
+                                   tps: list[TopicPartition]) -> None:  # fmt: skip
+        """A snapshot that has read past a partition's end belongs to an older topic of the same name
+        (deleted and created again): resuming from it would call every new event late."""
+        ends = await consumer.end_offsets(tps)
+        for tp in tps:
+            saved = engine.offsets.get(tp.partition)
+            if saved is not None and saved > ends[tp]:
+                msg = (
+                    f"stream app {self.spec.name}: its saved state ({self.state.path}) has read "
+                    f"{tp.topic}[{tp.partition}] up to offset {saved}, but the topic now ends at {ends[tp]}: "
+                    "the topic was created again. Run with --reset to start over from the new topic."
+                )
+                raise ConfigError(msg)
 
     async def _loop(self, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer, engine: WindowEngine,
                     tps: list[TopicPartition]) -> None:  # fmt: skip

@@ -98,6 +98,8 @@ class Demo:
             "TIDELAKE_KAFKA__BOOTSTRAP_SERVERS": self.settings.kafka.bootstrap_servers,
             "TIDELAKE_LAKE__ROOT": str(self.settings.lake.root.resolve()),
             "TIDELAKE_RUNTIME__STATE_DIR": str(self.settings.runtime.state_dir),
+            # the apps' state belongs to this demo's topics, next to its logs
+            "TIDELAKE_STREAM__STATE_DIR": str(self.settings.runtime.state_dir / "stream"),
             "COLUMNS": "120",
         }
 

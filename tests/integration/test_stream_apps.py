@@ -176,3 +176,42 @@ def test_stop_and_restart_writes_every_final_row_once(kafka_bootstrap, make_topi
     rows = reader.values()
     reader.close()
     assert sorted(rows, key=row_sort_key) == expected  # no duplicates across the restart
+
+
+def test_state_from_a_deleted_and_recreated_topic_is_refused(kafka_bootstrap, make_topic, tmp_path) -> None:
+    """Resuming from offsets past the end of a recreated topic would call every new event late."""
+    import subprocess
+    import sys
+    import time
+
+    from kafka import KafkaAdminClient
+
+    from core.admin import create_topics, describe_topics
+    from core.topics import TopicSpec
+
+    source = make_topic(partitions=1)
+    spec_file = write_spec(make_spec(source, "tumbling:60s", "recreated"), tmp_path / "app.toml")
+
+    def run(stop_after: int) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "tidelake.cli", "stream", "run", str(spec_file), "--state-dir", str(tmp_path / "state"),
+             "--stop-after", str(stop_after), "--json", "-b", kafka_bootstrap],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+
+    produce(kafka_bootstrap, source, clickstream(50, seed=7))
+    first = run(50)
+    assert first.returncode == 0, first.stderr
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    admin.delete_topics([source])
+    admin.close()
+    deadline = time.monotonic() + 30
+    while describe_topics(kafka_bootstrap, [source]):
+        assert time.monotonic() < deadline, f"{source} was not deleted within 30 s"
+        time.sleep(0.2)
+    create_topics(kafka_bootstrap, [TopicSpec(source, 1)])
+    produce(kafka_bootstrap, source, clickstream(10, seed=8))
+    second = run(10)
+    assert second.returncode == 2, second.stderr
+    assert f"has read {source}[0] up to offset 50, but the topic now ends at 10" in second.stderr
+    assert "--reset" in second.stderr
