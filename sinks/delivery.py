@@ -167,7 +167,7 @@ class Planner:
             plan.files.append(PlannedFile(path, sub, sub.num_rows))
             plan.rows_written += sub.num_rows
 
-    def _times(self, table: pa.Table, rows: list[ConsumerRecord]) -> pa.Array | None:
+    def _times(self, table: pa.Table, rows: Sequence[ConsumerRecord]) -> pa.Array | None:
         if not self.prefix.uses_timestamp:
             return None
         if self.config.time_source == "arrival":

@@ -4,6 +4,7 @@ each time; every event_id must end up in the lake exactly once and no reader may
 from __future__ import annotations
 
 import json
+import os
 import random
 import subprocess
 import sys
@@ -87,6 +88,7 @@ def test_kill_dash_nine_at_random_moments_leaves_every_event_exactly_once(
         kafka_bootstrap,
         "--json",
     ]
+    env = {**os.environ, "TIDELAKE_RUNTIME__STATE_DIR": str(tmp_path / "run")}
     (lake / "clickstream_events").mkdir(parents=True)
     reader = LakeReader(lake / "clickstream_events")
     reader.start()
@@ -99,7 +101,7 @@ def test_kill_dash_nine_at_random_moments_leaves_every_event_exactly_once(
     try:
         while kills < KILLS:
             with (tmp_path / f"run-{kills}.log").open("w") as log:
-                sink = subprocess.Popen(command, stdout=log, stderr=log)
+                sink = subprocess.Popen(command, stdout=log, stderr=log, env=env)
                 time.sleep(chance.uniform(1.5, 3.5))  # imports and group join take ~1 s; then it delivers
                 sink.kill()  # SIGKILL: no flush, no commit, no cleanup
                 sink.wait(30)
@@ -110,7 +112,7 @@ def test_kill_dash_nine_at_random_moments_leaves_every_event_exactly_once(
         replay.join(120)
         assert produced.is_set(), "the replay did not finish"
         final = subprocess.run(
-            [*command, "--max-idle", "4"], capture_output=True, text=True, timeout=300, check=False
+            [*command, "--max-idle", "4"], env=env, capture_output=True, text=True, timeout=300, check=False
         )
         assert final.returncode == 0, final.stderr
     finally:

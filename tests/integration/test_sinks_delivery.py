@@ -4,6 +4,7 @@ rebalances and the CLI."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -198,21 +199,22 @@ def test_cli_runs_a_config_file_and_prints_a_json_summary(
         f'group_id = "{unique_group()}"\n[buffer]\ninterval_s = 1\n[parquet]\ncompression = "zstd"\n'
     )
     lake = tmp_path / "lake"
+    board = tmp_path / "run"
+    command = [
+        "sink",
+        "run",
+        "--config",
+        str(config),
+        "--lake",
+        str(lake),
+        "-b",
+        kafka_bootstrap,
+        "--max-idle",
+        "3",
+    ]
     done = subprocess.run(
-        [
-            *CLI,
-            "sink",
-            "run",
-            "--config",
-            str(config),
-            "--lake",
-            str(lake),
-            "-b",
-            kafka_bootstrap,
-            "--max-idle",
-            "3",
-            "--json",
-        ],
+        [*CLI, *command, "--json"],
+        env={**os.environ, "TIDELAKE_RUNTIME__STATE_DIR": str(board)},
         capture_output=True,
         text=True,
         timeout=120,
@@ -227,6 +229,12 @@ def test_cli_runs_a_config_file_and_prints_a_json_summary(
         True,
     )
     assert lake_rows(lake, "clickstream_events") == (500,)
+    status = json.loads((board / "sink.cli-test.json").read_text())  # what `tidelake status` shows
+    assert (status["kind"], status["metrics"]["rows_written"], status["metrics"]["errors"]) == (
+        "sink",
+        500,
+        1,
+    )
 
 
 def test_cli_refuses_a_bad_config_with_exit_code_2(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from rich.live import Live
 from rich.table import Table
 
 from core.errors import ConfigError
+from core.status_board import StatusPublisher
 from tidelake.commands.options import (
     BootstrapOption,
     JsonOption,
@@ -116,8 +117,10 @@ def run(
     previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         with Live(console=err_console, transient=True, refresh_per_second=4, redirect_stdout=False) as live:
+            board = StatusPublisher(settings.runtime.state_dir, "sink", stream_config.name)
 
             def progress(summary: Any) -> None:
+                board.publish(summary.as_dict())  # for `tidelake status`
                 if not json_out:
                     live.update(_progress_line(summary))
 
@@ -129,6 +132,7 @@ def run(
                     markup=True,
                 )
             summary = stream.run(stop_event=stop, max_idle_s=max_idle)
+            board.publish(summary.as_dict(), force=True)
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
@@ -195,7 +199,7 @@ def list_streams(json_out: JsonOption = False) -> None:
     """The shipped delivery streams and what they read and write."""
     from sinks.config import load_shipped, shipped_names
 
-    rows = []
+    rows: list[dict[str, Any]] = []
     for stream_name in shipped_names():
         cfg = load_shipped(stream_name)
         rows.append(
