@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -31,6 +32,13 @@ from tidelake.commands.options import (
 app = typer.Typer(
     help="Stream apps: windowed aggregates over a topic, like Kinesis Data Analytics.", no_args_is_help=True
 )
+
+
+class Runtime(StrEnum):
+    """What hosts the windowing engine (`--runtime`)."""
+
+    aiokafka = "aiokafka"
+    faust = "faust"
 
 
 def register(root: typer.Typer) -> None:
@@ -178,6 +186,15 @@ def run(
         int | None,
         typer.Option("--stop-after", help="Stop after reading this many events (tests, benchmarks)."),
     ] = None,
+    runtime: Annotated[
+        Runtime,
+        typer.Option(
+            "--runtime",
+            case_sensitive=False,
+            help="aiokafka: our own micro-batch consumer loop (fast, the default). faust: the same "
+            "windows hosted in a Faust app (agent, timer, Faust topics); slower, same rows.",
+        ),
+    ] = Runtime.aiokafka,
     bootstrap_servers: BootstrapOption = None,
     json_output: JsonOption = False,
 ) -> None:
@@ -205,7 +222,8 @@ def run(
     )
     if not json_output:
         err_console.print(
-            f"[bold]{spec.name}[/]: {spec.describe()}; state in {options.state_dir / spec.name}"
+            f"[bold]{spec.name}[/]: {spec.describe()}; state in {options.state_dir / spec.name}; "
+            f"runtime {runtime.value}"
         )
     live = Live(console=console, auto_refresh=False, transient=False) if not json_output else None
     board = StatusPublisher(settings.runtime.state_dir, "stream", spec.name)
@@ -215,7 +233,12 @@ def run(
         if live is not None:
             live.update(_status(progress), refresh=True)
 
-    worker = StreamWorker(spec, options, on_progress=on_progress)
+    if runtime is Runtime.faust:
+        from stream_apps.faust_runtime import FaustWorker  # Faust is slow to import: only when asked
+
+        worker: StreamWorker = FaustWorker(spec, options, on_progress=on_progress)
+    else:
+        worker = StreamWorker(spec, options, on_progress=on_progress)
 
     async def main() -> Progress:
         loop = asyncio.get_running_loop()

@@ -1,0 +1,190 @@
+"""The Faust host: the same `WindowEngine` run inside a real `faust.App` (agent, timer, topics).
+
+One `faust.App` per spec (id `tidelake-<name>`, web server off, data folder under the app's state
+folder). An agent on the source topic takes micro-batches (`stream.take_events(n, within=tick)`)
+and feeds them, per partition, to the engine; an `@app.timer(tick)` closes windows by watermark or
+idle timeout, snapshots the engine and sends the outbox (final rows, late events, bad records)
+through Faust topics, waiting for the broker's acks; then snapshots again with the outbox emptied.
+
+State: the engine's snapshot file (stream_apps/checkpoint.py), not a Faust Table. The engine's state
+is one object spanning every partition (the watermark is a minimum over partitions, and keys such as
+`page` span partitions), while a Faust table is sharded by the source partition of each key; and
+Faust's changelog recovery has open bugs (faust-streaming#176, #597) and restores windows that never
+close (#193). The snapshot keeps the same guarantees as the aiokafka runtime.
+
+Offsets: the snapshot is authoritative. The source topic is declared with `acks=False`, so Faust
+never commits offsets of it: Faust starts each partition where its group has nothing committed (the
+beginning), and the agent seeks once per partition to the snapshot's next offset and drops records
+below it. Faust's own at-least-once commits would otherwise run ahead of the snapshot and lose events
+after a `kill -9`. The cost: the group shows no committed offsets (lag tools see none).
+
+Run programmatically with `faust.contrib.asgi.faust_app_running` on the caller's loop: no argv
+parsing (`app.main()`), no signal handlers or logging set up by Faust (`faust.Worker`); Faust's
+logging is raised to ERROR and goes to stderr.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from core.errors import BrokerUnavailable
+from core.topics import LATE_EVENTS, dlq_topic
+from stream_apps.anomaly import make_row_hook
+from stream_apps.engine import WindowEngine
+from stream_apps.worker import Progress, StreamWorker
+
+log = logging.getLogger(__name__)
+
+#: Loggers of Faust and the libraries under it: their INFO/WARNING chatter stays out of the way.
+NOISY_LOGGERS = ("faust", "mode", "aiokafka", "kafka")
+
+
+def quiet_faust_logging() -> None:
+    for name in NOISY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+class FaustWorker(StreamWorker):
+    """One worker of one app hosted in a Faust app; owns every partition of the source topic.
+
+    Same interface as `StreamWorker` (`run()`, `stop()`, `progress()`, `on_progress`), so the CLI and
+    benchmarks choose the runtime with one flag."""
+
+    async def _run(self, partitions: list[int]) -> Progress:
+        import faust  # imported here: importing Faust is slow and only this runtime needs it
+        from faust.contrib.asgi import faust_app_running
+
+        spec, options = self.spec, self.options
+        quiet_faust_logging()
+        if options.reset:
+            self.state.reset()
+        hook = self.hook = make_row_hook(spec)
+        engine = self.engine = WindowEngine(spec, partitions, time.monotonic(), row_hook=hook)
+        saved = self.state.load(spec.fingerprint)
+        if saved is not None:
+            engine.restore(saved)
+            if hook is not None:
+                hook.restore(saved.get("hook"))
+        app = faust.App(
+            f"tidelake-{spec.name}",
+            broker=f"kafka://{options.bootstrap_servers}",
+            datadir=str(self.state.path / "faust"),
+            web_enabled=False,
+            value_serializer="raw",
+            key_serializer="raw",
+            topic_disable_leader=True,
+            consumer_auto_offset_reset="earliest",
+            consumer_max_fetch_size=4 * 1024 * 1024,
+            stream_buffer_maxsize=options.max_batch,
+            producer_linger=0.005,
+            producer_max_batch_size=256 * 1024,
+            producer_acks=-1,
+        )
+        source = app.topic(spec.source, acks=False)  # offsets live in the snapshot (module docstring)
+        outputs = {name: app.topic(name) for name in (spec.sink_topic, LATE_EVENTS, dlq_topic(spec.source))}
+        lock = asyncio.Lock()
+        ready = asyncio.Event()
+        positioned: set[int] = set()
+        failure: list[BaseException] = []
+        last = {"checkpoint": time.monotonic(), "progress": time.monotonic()}
+
+        async def on_assigned(sender: Any, /, *args: Any, signal: Any = None, **kwargs: Any) -> None:
+            (assigned,) = args
+            now = time.monotonic()
+            for tp in assigned:
+                if tp.topic == spec.source:
+                    engine.last_seen_s[tp.partition] = now  # start-up time does not count as idle
+            ready.set()
+
+        app.on_partitions_assigned.connect(on_assigned)
+
+        async def apply(events: list[Any]) -> None:
+            by_partition: dict[int, list[Any]] = {}
+            for event in events:
+                message = event.message
+                by_partition.setdefault(message.partition, []).append(message)
+            now = time.monotonic()
+            async with lock:
+                if self._stop.is_set():
+                    return  # after the final checkpoint: a restart reads these again
+                for partition, messages in by_partition.items():
+                    expected = engine.offsets.get(partition)
+                    if expected is not None and messages[0].offset < expected:
+                        if partition not in positioned:
+                            positioned.add(partition)
+                            await app.consumer.seek(faust.types.TP(spec.source, partition), expected)
+                        messages = [m for m in messages if m.offset >= expected]
+                    positioned.add(partition)
+                    engine.process(partition, messages, now)
+                if (
+                    options.stop_after_events is not None
+                    and engine.counters.events_in >= options.stop_after_events
+                ):
+                    self._stop.set()
+
+        @app.agent(source, concurrency=1)
+        async def windows(stream: Any) -> None:
+            async for events in stream.take_events(options.max_batch, within=options.tick_s):
+                try:
+                    await apply(events)
+                except Exception as exc:  # a crash inside Faust would only be logged: stop the app
+                    failure.append(exc)
+                    self._stop.set()
+                    raise
+
+        @app.timer(options.tick_s)
+        async def close_windows() -> None:
+            if not ready.is_set() or self._stop.is_set():
+                return
+            try:
+                async with lock:
+                    now = time.monotonic()
+                    engine.advance(now)
+                    if len(engine.outbox) or now - last["checkpoint"] >= options.checkpoint_interval_s:
+                        await self._checkpoint_faust(outputs, engine, hook)
+                        last["checkpoint"] = now
+                if self.on_progress is not None and now - last["progress"] >= 1.0:
+                    self.on_progress(self.progress())
+                    last["progress"] = now
+            except Exception as exc:
+                failure.append(exc)
+                self._stop.set()
+
+        async with faust_app_running(app, stop_timeout=60.0):
+            await self._stop.wait()
+            if not failure:
+                async with lock:
+                    await self._checkpoint_faust(outputs, engine, hook)
+        if failure:
+            exc = failure[0]
+            if isinstance(exc, BrokerUnavailable):
+                raise exc
+            msg = f"stream app {spec.name} (faust runtime) failed: {exc.__class__.__name__}: {exc}"
+            raise BrokerUnavailable(msg) from exc
+        return self.progress()
+
+    async def _checkpoint_faust(self, outputs: dict[str, Any], engine: WindowEngine, hook: Any) -> None:
+        """Snapshot, send the outbox through Faust topics and wait for the acks, snapshot again."""
+        await asyncio.to_thread(self.state.save, self._snapshot(engine, hook))
+        outbox = engine.outbox
+        if not len(outbox):
+            return
+        spec = self.spec
+        sink, late, dlq = outputs[spec.sink_topic], outputs[LATE_EVENTS], outputs[dlq_topic(spec.source)]
+        futures = [await sink.send(key=key, value=value) for key, value in outbox.rows]
+        futures += [await late.send(key=key, value=value) for key, value in outbox.late]
+        futures += [
+            await dlq.send(key=key, value=value, headers=headers) for key, value, headers in outbox.errors
+        ]
+        try:
+            await asyncio.gather(*futures)
+        except Exception as exc:
+            msg = f"stream app {spec.name}: writing results to Kafka through Faust failed: {exc}; restart resends them"
+            raise BrokerUnavailable(msg) from exc
+        outbox.rows.clear()
+        outbox.late.clear()
+        outbox.errors.clear()
+        await asyncio.to_thread(self.state.save, self._snapshot(engine, hook))

@@ -1,0 +1,180 @@
+"""Stream apps on the Faust runtime (`tidelake stream run --runtime faust`) against the real broker:
+the same final rows as DuckDB's GROUP BY with 4 partitions, idle close, late and bad events routed
+and counted, no duplicates across a clean restart, and after `kill -9` the last row per window."""
+
+from __future__ import annotations
+
+import json
+import signal
+from pathlib import Path
+
+import pytest
+
+from core.topics import LATE_EVENTS, dlq_topic
+from stream_apps.spec import spec_from_mapping
+from tests.stream_events import clickstream
+from tests.stream_kafka import TopicReader, produce, produce_raw, worker_process, write_spec
+from tests.stream_oracle import expected_rows, last_per_window, row_sort_key
+
+pytestmark = pytest.mark.integration
+
+FAUST = ("--runtime", "faust")
+AGGS = [
+    "count",
+    "count_distinct:visitor_id",
+    "sum:bytes",
+    "min:status",
+    "max:bytes",
+    "avg:bytes",
+    "top:3:page",
+]
+
+
+def make_spec(source: str, window: str, name: str, **extra):
+    data = {"name": name, "source": source, "window": window, "aggregates": AGGS, "key_field": "page",
+            "idle_timeout": "2s", "sink_topic": f"{source}.out"}  # fmt: skip
+    data.update(extra)
+    return spec_from_mapping(data)
+
+
+def stop_and_summary(worker) -> dict:
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(timeout=60) == 0, worker.stderr.read()
+    return json.loads(worker.stdout.read().strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("window", ["tumbling:60s", "hopping:5m/1m", "session:20s"])
+def test_faust_final_rows_equal_duckdb_with_four_partitions(
+    window, kafka_bootstrap, make_topic, tmp_path: Path
+) -> None:
+    source = make_topic(partitions=4)
+    spec = make_spec(source, window, "faust-" + window.split(":")[0])
+    events = clickstream(3000, seed=21)
+    expected = expected_rows(events, spec)
+    produce(kafka_bootstrap, source, events)
+    spec_file = write_spec(spec, tmp_path / "spec.toml")
+    with worker_process(spec_file, kafka_bootstrap, tmp_path / "state", extra=FAUST) as worker:
+        reader = TopicReader(kafka_bootstrap, spec.sink_topic)
+        reader.wait_until(lambda r: len(r) >= len(expected), 120, f"{len(expected)} rows", worker)
+        summary = stop_and_summary(worker)
+    reader.poll()
+    rows = reader.values()
+    reader.close()
+    assert sorted(rows, key=row_sort_key) == expected  # one final row per window, no duplicates
+    assert summary["events_in"] == 3000
+    assert summary["windowed"] == 3000
+    assert summary["late"] == 0
+    assert summary["windows_closed"] == len(expected)
+    assert summary["rows_out"] == len(expected)
+
+
+def test_faust_windows_close_on_idle_without_new_events(kafka_bootstrap, make_topic, tmp_path) -> None:
+    source = make_topic(partitions=4)
+    spec = make_spec(source, "session:30m", "faust-idle", key_field="visitor_id", aggregates=["count"],
+                     idle_timeout="1s")  # fmt: skip
+    events = clickstream(200, seed=8)
+    expected = expected_rows(events, spec)
+    spec_file = write_spec(spec, tmp_path / "spec.toml")
+    with worker_process(spec_file, kafka_bootstrap, tmp_path / "state", extra=FAUST) as worker:
+        reader = TopicReader(kafka_bootstrap, spec.sink_topic)
+        produce(kafka_bootstrap, source, events)
+        # 30-minute sessions over ~7 minutes of events: only idleness can close them
+        rows = reader.wait_until(lambda r: len(r) >= len(expected), 90, "sessions closed by idleness", worker)
+        summary = stop_and_summary(worker)
+    reader.close()
+    assert sorted(rows, key=row_sort_key) == expected
+    assert summary["windows_open"] == 0
+    assert summary["windows_closed"] == len(expected)
+
+
+def test_faust_late_and_bad_events_are_routed_and_counted(kafka_bootstrap, make_topic, tmp_path) -> None:
+    source = make_topic(partitions=4)
+    spec = make_spec(source, "tumbling:60s", "faust-late", aggregates=["count"])
+    events = clickstream(300, seed=2)
+    late = [dict(e, event_id=f"late{i}") for i, e in enumerate(events[:3])]
+    fresh = clickstream(1, seed=99)[0]
+    fresh["event_time"] = "2019-01-22T06:00:00.000000Z"
+    expected = expected_rows(events, spec)
+    spec_file = write_spec(spec, tmp_path / "spec.toml")
+    with worker_process(spec_file, kafka_bootstrap, tmp_path / "state", extra=FAUST) as worker:
+        rows_reader = TopicReader(kafka_bootstrap, spec.sink_topic)
+        produce(kafka_bootstrap, source, events)
+        rows_reader.wait_until(lambda r: len(r) >= len(expected), 90, "all windows closed", worker)
+        produce(kafka_bootstrap, source, [*late, fresh])
+        produce_raw(kafka_bootstrap, source, [b"not json", b'{"page": "/", "event_time": "yesterday"}'])
+        late_reader = TopicReader(kafka_bootstrap, LATE_EVENTS)
+        mine = late_reader.wait_until(
+            lambda r: sum(1 for x in r if x["topic"] == source) >= 3, 60, "3 late events", worker
+        )
+        rows = rows_reader.wait_until(lambda r: len(r) >= len(expected) + 1, 60, "the fresh window", worker)
+        dlq = TopicReader(kafka_bootstrap, dlq_topic(source))
+        dlq.wait_until(lambda r: len(dlq.messages) >= 2, 60, "2 bad records on the DLQ", worker)
+        summary = stop_and_summary(worker)
+    late_records = [x for x in mine if x["topic"] == source]
+    assert sorted(x["event"]["event_id"] for x in late_records) == ["late0", "late1", "late2"]
+    assert {x["app"] for x in late_records} == {"faust-late"}
+    assert max(r["window_start"] for r in rows) == "2019-01-22T06:00:00.000000Z"
+    assert len(rows) == len(expected) + 1
+    assert summary["late"] == 3
+    assert summary["errors"] == 2
+    assert summary["events_in"] == 300 + 4 + 2
+    assert summary["windowed"] == 301
+    assert [m.value for m in dlq.messages] == [b"not json", b'{"page": "/", "event_time": "yesterday"}']
+    assert all(dict(m.headers)["error_type"] == b"processing-failed" for m in dlq.messages)
+    for reader in (rows_reader, late_reader, dlq):
+        reader.close()
+
+
+def test_faust_stop_and_restart_writes_every_final_row_once(kafka_bootstrap, make_topic, tmp_path) -> None:
+    source = make_topic(partitions=4)
+    spec = make_spec(source, "tumbling:60s", "faust-restart", aggregates=["count", "top:2:page"])
+    events = clickstream(2000, seed=6)
+    expected = expected_rows(events, spec)
+    spec_file = write_spec(spec, tmp_path / "spec.toml")
+    produce(kafka_bootstrap, source, events[:1000])
+    with worker_process(spec_file, kafka_bootstrap, tmp_path / "state", extra=FAUST) as worker:
+        reader = TopicReader(kafka_bootstrap, spec.sink_topic)
+        reader.wait_until(lambda r: len(r) >= 1, 90, "the first rows", worker)
+        first = stop_and_summary(worker)
+    produce(kafka_bootstrap, source, events[1000:])
+    with worker_process(spec_file, kafka_bootstrap, tmp_path / "state", extra=FAUST) as worker:
+        reader.wait_until(lambda r: len(r) >= len(expected), 120, f"{len(expected)} rows", worker)
+        second = stop_and_summary(worker)
+    reader.poll()
+    rows = reader.values()
+    reader.close()
+    assert sorted(rows, key=row_sort_key) == expected  # no duplicates across the restart
+    assert first["events_in"] == 1000
+    assert second["events_in"] == 2000  # counters live in the snapshot: the restart read only the rest
+
+
+def test_faust_kill_9_mid_stream_and_restart_gives_the_same_last_row_per_window(
+    kafka_bootstrap, make_topic, tmp_path
+) -> None:
+    source = make_topic(partitions=4)
+    spec = make_spec(source, "tumbling:60s", "faust-kill", filters=["is_bot = false"])
+    events = clickstream(40_000, seed=4, spread_s=0.05)
+    expected = expected_rows(events, spec)
+    spec_file = write_spec(spec, tmp_path / "spec.toml")
+    produce(kafka_bootstrap, source, events[:30_000])
+    with worker_process(spec_file, kafka_bootstrap, tmp_path / "state", extra=FAUST) as worker:
+        reader = TopicReader(kafka_bootstrap, spec.sink_topic)
+        reader.wait_until(lambda r: len(r) >= 1, 120, "the first rows", worker)
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(timeout=30)
+    first_run = len(reader.values())
+    produce(kafka_bootstrap, source, events[30_000:])
+    with worker_process(spec_file, kafka_bootstrap, tmp_path / "state", extra=FAUST) as worker:
+        reader.wait_until(
+            lambda r: len(last_per_window(r, spec)) >= len(expected), 180, f"{len(expected)} windows", worker
+        )
+        summary = stop_and_summary(worker)
+    rows = reader.values()
+    reader.close()
+    assert 0 < first_run < len(expected)
+    assert last_per_window(rows, spec) == expected
+    by_window: dict[tuple, list[dict]] = {}
+    for row in rows:
+        by_window.setdefault((row["page"], row["window_start"]), []).append(row)
+    assert all(all(copy == copies[0] for copy in copies) for copies in by_window.values())  # copies agree
+    assert summary["events_in"] == 40_000  # every event counted once, across the crash
