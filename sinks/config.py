@@ -88,7 +88,7 @@ class DeliveryStreamConfig(BaseModel):
     #: Kafka static membership (group.instance.id): a restarted sink takes its partitions back at
     #: once instead of waiting for the session of the killed one to expire. One id per running copy.
     instance_id: str | None = None
-    session_timeout_ms: int = Field(default=10_000, ge=6_000, le=300_000)
+    session_timeout_ms: int = Field(default=30_000, ge=6_000, le=300_000)
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
 
     model_config = {"populate_by_name": True, "extra": "forbid"}
