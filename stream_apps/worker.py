@@ -22,6 +22,7 @@ partitions and forget windows on restart (notes/faust-and-kafka-python.md).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -57,6 +58,8 @@ class WorkerOptions:
     reset: bool = False
     #: Stop once every partition has been read to this many records in total (benchmarks, tests).
     stop_after_events: int | None = None
+    #: How long Kafka may stay unreachable before the app gives up (it resumes from its snapshot).
+    max_outage_s: float = 120.0
 
 
 @dataclass
@@ -131,12 +134,27 @@ class StreamWorker:
         return list(range(count))
 
     async def run(self) -> Progress:
-        partitions = self._prepare_topics()
-        self.state.lock()
-        try:
-            return await self._run(partitions)
-        finally:
-            self.state.unlock()
+        """Run until stopped. A broker outage (BrokerUnavailable) restarts the run from the last
+        snapshot, as a crash would, for up to `max_outage_s`; only a longer outage stops the app."""
+        outage_began: float | None = None
+        delay_s = 0.5
+        while True:
+            try:
+                partitions = self._prepare_topics()
+                self.state.lock()
+                try:
+                    return await self._run(partitions)
+                finally:
+                    self.state.unlock()
+            except BrokerUnavailable as exc:
+                now = time.monotonic()
+                outage_began = outage_began if outage_began is not None else now
+                if self._stop.is_set() or now - outage_began > self.options.max_outage_s:
+                    raise
+                log.warning("%s; retrying in %.1f s from the last snapshot", exc, delay_s)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), delay_s)
+                delay_s = min(delay_s * 2, 5.0)
 
     async def _run(self, partitions: list[int]) -> Progress:
         spec, options = self.spec, self.options

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.admin import create_topics, describe_topics
-from core.errors import ConfigError, TidelakeError
+from core.errors import ConfigError, TableNotFound, TidelakeError
 from core.settings import Settings
 from core.topics import CLICKSTREAM_EVENTS, TopicSpec, analytics_topic, default_topics
 from tidelake.broker import LocalBroker
@@ -65,9 +65,21 @@ class DemoOptions:
 
 
 @dataclass
+class Answer:
+    """A named query's answer as the demo prints it."""
+
+    name: str
+    question: str
+    columns: list[str]
+    rows: list[tuple]
+    bytes_scanned: int = 0
+    note: str = ""
+
+
+@dataclass
 class DemoReport:
     replay: dict = field(default_factory=dict)
-    answers: list[tuple[str, str, list[str], list[tuple]]] = field(default_factory=list)
+    answers: list[Answer] = field(default_factory=list)
     status: PipelineStatus | None = None
     console_url: str = ""
     seconds_to_answers: float = 0.0
@@ -212,21 +224,29 @@ class Demo:
 
         return check
 
-    def answers(self) -> list[tuple[str, str, list[str], list[tuple]]]:
+    def answers(self) -> list[Answer]:
+        """Each demo query's first rows; a dataset the pipeline has not written (no late event
+        arrived, say) gives no rows and the reason instead of an error."""
         from queries import named
         from queries.engine import Engine, Limits
 
         catalog = named.load_all()
         out = []
         q = self.settings.query
-        with Engine(
-            self.settings.lake.root, Limits(q.timeout_s, q.memory_limit, q.threads, q.max_result_rows)
-        ) as engine:
+        limits = Limits(q.timeout_s, q.memory_limit, q.threads, q.max_result_rows)
+        with Engine(self.settings.lake.root, limits) as engine:
             for name, params in DEMO_QUERIES:
                 query = catalog[name]
+                try:
+                    named.check_inputs(query, engine)
+                except TableNotFound as missing:
+                    out.append(Answer(name, query.question, [], [], note=str(missing)))
+                    continue
                 result = engine.run(query.sql, query.bind(params))
                 rows = [tuple(r.values()) for r in result.table.slice(0, 10).to_pylist()]
-                out.append((name, query.question, result.table.column_names, rows))
+                out.append(
+                    Answer(name, query.question, result.table.column_names, rows, result.bytes_scanned)
+                )
         return out
 
     def stop(self) -> list[str]:

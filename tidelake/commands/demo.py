@@ -21,7 +21,7 @@ from tidelake.commands.options import (
     print_json,
     settings_from,
 )
-from tidelake.demo import DEFAULT_SAMPLE, DEFAULT_SPEED, Demo, DemoOptions
+from tidelake.demo import DEFAULT_SAMPLE, DEFAULT_SPEED, Answer, Demo, DemoOptions
 from tidelake.status import PipelineStatus
 
 
@@ -35,12 +35,15 @@ def _progress_line(status: PipelineStatus, phase: str, began: float) -> str:
     )
 
 
-def _answers_table(name: str, question: str, columns: list[str], rows: list[tuple]) -> Table:
-    table = Table(*columns, title=f"{name}: {question}", title_justify="left", title_style="bold")
-    for row in rows:
+def _answers_table(answer: Answer) -> Table | str:
+    title = f"[bold]{answer.name}[/]: {answer.question}"
+    if answer.note:
+        return f"{title}\n  no rows: {answer.note}"
+    table = Table(*answer.columns, title=title, title_justify="left")
+    for row in answer.rows:
         table.add_row(*("" if v is None else str(v) for v in row))
-    if not rows:
-        table.add_row(*(["(no rows)"] + [""] * (len(columns) - 1)))
+    if not answer.rows:
+        table.add_row(*(["(no rows)"] + [""] * (len(answer.columns) - 1)))
     return table
 
 
@@ -118,15 +121,15 @@ def register(app: typer.Typer) -> None:
                 print_json({
                     "replay": summary, "seconds_to_answers": round(seconds, 1), "console": url,
                     "status": {k: v for k, v in final.to_dict().items() if k in ("events_in", "rejected", "windows_closed", "late_events", "lake_files")},
-                    "answers": {name: [list(map(str, r)) for r in rows] for name, _, _, rows in answers},
+                    "answers": {a.name: [list(map(str, r)) for r in a.rows] for a in answers},
                 })  # fmt: skip
             else:
                 if summary:
                     say(
                         f"replay: {summary.get('sent', 0):,} sent, {summary.get('rejected', 0):,} rejected in {summary.get('seconds', 0):.1f} s"
                     )
-                for name, question, columns, rows in answers:
-                    console.print(_answers_table(name, question, columns, rows))
+                for answer in answers:
+                    console.print(_answers_table(answer))
                 say(f"answers after {seconds:.0f} s. Console: {url}")
             if keep_running:
                 say("the pipeline keeps running; Ctrl-C stops it")
