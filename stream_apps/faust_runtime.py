@@ -30,6 +30,8 @@ import logging
 import time
 from typing import Any
 
+from aiokafka.errors import KafkaError
+
 from core.errors import BrokerUnavailable
 from core.topics import LATE_EVENTS, dlq_topic
 from stream_apps.anomaly import make_row_hook
@@ -87,6 +89,7 @@ class FaustWorker(StreamWorker):
         outputs = {name: app.topic(name) for name in (spec.sink_topic, LATE_EVENTS, dlq_topic(spec.source))}
         lock = asyncio.Lock()
         ready = asyncio.Event()
+        halted = asyncio.Event()  # a failure inside Faust's tasks ends this run (run() may retry it)
         positioned: set[int] = set()
         failure: list[BaseException] = []
         last = {"checkpoint": time.monotonic(), "progress": time.monotonic()}
@@ -108,7 +111,7 @@ class FaustWorker(StreamWorker):
                 by_partition.setdefault(message.partition, []).append(message)
             now = time.monotonic()
             async with lock:
-                if self._stop.is_set():
+                if self._stop.is_set() or halted.is_set():
                     return  # after the final checkpoint: a restart reads these again
                 for partition, messages in by_partition.items():
                     expected = engine.offsets.get(partition)
@@ -132,12 +135,12 @@ class FaustWorker(StreamWorker):
                     await apply(events)
                 except Exception as exc:  # a crash inside Faust would only be logged: stop the app
                     failure.append(exc)
-                    self._stop.set()
+                    halted.set()
                     raise
 
         @app.timer(options.tick_s)
         async def close_windows() -> None:
-            if not ready.is_set() or self._stop.is_set():
+            if not ready.is_set() or self._stop.is_set() or halted.is_set():
                 return
             try:
                 async with lock:
@@ -151,10 +154,13 @@ class FaustWorker(StreamWorker):
                     last["progress"] = now
             except Exception as exc:
                 failure.append(exc)
-                self._stop.set()
+                halted.set()
 
         async with faust_app_running(app, stop_timeout=60.0):
-            await self._stop.wait()
+            waits = [asyncio.ensure_future(self._stop.wait()), asyncio.ensure_future(halted.wait())]
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            for wait in waits:
+                wait.cancel()
             if not failure:
                 async with lock:
                     await self._checkpoint_faust(outputs, engine, hook)
@@ -162,8 +168,10 @@ class FaustWorker(StreamWorker):
             exc = failure[0]
             if isinstance(exc, BrokerUnavailable):
                 raise exc
-            msg = f"stream app {spec.name} (faust runtime) failed: {exc.__class__.__name__}: {exc}"
-            raise BrokerUnavailable(msg) from exc
+            if isinstance(exc, KafkaError):
+                msg = f"stream app {spec.name} (faust runtime): Kafka failed: {exc.__class__.__name__}: {exc}"
+                raise BrokerUnavailable(msg) from exc
+            raise exc
         return self.progress()
 
     async def _checkpoint_faust(self, outputs: dict[str, Any], engine: WindowEngine, hook: Any) -> None:
