@@ -29,10 +29,8 @@ test: install ## Run the whole suite (unit + integration + e2e) against a real K
 unit: install ## Run only the unit tests (no broker)
 	$(PY) -m pytest tests/unit
 
-demo: install ## Start the local broker and create the pipeline's topics
-	$(TIDELAKE) broker start
-	$(TIDELAKE) topics create clickstream.events --partitions 4
-	$(TIDELAKE) topics list
+demo: install ## The whole pipeline on a real clickstream, then the answers (tidelake demo)
+	$(TIDELAKE) demo $(DEMO_ARGS)
 
 up: ## Run the pipeline in Docker (docker compose up)
 	docker compose up -d --wait

@@ -59,9 +59,9 @@ class DemoOptions:
     serve_port: int = 8080
     partitions: int = 4
     drain_timeout_s: float = 120.0
-    #: The drain is over when nothing has moved for this long with every consumer caught up
-    #: (longer than the apps' idle timeout plus the sinks' buffer interval).
-    settle_s: float = 18.0
+    #: The drain is over when the pipeline has been quiet (caught up, windows closed, buffers
+    #: flushed) for this long: long enough for a row in flight between two processes to show.
+    settle_s: float = 2.0
 
 
 @dataclass
@@ -207,20 +207,31 @@ class Demo:
             time.sleep(1.0)
 
     def drained(self, expected_rows: int) -> Callable[[PipelineStatus], bool]:
-        """All consumers caught up, the raw events all in the lake, and nothing moved for settle_s."""
-        last: dict[str, object] = {"fingerprint": None, "since": time.monotonic()}
+        """Done when, for `settle_s` in a row: every consumer group has caught up, every stream app
+        of this demo has closed all its windows, every delivery stream has flushed its buffers, and
+        the lake holds every raw event."""
+        ours = {child.process.pid for child in self.supervisor.children}
+        since: list[float] = []
 
         def check(status: PipelineStatus) -> bool:
-            fingerprint = (
-                tuple((t.name, t.records) for t in status.topics),
-                tuple((d.name, d.files, d.rows) for d in status.datasets),
-            )
-            if fingerprint != last["fingerprint"]:
-                last["fingerprint"], last["since"] = fingerprint, time.monotonic()
-            ours = [g for g in status.groups if g.group.startswith("tidelake")]
+            mine = [p for p in status.processes if p.pid in ours]
+            streams = [p for p in mine if p.kind == "stream"]
+            sinks = [p for p in mine if p.kind == "sink"]
             raw_rows = next((d.rows for d in status.datasets if d.name == "clickstream_events"), 0)
-            caught_up = all(g.lag == 0 for g in ours) and raw_rows >= expected_rows
-            return caught_up and time.monotonic() - float(last["since"]) >= self.options.settle_s  # type: ignore[arg-type]
+            quiet = (
+                status.broker_up
+                and all(g.lag == 0 for g in status.groups if g.group.startswith("tidelake"))
+                and len(streams) == len(STREAM_APPS)
+                and all(p.metrics.get("windows_open") == 0 for p in streams)
+                and len(sinks) == len(DELIVERY_STREAMS)
+                and all(p.metrics.get("buffered") == 0 for p in sinks)
+                and raw_rows >= expected_rows
+            )
+            if not quiet:
+                since.clear()
+                return False
+            since.append(time.monotonic())
+            return since[-1] - since[0] >= self.options.settle_s
 
         return check
 

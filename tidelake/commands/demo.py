@@ -114,6 +114,8 @@ def register(app: typer.Typer) -> None:
                     summary = demo.replay_summary() or {}
                 expected = summary.get("sent", previous) - summary.get("rejected", 0) if summary else 0
                 final = demo.watch(demo.drained(expected), options.drain_timeout_s, show("draining"))
+            if not json_out:
+                console.line()
             answers = demo.answers()
             seconds = time.monotonic() - began
             url = f"http://127.0.0.1:{port}/"
