@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from core.admin import create_topics, describe_topics
-from core.topics import KINESIS_RETENTION_MS, TopicSpec
+from core.topics import KINESIS_RETENTION_MS, TopicSpec, default_topics
 from tidelake.commands.options import BootstrapOption, JsonOption, console, print_json, settings_from
 
 app = typer.Typer(
@@ -40,6 +40,25 @@ def create(
         )
     else:
         console.print(f"Topic {name} already exists with {info.partitions} partitions; left as it is.")
+
+
+@app.command()
+def init(
+    partitions: Annotated[int, typer.Option("--partitions", "-p", min=1, help="Partitions (shards).")] = 4,
+    bootstrap_servers: BootstrapOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Create the topics every pipeline needs: clickstream.events, its DLQ and analytics.late-events
+    (each stream app creates its own output topic when it starts)."""
+    settings = settings_from(bootstrap_servers=bootstrap_servers)
+    specs = default_topics(partitions)
+    created = create_topics(settings.kafka.bootstrap_servers, specs)
+    if json_out:
+        print_json({"created": created, "topics": [s.name for s in specs]})
+        return
+    for spec in specs:
+        verb = "created" if spec.name in created else "exists "
+        console.print(f"{verb} {spec.name}")
 
 
 @app.command("list")
