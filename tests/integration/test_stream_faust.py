@@ -43,7 +43,9 @@ def stop_and_summary(worker) -> dict:
     return json.loads(worker.stdout.read().strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize("window", ["tumbling:60s", "hopping:5m/1m", "session:20s"])
+@pytest.mark.parametrize(
+    "window", ["tumbling:60s", "hopping:5m/1m", "session:20s", "sliding:60s", "stagger:60s"]
+)
 def test_faust_final_rows_equal_duckdb_with_four_partitions(
     window, kafka_bootstrap, make_topic, tmp_path: Path
 ) -> None:
