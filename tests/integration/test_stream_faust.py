@@ -137,7 +137,7 @@ def test_faust_stop_and_restart_writes_every_final_row_once(kafka_bootstrap, mak
     with worker_process(spec_file, kafka_bootstrap, tmp_path / "state", extra=FAUST) as worker:
         reader = TopicReader(kafka_bootstrap, spec.sink_topic)
         reader.wait_until(lambda r: len(r) >= 1, 90, "the first rows", worker)
-        first = stop_and_summary(worker)
+        stop_and_summary(worker)
     produce(kafka_bootstrap, source, events[1000:])
     with worker_process(spec_file, kafka_bootstrap, tmp_path / "state", extra=FAUST) as worker:
         reader.wait_until(lambda r: len(r) >= len(expected), 120, f"{len(expected)} rows", worker)
@@ -146,7 +146,6 @@ def test_faust_stop_and_restart_writes_every_final_row_once(kafka_bootstrap, mak
     rows = reader.values()
     reader.close()
     assert sorted(rows, key=row_sort_key) == expected  # no duplicates across the restart
-    assert first["events_in"] == 1000
     assert second["events_in"] == 2000  # counters live in the snapshot: the restart read only the rest
 
 
@@ -180,3 +179,27 @@ def test_faust_kill_9_mid_stream_and_restart_gives_the_same_last_row_per_window(
         by_window.setdefault((row["page"], row["window_start"]), []).append(row)
     assert all(all(copy == copies[0] for copy in copies) for copies in by_window.values())  # copies agree
     assert summary["events_in"] == 40_000  # every event counted once, across the crash
+
+
+def test_switching_from_aiokafka_to_faust_on_one_state_folder_continues_the_windows(
+    kafka_bootstrap, make_topic, tmp_path
+) -> None:
+    source = make_topic(partitions=4)
+    spec = make_spec(source, "tumbling:60s", "faust-switch", aggregates=["count", "sum:bytes"])
+    events = clickstream(2000, seed=12)
+    expected = expected_rows(events, spec)
+    spec_file = write_spec(spec, tmp_path / "spec.toml")
+    produce(kafka_bootstrap, source, events[:1000])
+    with worker_process(spec_file, kafka_bootstrap, tmp_path / "state") as worker:  # aiokafka runtime
+        reader = TopicReader(kafka_bootstrap, spec.sink_topic)
+        reader.wait_until(lambda r: len(r) >= 1, 60, "the first rows", worker)
+        stop_and_summary(worker)
+    produce(kafka_bootstrap, source, events[1000:])
+    with worker_process(spec_file, kafka_bootstrap, tmp_path / "state", extra=FAUST) as worker:
+        reader.wait_until(lambda r: len(r) >= len(expected), 120, f"{len(expected)} rows", worker)
+        second = stop_and_summary(worker)
+    reader.poll()
+    rows = reader.values()
+    reader.close()
+    assert sorted(rows, key=row_sort_key) == expected
+    assert second["events_in"] == 2000
