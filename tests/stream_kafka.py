@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -14,7 +15,7 @@ from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from stream_apps.spec import AppSpec, spec_to_mapping
+from stream_apps.spec import AppSpec, spec_from_mapping, spec_to_mapping
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -134,3 +135,30 @@ class TopicReader:
 
     def close(self) -> None:
         self.consumer.close()
+
+
+#: Every aggregate kind over the clickstream fields, for window tests on either runtime.
+AGGS = [
+    "count",
+    "count_distinct:visitor_id",
+    "sum:bytes",
+    "min:status",
+    "max:bytes",
+    "avg:bytes",
+    "top:3:page",
+]
+
+
+def make_spec(source: str, window: str, name: str, **extra: Any) -> AppSpec:
+    """A per-page app over `source` with every aggregate, a 2 s idle timeout and output `<source>.out`."""
+    data = {"name": name, "source": source, "window": window, "aggregates": AGGS, "key_field": "page",
+            "idle_timeout": "2s", "sink_topic": f"{source}.out"}  # fmt: skip
+    data.update(extra)
+    return spec_from_mapping(data)
+
+
+def stop_and_summary(worker: subprocess.Popen) -> dict[str, Any]:
+    """SIGTERM a `tidelake stream run --json` worker and return its summary line."""
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(timeout=60) == 0, worker.stderr.read()
+    return json.loads(worker.stdout.read().strip().splitlines()[-1])

@@ -10,29 +10,18 @@ from pathlib import Path
 import pytest
 
 from core.topics import LATE_EVENTS, dlq_topic
-from stream_apps.spec import spec_from_mapping
 from tests.stream_events import clickstream
-from tests.stream_kafka import TopicReader, produce, produce_raw, worker_process, write_spec
+from tests.stream_kafka import (
+    TopicReader,
+    make_spec,
+    produce,
+    produce_raw,
+    worker_process,
+    write_spec,
+)
 from tests.stream_oracle import expected_rows, last_per_window, row_sort_key
 
 pytestmark = pytest.mark.integration
-
-AGGS = [
-    "count",
-    "count_distinct:visitor_id",
-    "sum:bytes",
-    "min:status",
-    "max:bytes",
-    "avg:bytes",
-    "top:3:page",
-]
-
-
-def make_spec(source: str, window: str, name: str, **extra):
-    data = {"name": name, "source": source, "window": window, "aggregates": AGGS, "key_field": "page",
-            "idle_timeout": "2s", "sink_topic": f"{source}.out"}  # fmt: skip
-    data.update(extra)
-    return spec_from_mapping(data)
 
 
 @pytest.mark.parametrize(

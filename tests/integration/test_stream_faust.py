@@ -4,43 +4,27 @@ and counted, no duplicates across a clean restart, and after `kill -9` the last 
 
 from __future__ import annotations
 
-import json
 import signal
 from pathlib import Path
 
 import pytest
 
 from core.topics import LATE_EVENTS, dlq_topic
-from stream_apps.spec import spec_from_mapping
 from tests.stream_events import clickstream
-from tests.stream_kafka import TopicReader, produce, produce_raw, worker_process, write_spec
+from tests.stream_kafka import (
+    TopicReader,
+    make_spec,
+    produce,
+    produce_raw,
+    stop_and_summary,
+    worker_process,
+    write_spec,
+)
 from tests.stream_oracle import expected_rows, last_per_window, row_sort_key
 
 pytestmark = pytest.mark.integration
 
 FAUST = ("--runtime", "faust")
-AGGS = [
-    "count",
-    "count_distinct:visitor_id",
-    "sum:bytes",
-    "min:status",
-    "max:bytes",
-    "avg:bytes",
-    "top:3:page",
-]
-
-
-def make_spec(source: str, window: str, name: str, **extra):
-    data = {"name": name, "source": source, "window": window, "aggregates": AGGS, "key_field": "page",
-            "idle_timeout": "2s", "sink_topic": f"{source}.out"}  # fmt: skip
-    data.update(extra)
-    return spec_from_mapping(data)
-
-
-def stop_and_summary(worker) -> dict:
-    worker.send_signal(signal.SIGTERM)
-    assert worker.wait(timeout=60) == 0, worker.stderr.read()
-    return json.loads(worker.stdout.read().strip().splitlines()[-1])
 
 
 @pytest.mark.parametrize(
