@@ -101,22 +101,34 @@ class QuerySettings(BaseModel):
     """The Athena stand-in: DuckDB limits, the HTTP API and where query results are kept."""
 
     timeout_s: float = Field(default=60.0, gt=0, description="a query running longer is interrupted")
-    memory_limit: str = Field(default="2GB", pattern=r"^\d+(\.\d+)?\s*[KMGT]i?B$", description="DuckDB memory_limit")
+    memory_limit: str = Field(
+        default="2GB", pattern=r"^\d+(\.\d+)?\s*[KMGT]i?B$", description="DuckDB memory_limit"
+    )
     threads: int = Field(default=2, ge=1, description="DuckDB worker threads")
-    max_result_rows: int = Field(default=1_000_000, ge=1, description="rows kept per result; more is an error")
+    max_result_rows: int = Field(
+        default=1_000_000, ge=1, description="rows kept per result; more is an error"
+    )
     concurrency: int = Field(default=2, ge=1, description="queries that run at once in the API; others queue")
-    results_dir: Path | None = Field(default=None, description="<id>.csv results; default: <lake>/../query-results")
+    results_dir: Path | None = Field(
+        default=None, description="<id>.csv results; default: <lake>/../query-results"
+    )
     host: str = Field(default="127.0.0.1", description="`tidelake serve` binds here")
     port: int = Field(default=8080, ge=1, le=65535)
-    api_token: str | None = Field(default=None, description="if set, the API wants `Authorization: Bearer <token>`")
+    api_token: str | None = Field(
+        default=None, description="if set, the API wants `Authorization: Bearer <token>`"
+    )
 
 
 class StreamSettings(BaseModel):
     """Stream apps (the Kinesis Data Analytics stand-in): where their window state lives, timer tick."""
 
-    state_dir: Path = Field(default_factory=lambda: default_data_home() / "stream", description="one folder per app")
+    state_dir: Path = Field(
+        default_factory=lambda: default_data_home() / "stream", description="one folder per app"
+    )
     tick_s: float = Field(default=1.0, gt=0, description="timer tick: idle close and polling granularity")
-    checkpoint_interval_s: float = Field(default=1.0, gt=0, description="snapshot at least this often while busy")
+    checkpoint_interval_s: float = Field(
+        default=1.0, gt=0, description="snapshot at least this often while busy"
+    )
 
 
 class Settings(BaseSettings):

@@ -187,7 +187,9 @@ class BatchSender:
         if partition == self._sticky_partition:
             self._sticky_partition = next(self._sticky)
         if len(self._pending) > 256:  # drop acknowledged batches; stop early on a refused one
-            failed = [f for f in self._pending if f.done() and not f.cancelled() and f.exception() is not None]
+            failed = [
+                f for f in self._pending if f.done() and not f.cancelled() and f.exception() is not None
+            ]
             if failed:
                 await self.flush()  # raises BrokerUnavailable naming the failure
             self._pending = [f for f in self._pending if not f.done()]

@@ -179,5 +179,6 @@ def inline_params(query: NamedQuery, given: dict[str, str] | None = None) -> str
     # longest names first, so `$top` never eats the start of `$top_n`
     text = query.sql
     for name in sorted(values, key=len, reverse=True):
-        text = re.sub(rf"\${name}\b", lambda _m, n=name: sql_literal(values[n], types[n]), text)
+        literal = sql_literal(values[name], types[name])
+        text = re.sub(rf"\${name}\b", literal.replace("\\", "\\\\"), text)
     return text
