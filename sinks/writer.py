@@ -30,6 +30,16 @@ def fsync_dir(folder: Path) -> None:
         os.close(descriptor)
 
 
+def sync_folders(folders: set[Path]) -> None:
+    """fsync each folder once (after `write_parquet(..., sync_folder=False)` into them)."""
+    for folder in sorted(folders):
+        try:
+            fsync_dir(folder)
+        except OSError as exc:
+            msg = f"could not sync the folder {folder} ({exc.strerror or exc}); nothing was committed, the records will be delivered again — check the lake's file system"
+            raise SinkWriteError(msg) from exc
+
+
 def make_dirs(folder: Path) -> None:
     """Create `folder` and its missing parents, fsyncing each parent so the new names survive a crash."""
     missing = []
@@ -49,26 +59,32 @@ def write_parquet(
     engine: str = "pyarrow",
     compression: str = "snappy",
     row_group_records: int = 128 * 1024,
+    sync_folder: bool = True,
 ) -> int:
-    """Write `table` to `path` atomically and durably; the size in bytes. Replaces an existing file."""
+    """Write `table` to `path` atomically and durably; the size in bytes. Replaces an existing file.
+    `sync_folder=False` leaves the fsync of the folder (which makes the rename durable) to the
+    caller, who writes several files into it and syncs it once before relying on them."""
     temp = path.with_name(temp_name(path.name))
     try:
         make_dirs(path.parent)
         if engine == "fastparquet":
             _write_fastparquet(table, temp, compression, row_group_records)
+            size = temp.stat().st_size
         else:
-            with open(temp, "wb") as out:
+            # A native file, not a Python one: Arrow then writes without taking the GIL back for
+            # every buffer (which, beside a busy consumer thread, made writes 4x slower).
+            with pa.OSFile(str(temp), "wb") as out:
                 pq.write_table(
                     table,
                     out,
                     compression=None if compression == "none" else compression,
                     row_group_size=row_group_records,
                 )
-                out.flush()
-                os.fsync(out.fileno())
-        size = temp.stat().st_size
+                size = out.tell()
+            _fsync_file(temp)
         os.replace(temp, path)
-        fsync_dir(path.parent)
+        if sync_folder:
+            fsync_dir(path.parent)
     except OSError as exc:
         with contextlib.suppress(OSError):
             temp.unlink(missing_ok=True)
@@ -93,7 +109,12 @@ def _write_fastparquet(table: pa.Table, temp: Path, compression: str, row_group_
             write_index=False,
             stats=True,
         )
-    descriptor = os.open(temp, os.O_RDONLY)
+    _fsync_file(temp)
+
+
+def _fsync_file(path: Path) -> None:
+    """Make a closed file's contents durable (fsync through a fresh descriptor)."""
+    descriptor = os.open(path, os.O_RDONLY)
     try:
         os.fsync(descriptor)
     finally:
