@@ -2,6 +2,7 @@
 
 import datetime as dt
 import os
+import sys
 from pathlib import Path
 
 import duckdb
@@ -14,7 +15,8 @@ from core.lake import data_file_name, parse_data_file_name
 from sinks.config import load_config_file, load_shipped, parse_config, shipped_names
 from sinks.manifest import Manifest, ManifestStore
 from sinks.schemas import DatasetSchema
-from sinks.writer import write_parquet
+from sinks.stream import SWITCH_INTERVAL_S, _SwitchInterval
+from sinks.writer import sync_folders, write_parquet
 
 
 def _table() -> pa.Table:
@@ -136,3 +138,25 @@ def test_config_file_with_declared_fields(tmp_path: Path) -> None:
     ]
     with pytest.raises(ConfigError, match="no delivery-stream config at"):
         load_config_file(tmp_path / "missing.toml")
+
+
+def test_write_reports_the_size_of_the_file_on_disk(tmp_path: Path) -> None:
+    path = tmp_path / "ds" / "dt=x" / "f.parquet"
+    size = write_parquet(pa.table({"n": list(range(1000))}), path, sync_folder=False)
+    assert size == path.stat().st_size
+    assert [p.name for p in path.parent.iterdir()] == ["f.parquet"]  # no temp file left behind
+
+
+def test_a_folder_that_cannot_be_synced_is_a_write_error(tmp_path: Path) -> None:
+    with pytest.raises(SinkWriteError, match=r"could not sync the folder .*nothing was committed"):
+        sync_folders({tmp_path / "missing"})
+
+
+def test_switch_interval_is_lowered_while_streams_run_and_restored_after_the_last() -> None:
+    before = sys.getswitchinterval()
+    guard = _SwitchInterval()
+    with guard:
+        with guard:  # a second stream in the same process
+            assert sys.getswitchinterval() == pytest.approx(min(before, SWITCH_INTERVAL_S))
+        assert sys.getswitchinterval() == pytest.approx(min(before, SWITCH_INTERVAL_S))
+    assert sys.getswitchinterval() == before
