@@ -115,13 +115,14 @@ class FaustWorker(StreamWorker):
                     return  # after the final checkpoint: a restart reads these again
                 for partition, messages in by_partition.items():
                     expected = engine.offsets.get(partition)
-                    if expected is not None and messages[0].offset < expected:
-                        if partition not in positioned:
-                            positioned.add(partition)
-                            await app.consumer.seek(faust.types.TP(spec.source, partition), expected)
-                        messages = [m for m in messages if m.offset >= expected]
+                    if expected is not None and messages[0].offset < expected and partition not in positioned:
+                        await app.consumer.seek(faust.types.TP(spec.source, partition), expected)
                     positioned.add(partition)
-                    engine.process(partition, messages, now)
+                    # Only records past what the engine has read, each once: records fetched before
+                    # the seek took effect arrive again after it, even twice within one batch.
+                    messages = _unread(messages, expected if expected is not None else 0)
+                    if messages:
+                        engine.process(partition, messages, now)
                 if (
                     options.stop_after_events is not None
                     and engine.counters.events_in >= options.stop_after_events
@@ -196,3 +197,13 @@ class FaustWorker(StreamWorker):
         outbox.late.clear()
         outbox.errors.clear()
         await asyncio.to_thread(self.state.save, self._snapshot(engine, hook))
+
+
+def _unread(messages: list[Any], next_offset: int) -> list[Any]:
+    """The messages at or past `next_offset`, in offset order, without repeats."""
+    kept = []
+    for message in messages:
+        if message.offset >= next_offset:
+            kept.append(message)
+            next_offset = message.offset + 1
+    return kept
