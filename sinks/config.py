@@ -28,6 +28,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator, model_v
 
 from core.errors import ConfigError
 from core.lake import DEFAULT_PREFIX, check_dataset_name, dataset_for_topic
+from core.toml_files import read_toml
 from core.topics import DLQ_SUFFIX
 from sinks.buffering import BufferPolicy
 from sinks.prefixes import PrefixTemplate
@@ -173,15 +174,8 @@ def parse_config(data: dict[str, Any], where: str) -> DeliveryStreamConfig:
 
 
 def load_config_file(path: Path) -> DeliveryStreamConfig:
-    try:
-        data = tomllib.loads(path.read_text())
-    except FileNotFoundError as exc:
-        msg = f"no delivery-stream config at {path}; give an existing .toml file or a shipped name ({', '.join(shipped_names())})"
-        raise ConfigError(msg) from exc
-    except tomllib.TOMLDecodeError as exc:
-        msg = f"{path} is not valid TOML: {exc}"
-        raise ConfigError(msg) from exc
-    return parse_config(data, str(path))
+    hint = f"give an existing .toml file or a shipped name ({', '.join(shipped_names())})"
+    return parse_config(read_toml(path, "delivery-stream config", hint), str(path))
 
 
 def shipped_names() -> list[str]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import operator
 import re
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 
 from core.errors import ConfigError
 from core.events import EVENT_TIME_FIELD
+from core.toml_files import read_toml
 from core.topics import CLICKSTREAM_EVENTS, analytics_topic
 from stream_apps.aggregates import Aggregate, parse_aggregate
 from stream_apps.durations import format_duration, parse_duration_us
@@ -183,14 +183,7 @@ def spec_from_mapping(data: dict[str, Any], where: str = "spec") -> AppSpec:
 
 def load_spec(path: Path) -> AppSpec:
     """Read a TOML spec file; ConfigError says which file and what is wrong."""
-    try:
-        data = tomllib.loads(path.read_text())
-    except FileNotFoundError as exc:
-        msg = f"spec file {path} does not exist; `tidelake stream list` shows the shipped apps"
-        raise ConfigError(msg) from exc
-    except tomllib.TOMLDecodeError as exc:
-        msg = f"spec file {path} is not valid TOML: {exc}"
-        raise ConfigError(msg) from exc
+    data = read_toml(path, "stream-app spec", "`tidelake stream list` shows the shipped apps")
     return spec_from_mapping(data, str(path))
 
 
