@@ -177,6 +177,15 @@ class Demo:
         loop = ["--loop"] if self.options.loop else []
         self.supervisor.start("replay", "replay", str(self.options.sample), *pace, *loop, "--json")
 
+    def sample_lines(self) -> int:
+        """Lines in the sample: one pass of the replay (parsed or rejected, each line counts once)."""
+        with self.options.sample.open("rb") as sample:
+            return sum(1 for _ in sample)
+
+    @staticmethod
+    def raw_rows(status: PipelineStatus) -> int:
+        return next((d.rows for d in status.datasets if d.name == "clickstream_events"), 0)
+
     def replay_summary(self) -> dict | None:
         """The replay's --json line once it has finished; None while it runs."""
         replay = next(c for c in self.supervisor.children if c.name == "replay")
@@ -217,7 +226,7 @@ class Demo:
             mine = [p for p in status.processes if p.pid in ours]
             streams = [p for p in mine if p.kind == "stream"]
             sinks = [p for p in mine if p.kind == "sink"]
-            raw_rows = next((d.rows for d in status.datasets if d.name == "clickstream_events"), 0)
+            raw_rows = self.raw_rows(status)
             quiet = (
                 status.broker_up
                 and all(g.lag == 0 for g in status.groups if g.group.startswith("tidelake"))

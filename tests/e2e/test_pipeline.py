@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -132,3 +133,32 @@ def test_broker_restart_mid_replay_loses_and_duplicates_nothing(
     (topic,) = describe_topics(bootstrap, [CLICKSTREAM_EVENTS])
     assert topic.records == SAMPLE_LINES  # the idempotent producer wrote no duplicate into Kafka either
     assert app_mismatches(tmp_path / "lake", events) == {}
+
+
+def test_sigterm_stops_a_kept_running_demo_and_everything_it_started(
+    own_broker: LocalBroker, tmp_path: Path
+) -> None:
+    state_dir = tmp_path / "state"
+    bootstrap = own_broker.read_state().bootstrap_servers  # type: ignore[union-attr]
+    env = {
+        **os.environ,
+        "TIDELAKE_RUNTIME__STATE_DIR": str(state_dir),
+        "TIDELAKE_KAFKA__BOOTSTRAP_SERVERS": bootstrap,
+    }
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "tidelake.cli", "demo", "--max-speed", "--keep-running", "--json",
+         "--lake", str(tmp_path / "lake"), "--port", str(free_port())],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path,
+    )  # fmt: skip
+    try:
+        first_line = demo.stdout.readline()  # type: ignore[union-attr]  # the answers, printed before it keeps running
+        assert json.loads(first_line)["replay"]["sent"] == SAMPLE_LINES
+        children = set(processes_with_env("TIDELAKE_RUNTIME__STATE_DIR", str(state_dir))) - {demo.pid}
+        assert len(children) == 11  # six stream apps, four delivery streams, the query server
+        demo.send_signal(signal.SIGTERM)
+        assert demo.wait(timeout=120) == 130
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+        demo.communicate(timeout=30)
+    assert processes_with_env("TIDELAKE_RUNTIME__STATE_DIR", str(state_dir)) == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -47,6 +48,18 @@ def _answers_table(answer: Answer) -> Table | str:
     return table
 
 
+def _stop_on_signals() -> None:
+    """Ctrl-C, SIGTERM and SIGHUP all stop the demo the same way: through its `finally`, which
+    stops every process it started. (A background job may inherit SIGINT ignored, and SIGTERM
+    would otherwise end the demo at once and orphan its children.)"""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, interrupt)
+
+
 def register(app: typer.Typer) -> None:
     @app.command("demo")
     def demo_command(
@@ -74,6 +87,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Run the whole pipeline on a real clickstream: Kafka, the stream apps, the delivery
         streams and the query server; replay the sample; print the named queries' answers."""
+        _stop_on_signals()
         configured = bootstrap_servers is not None or "TIDELAKE_KAFKA__BOOTSTRAP_SERVERS" in os.environ
         settings = settings_from(bootstrap_servers=bootstrap_servers, lake=lake)
         options = DemoOptions(
@@ -109,11 +123,19 @@ def register(app: typer.Typer) -> None:
                     return lambda status: live.update(_progress_line(status, phase, began))
 
                 summary: dict = {}
-                if replaying:
-                    demo.watch(lambda s: demo.replay_summary() is not None, 3600 * 24, show("replaying"))
-                    summary = demo.replay_summary() or {}
-                expected = summary.get("sent", previous) - summary.get("rejected", 0) if summary else 0
-                final = demo.watch(demo.drained(expected), options.drain_timeout_s, show("draining"))
+                if loop:
+                    # a looping replay never ends: answer once the first pass is in the lake
+                    first_pass = previous + demo.sample_lines()
+                    final = demo.watch(
+                        lambda s: s.events_in >= first_pass and demo.raw_rows(s) >= first_pass - s.rejected,
+                        options.drain_timeout_s + 3600, show("first pass"),
+                    )  # fmt: skip
+                else:
+                    if replaying:
+                        demo.watch(lambda s: demo.replay_summary() is not None, 3600 * 24, show("replaying"))
+                        summary = demo.replay_summary() or {}
+                    expected = summary.get("sent", previous) - summary.get("rejected", 0) if summary else 0
+                    final = demo.watch(demo.drained(expected), options.drain_timeout_s, show("draining"))
             if not json_out:
                 console.line()
             answers = demo.answers()
@@ -133,7 +155,7 @@ def register(app: typer.Typer) -> None:
                 for answer in answers:
                     console.print(_answers_table(answer))
                 say(f"answers after {seconds:.0f} s. Console: {url}")
-            if keep_running:
+            if keep_running or loop:
                 say("the pipeline keeps running; Ctrl-C stops it")
                 while True:
                     demo.supervisor.check_running(except_names={"replay"})
