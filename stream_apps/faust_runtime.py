@@ -34,7 +34,6 @@ from aiokafka.errors import KafkaError
 
 from core.errors import BrokerUnavailable
 from core.topics import LATE_EVENTS, dlq_topic
-from stream_apps.anomaly import make_row_hook
 from stream_apps.engine import WindowEngine
 from stream_apps.worker import Progress, StreamWorker
 
@@ -61,15 +60,7 @@ class FaustWorker(StreamWorker):
 
         spec, options = self.spec, self.options
         quiet_faust_logging()
-        if options.reset:
-            self.state.reset()
-        hook = self.hook = make_row_hook(spec)
-        engine = self.engine = WindowEngine(spec, partitions, time.monotonic(), row_hook=hook)
-        saved = self.state.load(spec.fingerprint)
-        if saved is not None:
-            engine.restore(saved)
-            if hook is not None:
-                hook.restore(saved.get("hook"))
+        engine, hook = self._restored_engine(partitions)
         app = faust.App(
             f"tidelake-{spec.name}",
             broker=f"kafka://{options.bootstrap_servers}",

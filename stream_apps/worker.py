@@ -138,10 +138,14 @@ class StreamWorker:
         snapshot, as a crash would, for up to `max_outage_s`; only a longer outage stops the app."""
         outage_began: float | None = None
         delay_s = 0.5
+        reset_pending = self.options.reset
         while True:
             try:
                 partitions = self._prepare_topics()
                 self.state.lock()
+                if reset_pending:  # under the lock, and once: a retry resumes from the new snapshot
+                    self.state.reset()
+                    reset_pending = False
                 try:
                     return await self._run(partitions)
                 finally:
@@ -156,17 +160,20 @@ class StreamWorker:
                     await asyncio.wait_for(self._stop.wait(), delay_s)
                 delay_s = min(delay_s * 2, 5.0)
 
-    async def _run(self, partitions: list[int]) -> Progress:
-        spec, options = self.spec, self.options
-        if options.reset:
-            self.state.reset()
-        hook = self.hook = make_row_hook(spec)
-        engine = self.engine = WindowEngine(spec, partitions, time.monotonic(), row_hook=hook)
-        saved = self.state.load(spec.fingerprint)
+    def _restored_engine(self, partitions: list[int]) -> tuple[WindowEngine, Any]:
+        """A fresh engine (and anomaly hook) holding the last snapshot's state, if there is one."""
+        hook = self.hook = make_row_hook(self.spec)
+        engine = self.engine = WindowEngine(self.spec, partitions, time.monotonic(), row_hook=hook)
+        saved = self.state.load(self.spec.fingerprint)
         if saved is not None:
             engine.restore(saved)
             if hook is not None:
                 hook.restore(saved.get("hook"))
+        return engine, hook
+
+    async def _run(self, partitions: list[int]) -> Progress:
+        spec, options = self.spec, self.options
+        engine, hook = self._restored_engine(partitions)
         consumer = AIOKafkaConsumer(
             bootstrap_servers=options.bootstrap_servers,
             group_id=f"tidelake-stream-{spec.name}",
