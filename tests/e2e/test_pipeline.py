@@ -158,7 +158,11 @@ def test_sigterm_stops_a_kept_running_demo_and_everything_it_started(
         demo.send_signal(signal.SIGTERM)
         assert demo.wait(timeout=120) == 130
     finally:
-        if demo.poll() is None:
-            demo.kill()
+        if demo.poll() is None:  # a failed assertion above: still stop the demo the clean way
+            demo.send_signal(signal.SIGTERM)
+            try:
+                demo.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                demo.kill()
         demo.communicate(timeout=30)
     assert processes_with_env("TIDELAKE_RUNTIME__STATE_DIR", str(state_dir)) == []
