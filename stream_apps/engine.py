@@ -80,6 +80,12 @@ class Outbox:
     def __len__(self) -> int:
         return len(self.rows) + len(self.late) + len(self.errors)
 
+    def clear(self) -> None:
+        """Forget everything: call only once the broker has acknowledged all of it."""
+        self.rows.clear()
+        self.late.clear()
+        self.errors.clear()
+
 
 class WindowEngine:
     """Windows of one app over the partitions of its source topic."""

@@ -184,9 +184,7 @@ class FaustWorker(StreamWorker):
         except Exception as exc:
             msg = f"stream app {spec.name}: writing results to Kafka through Faust failed: {exc}; restart resends them"
             raise BrokerUnavailable(msg) from exc
-        outbox.rows.clear()
-        outbox.late.clear()
-        outbox.errors.clear()
+        outbox.clear()
         await asyncio.to_thread(self.state.save, self._snapshot(engine, hook))
 
 

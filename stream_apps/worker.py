@@ -297,9 +297,7 @@ class StreamWorker:
         except KafkaError as exc:
             msg = f"stream app {spec.name}: writing results to Kafka failed: {exc}; restart resends them"
             raise BrokerUnavailable(msg) from exc
-        outbox.rows.clear()
-        outbox.late.clear()
-        outbox.errors.clear()
+        outbox.clear()
 
     async def _send_batches(self, producer: AIOKafkaProducer, topic: str,
                             messages: Sequence[tuple[bytes | None, bytes]]) -> list[Any]:  # fmt: skip
