@@ -44,6 +44,8 @@ from stream_apps.engine import NEVER, WindowEngine
 from stream_apps.spec import AppSpec
 
 log = logging.getLogger(__name__)
+RUNNING = "running"
+RETRYING = "retrying"
 
 
 @dataclass
@@ -77,6 +79,10 @@ class Progress:
     rows_out: int
     watermark: str
     elapsed_s: float
+    #: Result rows, late events and errors read but not yet acknowledged by Kafka.
+    rows_pending: int = 0
+    #: "running", or "retrying" while Kafka is unreachable (the app resumes from its last snapshot).
+    state: str = RUNNING
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -96,6 +102,7 @@ class StreamWorker:
         self.started = time.monotonic()
         self._stop = asyncio.Event()
         self._partitions: dict[str, list[int]] = {}
+        self._state = RUNNING
 
     def stop(self) -> None:
         self._stop.set()
@@ -110,7 +117,7 @@ class StreamWorker:
         return Progress(
             self.spec.name, c.events_in, c.windowed, c.filtered, c.late, c.errors, engine.open_windows(),
             c.windows_closed, c.rows_out, "-" if mark <= NEVER else format_time_us(mark),
-            round(time.monotonic() - self.started, 3),
+            round(time.monotonic() - self.started, 3), len(engine.outbox), self._state,
         )  # fmt: skip
 
     def _prepare_topics(self) -> list[int]:
@@ -156,6 +163,9 @@ class StreamWorker:
                 if self._stop.is_set() or now - outage_began > self.options.max_outage_s:
                     raise
                 log.warning("%s; retrying in %.1f s from the last snapshot", exc, delay_s)
+                self._state = RETRYING
+                if self.on_progress is not None and self.engine is not None:
+                    self.on_progress(self.progress())  # watchers must not take the pause for a finish
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop.wait(), delay_s)
                 delay_s = min(delay_s * 2, 5.0)
@@ -240,6 +250,7 @@ class StreamWorker:
         last_checkpoint = last_progress = time.monotonic()
         dirty = False
         hook = self.hook
+        self._state = RUNNING  # connected, and a crash's unsent rows are out
         while not self._stop.is_set():
             batches = await consumer.getmany(timeout_ms=tick_ms, max_records=options.max_batch)
             now = time.monotonic()

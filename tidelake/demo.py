@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from core.admin import create_topics, describe_topics
 from core.errors import ConfigError, TableNotFound, TidelakeError
@@ -231,7 +232,7 @@ class Demo:
                 status.broker_up
                 and all(g.lag == 0 for g in status.groups if g.group.startswith("tidelake"))
                 and len(streams) == len(STREAM_APPS)
-                and all(p.metrics.get("windows_open") == 0 for p in streams)
+                and all(_stream_settled(p.metrics) for p in streams)
                 and len(sinks) == len(DELIVERY_STREAMS)
                 and all(p.metrics.get("buffered") == 0 for p in sinks)
                 and raw_rows >= expected_rows
@@ -276,3 +277,13 @@ class Demo:
             self.started_broker.stop()
             self.started_broker = None
         return killed
+
+
+def _stream_settled(metrics: dict[str, Any]) -> bool:
+    """A stream app has closed its windows and Kafka has every row it produced. A paused app (in an
+    outage retry) may show no open window and no lag while a crash's rows still wait to be sent."""
+    return (
+        metrics.get("windows_open") == 0
+        and metrics.get("rows_pending") == 0
+        and metrics.get("state") == "running"  # stream_apps.worker.RUNNING
+    )

@@ -51,7 +51,8 @@ def render(status: PipelineStatus) -> None:
     for p in status.processes:
         counters = ", ".join(f"{k}={v}" for k, v in p.metrics.items() if isinstance(v, int | float))
         updated = dt.datetime.fromtimestamp(p.updated_at).strftime("%H:%M:%S")
-        processes.add_row(p.kind, p.name, "running" if p.alive else "stopped", counters, updated)
+        state = str(p.metrics.get("state", "running")) if p.alive else "stopped"  # "retrying": Kafka is away
+        processes.add_row(p.kind, p.name, state, counters, updated)
     lake = Table("dataset", "files", "rows", "bytes", title="lake datasets (tables)", title_justify="left")
     for d in status.datasets:
         lake.add_row(d.name, f"{d.files:,}", f"{d.rows:,}", _size(d.bytes))

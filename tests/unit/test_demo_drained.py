@@ -1,0 +1,66 @@
+"""When `tidelake demo` calls the pipeline drained: read from the status board, never too early."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from core.settings import load_settings
+from core.status_board import ProcessStatus
+from tidelake.demo import DELIVERY_STREAMS, STREAM_APPS, Demo, DemoOptions
+from tidelake.status import DatasetStats, PipelineStatus
+
+EXPECTED_ROWS = 100
+
+
+def _demo(tmp_path: Path) -> Demo:
+    settings = load_settings(lake={"root": tmp_path / "lake"}, runtime={"state_dir": tmp_path / "state"})
+    demo = Demo(settings, DemoOptions(settle_s=0), broker_configured=True)
+    pids = range(1000, 1000 + len(STREAM_APPS) + len(DELIVERY_STREAMS))
+    demo.supervisor.children = [SimpleNamespace(process=SimpleNamespace(pid=pid)) for pid in pids]  # type: ignore[misc]
+    return demo
+
+
+def _status(stream_metrics: list[dict[str, Any]]) -> PipelineStatus:
+    settled = {"windows_open": 0, "rows_pending": 0, "state": "running"}
+    streams = [
+        ProcessStatus("stream", name, 1000 + i, 0.0, 0.0, {**settled, **metrics})
+        for i, (name, metrics) in enumerate(zip(STREAM_APPS, stream_metrics, strict=True))
+    ]
+    sinks = [
+        ProcessStatus("sink", name, 1000 + len(STREAM_APPS) + i, 0.0, 0.0, {"buffered": 0})
+        for i, name in enumerate(DELIVERY_STREAMS)
+    ]
+    return PipelineStatus(
+        bootstrap_servers="127.0.0.1:9",
+        lake="lake",
+        taken_at=0.0,
+        broker_up=True,
+        processes=streams + sinks,
+        datasets=[DatasetStats("clickstream_events", 1, EXPECTED_ROWS, 1)],
+    )
+
+
+def test_a_settled_pipeline_is_drained(tmp_path: Path) -> None:
+    check = _demo(tmp_path).drained(EXPECTED_ROWS)
+    assert check(_status([{}] * len(STREAM_APPS))) is True
+
+
+@pytest.mark.parametrize(
+    "unsettled",
+    [
+        {"state": "retrying"},  # in an outage retry: its last board entry may look idle
+        {"rows_pending": 36},  # rows a crash left in the snapshot, not yet sent
+        {"windows_open": 2},
+        {"state": None, "rows_pending": None},  # an entry from before the app published them
+    ],
+)
+def test_one_unsettled_stream_app_keeps_the_demo_waiting(tmp_path: Path, unsettled: dict[str, Any]) -> None:
+    check = _demo(tmp_path).drained(EXPECTED_ROWS)
+    metrics: list[dict[str, Any]] = [{}] * len(STREAM_APPS)
+    metrics[-1] = unsettled
+    assert check(_status(metrics)) is False
+    assert check(_status([{}] * len(STREAM_APPS))) is True  # and it settles once that app has
