@@ -9,14 +9,14 @@ covers a contiguous range of offsets of every Kafka partition, which is what exa
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from operator import attrgetter
 
 from kafka.consumer.fetcher import ConsumerRecord
 from pydantic import BaseModel, Field
 
-_VALUE_SIZE = attrgetter("serialized_value_size")
+from sinks.records import RecordColumns
+
 SIZE = "size"
 RECORDS = "records"
 INTERVAL = "interval"
@@ -47,22 +47,27 @@ class BufferPolicy(BaseModel):
 
 @dataclass
 class Buffer:
-    """Records waiting for the next flush, in arrival order per Kafka partition."""
+    """Records waiting for the next flush, in arrival order per Kafka partition (as columns:
+    see `sinks.records` for why)."""
 
     policy: BufferPolicy
-    by_partition: dict[tuple[str, int], list[ConsumerRecord]] = field(default_factory=dict)
+    by_partition: dict[tuple[str, int], RecordColumns] = field(default_factory=dict)
     records: int = 0
     bytes: int = 0
     oldest_monotonic: float | None = None
 
-    def add(self, topic: str, partition: int, batch: list[ConsumerRecord]) -> None:
+    def add(self, topic: str, partition: int, batch: Sequence[ConsumerRecord]) -> None:
         if not batch:
             return
         if self.oldest_monotonic is None:
             self.oldest_monotonic = time.monotonic()
-        self.by_partition.setdefault((topic, partition), []).extend(batch)
+        columns = self.by_partition.get((topic, partition))
+        if columns is None:
+            columns = self.by_partition[(topic, partition)] = RecordColumns(topic, partition)
+        before = columns.value_bytes
+        columns.extend(batch)
         self.records += len(batch)
-        self.bytes += max(0, sum(map(_VALUE_SIZE, batch)))  # -1 for a missing value: close enough
+        self.bytes += columns.value_bytes - before
 
     def due(self, now_monotonic: float, *, idle: bool) -> str | None:
         """The reason to flush now, or None. `idle` says the last poll brought no record."""
@@ -85,7 +90,7 @@ class Buffer:
             return self.policy.interval_s
         return max(0.0, self.policy.interval_s - (now_monotonic - self.oldest_monotonic))
 
-    def take(self) -> dict[tuple[str, int], list[ConsumerRecord]]:
+    def take(self) -> dict[tuple[str, int], RecordColumns]:
         """Everything buffered, leaving the buffer empty."""
         taken = self.by_partition
         self.by_partition = {}
@@ -97,10 +102,11 @@ class Buffer:
         """Forget the records of partitions this consumer no longer owns (not committed: re-read by the new owner)."""
         dropped = 0
         for key in list(partitions):
-            records = self.by_partition.pop(key, [])
-            dropped += len(records)
-            self.records -= len(records)
-            self.bytes -= sum(r.serialized_value_size for r in records if r.serialized_value_size > 0)
+            columns = self.by_partition.pop(key, None)
+            if columns is not None:
+                dropped += len(columns)
+                self.records -= len(columns)
+                self.bytes -= columns.value_bytes
         if not self.by_partition:
             self.oldest_monotonic = None
         return dropped

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from operator import attrgetter
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from kafka.consumer.fetcher import ConsumerRecord
 
 from core.lake import ERRORS_DIR, data_file_name
 from sinks import transform
@@ -27,13 +25,13 @@ from sinks.error_records import (
     error_table,
 )
 from sinks.prefixes import escape_value
+from sinks.records import RecordColumns
 from sinks.schemas import DatasetSchema
 
 #: The header a dead-letter record carries its error type in (set by tidelake's producers).
 ERROR_TYPE_HEADER = "error.type"
 ERROR_MESSAGE_HEADER = "error.message"
 _UTC_US = pa.timestamp("us", "UTC")
-_VALUE = attrgetter("value")
 
 
 @dataclass
@@ -73,16 +71,15 @@ class Planner:
             self.schemas[dataset] = self.config.new_schema()
         return self.schemas[dataset]
 
-    def plan(self, records: Sequence[ConsumerRecord], open_prefixes: set[str]) -> PartitionPlan:
+    def plan(self, records: RecordColumns, open_prefixes: set[str]) -> PartitionPlan:
         """The files for one partition's records (in offset order). `open_prefixes` is shared by
         all partitions of one flush, for the bound on open partitions."""
-        first = records[0]
-        topic, partition = first.topic, first.partition
+        topic, partition = records.topic, records.partition
         dataset = self.config.dataset_of(topic)
-        plan = PartitionPlan(topic, partition, first.offset, records[-1].offset)
+        plan = PartitionPlan(topic, partition, records.first_offset, records.last_offset)
         failed: list[ErrorRecord] = []
         if self.config.mode == "errors":
-            failed = [_dead_letter(r) for r in records]
+            failed = [_dead_letter(records, i) for i in range(len(records))]
         else:
             self._plan_rows(records, dataset, plan, failed, open_prefixes)
         self._plan_errors(failed, dataset, plan)
@@ -92,63 +89,62 @@ class Planner:
 
     def _plan_rows(
         self,
-        records: Sequence[ConsumerRecord],
+        records: RecordColumns,
         dataset: str,
         plan: PartitionPlan,
         failed: list[ErrorRecord],
         open_prefixes: set[str],
     ) -> None:
-        kept: Sequence[ConsumerRecord] = records
-        values: list[bytes | None] = list(map(_VALUE, records))
+        # `kept` and then `rows` are positions in `records`: the records still on their way, in order
+        kept: Sequence[int] = range(len(records))
+        values: Sequence[bytes | None] = records.values
+        joined = records.values.joined()
         keys: list[dict[str, str] | None] | None = None
         if self.handler is not None:
             outcomes = transform.apply(self.handler, records, self.config.name)
-            kept, values, keys = [], [], []
-            for record, outcome in zip(records, outcomes, strict=True):
+            kept, values, keys, joined = [], [], [], None
+            for i, outcome in enumerate(outcomes):
                 if outcome.result == transform.OK:
-                    kept.append(record)
+                    kept.append(i)
                     values.append(outcome.data)
                     keys.append(outcome.partition_keys)
                 elif outcome.result == transform.DROPPED:
                     plan.dropped += 1
                 else:
-                    failed.append(_failure(record, PROCESSING_FAILED, outcome.message))
+                    failed.append(_failure(records, i, PROCESSING_FAILED, outcome.message))
         if not kept:
             return
         schema = self.schema_for(dataset)
-        conversion = convert(values, schema)
+        conversion = convert(values, schema, joined=joined)
         for index, message in conversion.errors:
-            failed.append(_failure(kept[index], FORMAT_CONVERSION_FAILED, message))
+            failed.append(_failure(records, kept[index], FORMAT_CONVERSION_FAILED, message))
         if not conversion.rows:
             return
-        rows = kept if not conversion.errors else [kept[i] for i in conversion.rows]
+        rows: Sequence[int] = kept if not conversion.errors else [kept[i] for i in conversion.rows]
+        if keys is not None and conversion.errors:
+            keys = [keys[i] for i in conversion.rows]
         table = conversion.table
-        times = self._times(table, rows)
+        times = self._times(table, records, rows)
         if times is not None and times.null_count:
-            field_name = self.config.time_field
+            message = f"missing timestamp: field {self.config.time_field!r} is absent or null"
             bad = pc.is_null(times)
-            for i in pc.indices_nonzero(bad).to_pylist():
-                failed.append(
-                    _failure(
-                        rows[i],
-                        FORMAT_CONVERSION_FAILED,
-                        f"missing timestamp: field {field_name!r} is absent or null",
-                    )
-                )
+            failed.extend(
+                _failure(records, rows[i], FORMAT_CONVERSION_FAILED, message)
+                for i in pc.indices_nonzero(bad).to_pylist()
+            )
             good = pc.invert(bad)
             table, times = table.filter(good), times.filter(good)
-            rows = [r for r, ok in zip(rows, good.to_pylist(), strict=True) if ok]
+            flags = good.to_pylist()
+            rows = [r for r, ok in zip(rows, flags, strict=True) if ok]
+            if keys is not None:
+                keys = [k for k, ok in zip(keys, flags, strict=True) if ok]
         if not rows:
             return
-        lambda_keys = None
-        if keys is not None:
-            by_offset = {r.offset: k for r, k in zip(kept, keys, strict=True)}
-            lambda_keys = [by_offset.get(r.offset) for r in rows]
         prefixes = self.prefix.evaluate(
             len(rows),
             times=times,
             table=table,
-            lambda_keys=lambda_keys,
+            lambda_keys=keys,
             seed=f"{plan.topic}:{plan.partition}:{plan.start}",
         )
         for prefix, mask in _groups(prefixes):
@@ -157,21 +153,22 @@ class Planner:
                 chosen = (
                     rows if mask is None else [r for r, ok in zip(rows, mask.to_pylist(), strict=True) if ok]
                 )
-                failed.extend(_failure(r, ACTIVE_PARTITION_EXCEEDED, message) for r in chosen)
+                failed.extend(_failure(records, r, ACTIVE_PARTITION_EXCEEDED, message) for r in chosen)
                 continue
             open_prefixes.add(prefix)
             sub = table if mask is None else table.filter(mask)
             # rows are in offset order, so the group's first row holds its first offset
-            first_offset = rows[0 if mask is None else pc.index(mask, True).as_py()].offset
+            first_offset = records.offsets[rows[0 if mask is None else pc.index(mask, True).as_py()]]
             path = f"{dataset}/{prefix}{data_file_name(plan.topic, plan.partition, first_offset)}"
             plan.files.append(PlannedFile(path, sub, sub.num_rows))
             plan.rows_written += sub.num_rows
 
-    def _times(self, table: pa.Table, rows: Sequence[ConsumerRecord]) -> pa.Array | None:
+    def _times(self, table: pa.Table, records: RecordColumns, rows: Sequence[int]) -> pa.Array | None:
         if not self.prefix.uses_timestamp:
             return None
         if self.config.time_source == "arrival":
-            return _arrival_times(rows)
+            stamps = records.timestamps
+            return _arrival_times(stamps if len(rows) == len(stamps) else [stamps[i] for i in rows])
         name = self.config.time_field or ""
         if name not in table.column_names:
             return pa.nulls(table.num_rows, _UTC_US)
@@ -193,7 +190,7 @@ class Planner:
             by_type.setdefault(record.error_type, []).append(record)
         for error_type, records in by_type.items():
             plan.errors[error_type] = plan.errors.get(error_type, 0) + len(records)
-            times = _arrival_times(records)
+            times = _arrival_times([r.timestamp_ms for r in records])
             prefixes = self.error_prefix.evaluate(
                 len(records),
                 times=times,
@@ -221,29 +218,29 @@ def _groups(prefixes: pa.Array) -> list[tuple[str, pa.Array | None]]:
     return [(value, pc.equal(encoded.indices, code)) for code, value in enumerate(values)]
 
 
-def _arrival_times(records: Sequence[ConsumerRecord | ErrorRecord]) -> pa.Array:
-    millis = [getattr(r, "timestamp_ms", None) or getattr(r, "timestamp", 0) or 0 for r in records]
-    return pc.cast(pa.array(millis, pa.timestamp("ms", "UTC")), _UTC_US)
+def _arrival_times(millis: Sequence[int]) -> pa.Array:
+    """Kafka record timestamps (ms; -1 or 0 when the producer set none) as UTC microseconds."""
+    return pc.cast(pa.array([max(m, 0) for m in millis], pa.timestamp("ms", "UTC")), _UTC_US)
 
 
-def _failure(record: ConsumerRecord, error_type: str, message: str) -> ErrorRecord:
+def _failure(records: RecordColumns, row: int, error_type: str, message: str) -> ErrorRecord:
     return ErrorRecord(
         error_type=error_type,
         error_message=message,
-        topic=record.topic,
-        partition=record.partition,
-        offset=record.offset,
-        timestamp_ms=record.timestamp,
-        key=record.key,
-        value=record.value,
-        headers=tuple(record.headers or ()),
+        topic=records.topic,
+        partition=records.partition,
+        offset=records.offsets[row],
+        timestamp_ms=records.timestamps[row],
+        key=records.keys[row],
+        value=records.values[row],
+        headers=records.headers_at(row),
     )
 
 
-def _dead_letter(record: ConsumerRecord) -> ErrorRecord:
-    headers = dict(record.headers or ())
+def _dead_letter(records: RecordColumns, row: int) -> ErrorRecord:
+    headers = dict(records.headers_at(row))
     raw_type = headers.get(ERROR_TYPE_HEADER)
     error_type = escape_value(raw_type.decode("utf-8", "replace")) if raw_type else PROCESSING_FAILED
     raw_message = headers.get(ERROR_MESSAGE_HEADER)
     message = raw_message.decode("utf-8", "replace") if raw_message else "dead-lettered by its producer"
-    return _failure(record, error_type, message)
+    return _failure(records, row, error_type, message)

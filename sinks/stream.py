@@ -43,6 +43,7 @@ from sinks.config import DeliveryStreamConfig
 from sinks.delivery import PartitionPlan, Planner
 from sinks.manifest import Manifest, ManifestStore
 from sinks.metrics import SinkSummary
+from sinks.records import RecordColumns
 from sinks.writer import sync_folders, write_parquet
 
 log = logging.getLogger(__name__)
@@ -131,7 +132,7 @@ class DeliveryStream:
         self._consumer: KafkaConsumer | None = None
         self._recovering: dict[Partition, Manifest] = {}
         self._recovery_checked: set[Partition] = set()
-        self._recovery_records: dict[Partition, list[ConsumerRecord]] = {}
+        self._recovery_records: dict[Partition, RecordColumns] = {}
         self._latest_timestamp: dict[Partition, int] = {}
         self._failed = False
         self._writer: ThreadPoolExecutor | None = None
@@ -246,7 +247,8 @@ class DeliveryStream:
         if pending is not None:
             redo = [r for r in records if r.offset <= pending.end]
             records = records[len(redo) :]
-            self._recovery_records.setdefault(key, []).extend(redo)
+            collected = self._recovery_records.setdefault(key, RecordColumns(*key))
+            collected.extend(redo)
             if records or (redo and redo[-1].offset >= pending.end):
                 self._finish_recovery(key)
         self.buffer.add(key[0], key[1], records)
@@ -269,7 +271,7 @@ class DeliveryStream:
                     continue
             collected = self._recovery_records.get(key)
             high = consumer.highwater(tp)
-            if collected and high is not None and collected[-1].offset + 1 >= high:
+            if collected and high is not None and collected.last_offset + 1 >= high:
                 self._finish_recovery(key)  # everything the log holds up to its end was read
 
     def _drop_stale(self, key: Partition) -> None:
@@ -320,7 +322,7 @@ class DeliveryStream:
         """Roll forward the flush a crashed run had begun for this partition."""
         self._complete_inflight()
         pending = self._recovering.pop(key)
-        records = self._recovery_records.pop(key, [])
+        records = self._recovery_records.pop(key, RecordColumns(*key))
         plans = self._plan_and_write({key: records}, {key: pending.files}, pending)
         self._finish(plans, buffering.RECOVERY)
         self.summary.recovered_flushes += 1
@@ -334,7 +336,7 @@ class DeliveryStream:
 
     def _plan_and_write(
         self,
-        taken: dict[Partition, list[ConsumerRecord]],
+        taken: dict[Partition, RecordColumns],
         previous: dict[Partition, list[str]],
         pending: Manifest | None = None,
     ) -> list[PartitionPlan]:

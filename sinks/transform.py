@@ -19,13 +19,12 @@ from __future__ import annotations
 import base64
 import importlib
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from kafka.consumer.fetcher import ConsumerRecord
-
 from core.errors import ConfigError
+from sinks.records import RecordColumns
 
 OK, DROPPED, PROCESSING_FAILED = "Ok", "Dropped", "ProcessingFailed"
 Handler = Callable[[dict[str, Any], Any], Any]
@@ -59,23 +58,24 @@ def load_handler(reference: str) -> Handler:
     return handler
 
 
-def record_id(record: ConsumerRecord) -> str:
-    return f"{record.topic}:{record.partition}:{record.offset}"
+def record_id(records: RecordColumns, row: int) -> str:
+    return f"{records.topic}:{records.partition}:{records.offsets[row]}"
 
 
-def apply(handler: Handler, records: Sequence[ConsumerRecord], stream_name: str) -> list[Outcome]:
+def apply(handler: Handler, records: RecordColumns, stream_name: str) -> list[Outcome]:
     """Run the hook over `records`; one Outcome per record, in order."""
+    ids = [record_id(records, i) for i in range(len(records))]
     event = {
         "invocationId": str(uuid.uuid4()),
         "deliveryStreamArn": f"arn:tidelake:firehose:local:000000000000:deliverystream/{stream_name}",
         "region": "local",
         "records": [
             {
-                "recordId": record_id(r),
-                "approximateArrivalTimestamp": r.timestamp,
-                "data": base64.b64encode(r.value or b"").decode("ascii"),
+                "recordId": rid,
+                "approximateArrivalTimestamp": timestamp,
+                "data": base64.b64encode(value or b"").decode("ascii"),
             }
-            for r in records
+            for rid, timestamp, value in zip(ids, records.timestamps, records.values, strict=True)
         ],
     }
     try:
@@ -88,7 +88,7 @@ def apply(handler: Handler, records: Sequence[ConsumerRecord], stream_name: str)
         failed = f"transform returned {type(answer).__name__}, expected a dict with a 'records' list"
         return [Outcome(PROCESSING_FAILED, message=failed)] * len(records)
     by_id = {item.get("recordId"): item for item in answered if isinstance(item, dict)}
-    return [_outcome(by_id.get(record_id(r))) for r in records]
+    return [_outcome(by_id.get(rid)) for rid in ids]
 
 
 def _outcome(item: dict[str, Any] | None) -> Outcome:

@@ -11,6 +11,7 @@ from kafka.consumer.fetcher import ConsumerRecord
 from sinks.config import parse_config
 from sinks.delivery import Planner
 from sinks.error_records import ERROR_SCHEMA, ErrorRecord, encode_payload, error_table
+from sinks.records import RecordColumns
 
 ARRIVAL_MS = int(dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.UTC).timestamp() * 1000)
 
@@ -34,6 +35,10 @@ def _record(
         size,
         -1,
     )
+
+
+def _columns(records: list[ConsumerRecord]) -> RecordColumns:
+    return RecordColumns.of(records[0].topic, records[0].partition, records)
 
 
 def _event(i: int, hour: int = 0, page: str = "/p", **changes: Any) -> bytes:
@@ -67,7 +72,7 @@ def _config(**extra: Any) -> Any:
 
 def test_rows_split_by_event_hour_into_deterministic_file_names() -> None:
     records = [_record(10, _event(0, hour=0)), _record(11, _event(1, hour=1)), _record(12, _event(2, hour=0))]
-    plan = Planner(_config()).plan(records, set())
+    plan = Planner(_config()).plan(_columns(records), set())
     assert [(f.relative_path, f.rows) for f in plan.files] == [
         ("clickstream_events/dt=2019-01-22/hour=00/clickstream.events+0+00000000000000000010.parquet", 2),
         ("clickstream_events/dt=2019-01-22/hour=01/clickstream.events+0+00000000000000000011.parquet", 1),
@@ -85,7 +90,7 @@ def test_bad_records_go_to_the_error_prefix_and_counts_reconcile() -> None:
         _record(4, _event(4, event_time=None)),
         _record(5, _event(5)),
     ]
-    plan = Planner(_config()).plan(records, set())
+    plan = Planner(_config()).plan(_columns(records), set())
     assert plan.rows_written == 2
     assert plan.errors == {"format-conversion-failed": 4}
     assert plan.rows_written + sum(plan.errors.values()) + plan.dropped == len(records)
@@ -106,7 +111,7 @@ def test_prefixes_beyond_the_open_partition_bound_become_active_partition_exceed
     config = _config(prefix="page=!{partitionKeyFromQuery:page}/", buffer={"max_open_partitions": 2})
     records = [_record(i, _event(i, page=f"/p{i % 3}")) for i in range(6)]
     open_prefixes: set[str] = set()
-    plan = Planner(config).plan(records, open_prefixes)
+    plan = Planner(config).plan(_columns(records), open_prefixes)
     assert open_prefixes == {"page=%2Fp0/", "page=%2Fp1/"}
     assert plan.rows_written == 4
     assert plan.errors == {"activePartitionExceeded": 2}
@@ -115,7 +120,7 @@ def test_prefixes_beyond_the_open_partition_bound_become_active_partition_exceed
 
 
 def test_arrival_time_prefix_uses_the_kafka_timestamp() -> None:
-    plan = Planner(_config(time_source="arrival")).plan([_record(0, _event(0))], set())
+    plan = Planner(_config(time_source="arrival")).plan(_columns([_record(0, _event(0))]), set())
     assert plan.files[0].relative_path.startswith("clickstream_events/dt=2026-11-23/hour=12/")
 
 
@@ -147,7 +152,7 @@ def handler_by_offset(event: dict, context: object) -> dict:
 def test_transform_hook_ok_dropped_failed_and_partition_keys() -> None:
     config = _config(prefix="country=!{partitionKeyFromLambda:country}/")
     records = [_record(i, _event(i)) for i in range(5)]
-    plan = Planner(config, handler_by_offset).plan(records, set())
+    plan = Planner(config, handler_by_offset).plan(_columns(records), set())
     assert plan.dropped == 1
     assert plan.errors == {"processing-failed": 2}
     assert plan.rows_written == 2
@@ -168,7 +173,7 @@ def test_an_exception_in_the_hook_fails_the_batch_without_crashing() -> None:
     def broken(event: dict, context: object) -> dict:
         raise RuntimeError("boom")
 
-    plan = Planner(_config(), broken).plan([_record(0, _event(0)), _record(1, _event(1))], set())
+    plan = Planner(_config(), broken).plan(_columns([_record(0, _event(0)), _record(1, _event(1))]), set())
     assert plan.errors == {"processing-failed": 2}
     assert plan.rows_written == 0
     assert (
@@ -188,7 +193,7 @@ def test_dead_letter_records_keep_their_producer_error_type() -> None:
     record = ConsumerRecord(
         "clickstream.events.dlq", 0, -1, 4, ARRIVAL_MS, 0, None, b"garbage", headers, None, -1, 7, -1
     )
-    plan = Planner(config).plan([record], set())
+    plan = Planner(config).plan(_columns([record]), set())
     assert plan.errors == {"malformed-line": 1}
     [only] = plan.files
     assert only.relative_path.startswith("_errors/clickstream_events/malformed-line/dt=2026-11-23/")
