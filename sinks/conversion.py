@@ -30,7 +30,7 @@ class Conversion:
     """The rows that converted (`table`, row i from input `rows[i]`) and `errors` as (input, message)."""
 
     table: pa.Table
-    rows: list[int]
+    rows: Sequence[int]
     errors: list[tuple[int, str]] = field(default_factory=list)
 
 
@@ -47,13 +47,33 @@ def convert(
         table = _read(whole, len(values), schema)
         if table is not None:
             schema.learn(table.schema)
-            return Conversion(schema.conform(table), list(range(len(values))))
+            return Conversion(schema.conform(table), range(len(values)))
     clean = [_one_line(v) for v in values]  # the slow path: some value is missing or spans lines
     _convert_range(clean, 0, len(clean), schema, tables, rows, errors)
     if tables:
         table = pa.concat_tables([schema.conform(t) for t in tables], promote_options="permissive")
     else:
         table = schema.arrow.empty_table()
+    return Conversion(table, rows, errors)
+
+
+def combine(parts: Sequence[Conversion], schema: DatasetSchema) -> Conversion:
+    """Conversions of consecutive batches as the conversion of the whole: row and error indices
+    shift by the size of the batches before, tables take the dataset's latest columns."""
+    if len(parts) == 1:
+        return parts[0]
+    tables = [schema.conform(part.table) for part in parts]
+    table = pa.concat_tables(tables, promote_options="permissive")
+    total = sum(len(part.rows) + len(part.errors) for part in parts)
+    if not any(part.errors for part in parts):
+        return Conversion(table, range(total))
+    rows: list[int] = []
+    errors: list[tuple[int, str]] = []
+    base = 0
+    for part in parts:
+        rows.extend(base + i for i in part.rows)
+        errors.extend((base + i, message) for i, message in part.errors)
+        base += len(part.rows) + len(part.errors)
     return Conversion(table, rows, errors)
 
 

@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 from core.lake import ERRORS_DIR, data_file_name
 from sinks import transform
 from sinks.config import DeliveryStreamConfig
-from sinks.conversion import convert
+from sinks.conversion import Conversion, combine, convert
 from sinks.error_records import (
     ACTIVE_PARTITION_EXCEEDED,
     FORMAT_CONVERSION_FAILED,
@@ -25,7 +25,7 @@ from sinks.error_records import (
     error_table,
 )
 from sinks.prefixes import escape_value
-from sinks.records import RecordColumns
+from sinks.records import PackedBytes, RecordColumns
 from sinks.schemas import DatasetSchema
 
 #: The header a dead-letter record carries its error type in (set by tidelake's producers).
@@ -71,9 +71,23 @@ class Planner:
             self.schemas[dataset] = self.config.new_schema()
         return self.schemas[dataset]
 
-    def plan(self, records: RecordColumns, open_prefixes: set[str]) -> PartitionPlan:
+    @property
+    def converts_ahead(self) -> bool:
+        """Whether batches may be converted as they arrive (`convert_batch`): not when a transform
+        hook rewrites them first, nor for dead letters, which are not converted."""
+        return self.handler is None and self.config.mode != "errors"
+
+    def convert_batch(self, topic: str, values: PackedBytes) -> Conversion:
+        """One batch's format conversion, done ahead of its flush (in the order batches arrive)."""
+        return convert(values, self.schema_for(self.config.dataset_of(topic)), joined=values.joined())
+
+    def plan(
+        self, records: RecordColumns, open_prefixes: set[str], converted: Sequence[Conversion] = ()
+    ) -> PartitionPlan:
         """The files for one partition's records (in offset order). `open_prefixes` is shared by
-        all partitions of one flush, for the bound on open partitions."""
+        all partitions of one flush, for the bound on open partitions. `converted` holds the
+        `convert_batch` results of all of `records`' batches, in order, when they were converted
+        ahead."""
         topic, partition = records.topic, records.partition
         dataset = self.config.dataset_of(topic)
         plan = PartitionPlan(topic, partition, records.first_offset, records.last_offset)
@@ -81,7 +95,7 @@ class Planner:
         if self.config.mode == "errors":
             failed = [_dead_letter(records, i) for i in range(len(records))]
         else:
-            self._plan_rows(records, dataset, plan, failed, open_prefixes)
+            self._plan_rows(records, dataset, plan, failed, open_prefixes, converted)
         self._plan_errors(failed, dataset, plan)
         return plan
 
@@ -94,11 +108,12 @@ class Planner:
         plan: PartitionPlan,
         failed: list[ErrorRecord],
         open_prefixes: set[str],
+        converted: Sequence[Conversion],
     ) -> None:
         # `kept` and then `rows` are positions in `records`: the records still on their way, in order
         kept: Sequence[int] = range(len(records))
         values: Sequence[bytes | None] = records.values
-        joined = records.values.joined()
+        joined = None if converted else records.values.joined()
         keys: list[dict[str, str] | None] | None = None
         if self.handler is not None:
             outcomes = transform.apply(self.handler, records, self.config.name)
@@ -115,7 +130,10 @@ class Planner:
         if not kept:
             return
         schema = self.schema_for(dataset)
-        conversion = convert(values, schema, joined=joined)
+        if converted and self.converts_ahead:
+            conversion = combine(converted, schema)
+        else:
+            conversion = convert(values, schema, joined=joined)
         for index, message in conversion.errors:
             failed.append(_failure(records, kept[index], FORMAT_CONVERSION_FAILED, message))
         if not conversion.rows:

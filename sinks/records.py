@@ -125,6 +125,16 @@ class PackedBytes(Sequence[bytes | None]):
                 yield chunk.blob[position : position + length]
                 position += length + width
 
+    def last_batch(self) -> PackedBytes:
+        """The values of the last `extend`, as a column of their own (sharing the blob)."""
+        view = PackedBytes(self.separator)
+        if self._chunks:
+            chunk = self._chunks[-1]
+            view._chunks = [chunk]
+            view._ends = [len(chunk.lengths)]
+            view.size = sum(length for length in chunk.lengths if length != _MISSING)
+        return view
+
     def joined(self) -> bytes | None:
         """Every value, one per line, when none is None and none has a line break of its own (the
         input of a one-shot JSON read); None otherwise. Only for a newline-separated column."""

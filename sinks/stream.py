@@ -40,6 +40,7 @@ from core.settings import Settings
 from sinks import buffering, transform
 from sinks.buffering import Buffer
 from sinks.config import DeliveryStreamConfig
+from sinks.conversion import Conversion
 from sinks.delivery import PartitionPlan, Planner
 from sinks.manifest import Manifest, ManifestStore
 from sinks.metrics import SinkSummary
@@ -137,6 +138,8 @@ class DeliveryStream:
         self._failed = False
         self._writer: ThreadPoolExecutor | None = None
         self._inflight: tuple[Future[list[PartitionPlan]], str] | None = None
+        #: Format conversions of the buffered batches, running ahead in the writer thread.
+        self._conversions: dict[Partition, list[Future[Conversion]]] = {}
 
     # -- the loop --------------------------------------------------------------------------------
 
@@ -251,7 +254,18 @@ class DeliveryStream:
             collected.extend(redo)
             if records or (redo and redo[-1].offset >= pending.end):
                 self._finish_recovery(key)
-        self.buffer.add(key[0], key[1], records)
+        if records:
+            self.buffer.add(key[0], key[1], records)
+            self._convert_ahead(key)
+
+    def _convert_ahead(self, key: Partition) -> None:
+        """Convert the batch just buffered in the writer thread while polling goes on, so that a
+        flush is left with grouping and writing (the last flush before a stop waits for less)."""
+        if self._writer is None or not self.planner.converts_ahead:
+            return
+        batch = self.buffer.by_partition[key].values.last_batch()
+        future = self._writer.submit(self.planner.convert_batch, key[0], batch)
+        self._conversions.setdefault(key, []).append(future)
 
     def _check_recovery_done(self, consumer: KafkaConsumer) -> None:
         """Settle unfinished flushes that no record will settle: a range already committed on an
@@ -305,10 +319,12 @@ class DeliveryStream:
         if not self.buffer.records:
             return
         taken = self.buffer.take()
+        conversions, self._conversions = self._conversions, {}
         if background and self._writer is not None:
-            self._inflight = (self._writer.submit(self._plan_and_write, taken, {}), reason)
+            # queued behind the conversions of its batches, in the same thread: they are done first
+            self._inflight = (self._writer.submit(self._plan_and_write, taken, {}, None, conversions), reason)
             return
-        self._finish(self._plan_and_write(taken, {}), reason, in_listener=in_listener)
+        self._finish(self._plan_and_write(taken, {}, None, conversions), reason, in_listener=in_listener)
 
     def _complete_inflight(self, *, in_listener: bool = False) -> None:
         """Wait for the flush in the writer thread, then commit it (a write error propagates: no commit)."""
@@ -321,6 +337,8 @@ class DeliveryStream:
     def _finish_recovery(self, key: Partition) -> None:
         """Roll forward the flush a crashed run had begun for this partition."""
         self._complete_inflight()
+        # this flush converts here, beside nothing: conversions ahead share the dataset's schema
+        wait([f for futures in self._conversions.values() for f in futures])
         pending = self._recovering.pop(key)
         records = self._recovery_records.pop(key, RecordColumns(*key))
         plans = self._plan_and_write({key: records}, {key: pending.files}, pending)
@@ -339,10 +357,16 @@ class DeliveryStream:
         taken: dict[Partition, RecordColumns],
         previous: dict[Partition, list[str]],
         pending: Manifest | None = None,
+        conversions: dict[Partition, list[Future[Conversion]]] | None = None,
     ) -> list[PartitionPlan]:
         """Steps 1-3 of a flush; see the module docstring. Runs in the writer thread or inline."""
         open_prefixes: set[str] = set()
-        plans = [self.planner.plan(records, open_prefixes) for records in taken.values() if records]
+        conversions = conversions or {}
+        plans = [
+            self.planner.plan(records, open_prefixes, [f.result() for f in conversions.get(key, ())])
+            for key, records in taken.items()
+            if records
+        ]
         if pending is not None:  # a recovery covers the whole range of the manifest, records or not
             if not plans:
                 plans = [PartitionPlan(pending.topic, pending.partition, pending.start, pending.end)]

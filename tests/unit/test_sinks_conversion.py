@@ -31,7 +31,7 @@ def _event(i: int, **changes: object) -> bytes:
 def test_clickstream_events_convert_to_the_declared_columns() -> None:
     result = convert([_event(0), _event(1)], DatasetSchema.clickstream())
     assert result.errors == []
-    assert result.rows == [0, 1]
+    assert list(result.rows) == [0, 1]
     assert result.table.schema.field("event_time").type == pa.timestamp("us", "UTC")
     assert result.table.schema.field("status").type == pa.int32()
     first = result.table.to_pylist()[0]
@@ -62,7 +62,7 @@ def test_clickstream_events_convert_to_the_declared_columns() -> None:
 def test_one_bad_record_among_good_ones_is_isolated_with_its_reason(bad: bytes | None, message: str) -> None:
     values = [_event(0), _event(1), bad, _event(3), _event(4)]
     result = convert(values, DatasetSchema.clickstream())
-    assert result.rows == [0, 1, 3, 4]
+    assert list(result.rows) == [0, 1, 3, 4]
     assert [index for index, _ in result.errors] == [2]
     assert message in result.errors[0][1]
     assert result.table.column("event_id").to_pylist() == ["e0", "e1", "e3", "e4"]
@@ -92,7 +92,7 @@ def test_inferred_analytics_schema_types_fields_by_name_and_grows() -> None:
     later = b'{"page": "/b", "window_start": "2019-01-22T00:01:00Z", "window_end": "2019-01-22T00:02:00Z", "count": 1, "avg_bytes": 2.5, "count_distinct_visitor_id": 1}'
     conflicting = b'{"page": 7, "window_start": "2019-01-22T00:01:00Z", "count": 1}'
     result = convert([later, conflicting], schema)
-    assert result.rows == [0]
+    assert list(result.rows) == [0]
     assert [i for i, _ in result.errors] == [1]
     assert result.table.column("count_distinct_visitor_id").to_pylist() == [1]
     assert [f.name for f in schema.fields][-1] == "count_distinct_visitor_id"

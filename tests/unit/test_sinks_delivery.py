@@ -209,3 +209,59 @@ def test_error_table_schema_and_payload_encoding() -> None:
     assert table.to_pylist()[0]["raw_encoding"] == "none"
     assert encode_payload("é".encode()) == ("é", "utf-8")
     assert table.column("arrival_time").type == pa.timestamp("us", "UTC")
+
+
+def _plan_converted_ahead(config: Any, batches: list[list[ConsumerRecord]]) -> Any:
+    planner = Planner(config)
+    columns = RecordColumns(batches[0][0].topic, batches[0][0].partition)
+    converted = []
+    for batch in batches:  # as a delivery stream does: convert each batch as it is buffered
+        columns.extend(batch)
+        converted.append(planner.convert_batch(columns.topic, columns.values.last_batch()))
+    return planner.plan(columns, set(), converted)
+
+
+def _outcome(plan: Any) -> list[tuple[str, int, list[Any]]]:
+    return [(f.relative_path, f.rows, f.table.to_pylist()) for f in plan.files if not f.error_type] + [
+        (f.relative_path, f.rows, f.table.drop_columns(["attempt_time"]).to_pylist())
+        for f in plan.files
+        if f.error_type
+    ]
+
+
+def test_converting_batches_ahead_plans_the_same_files_as_converting_at_the_flush() -> None:
+    batches = [
+        [_record(0, _event(0, hour=0)), _record(1, _event(1, hour=1))],
+        [_record(2, b"{oops"), _record(3, _event(3, hour=0)), _record(4, _event(4, event_time=None))],
+        [_record(5, None), _record(6, b'{"event_id":\n"e6"}'), _record(7, _event(7, hour=1))],
+    ]
+    ahead = _plan_converted_ahead(_config(), batches)
+    at_flush = Planner(_config()).plan(_columns([r for batch in batches for r in batch]), set())
+    assert _outcome(ahead) == _outcome(at_flush)
+    assert (ahead.rows_written, ahead.errors) == (4, {"format-conversion-failed": 4})
+    assert [f.table.column("event_id").to_pylist() for f in ahead.files if not f.error_type] == [
+        ["e0", "e3"],
+        ["e1", "e7"],
+    ]
+
+
+def test_batches_converted_ahead_share_what_an_inferred_dataset_learns() -> None:
+    config = _config(
+        dataset="analytics_rows", schema="infer", topics=["analytics.rows"], time_field="window_start"
+    )
+    rows = [
+        {"window_start": "2019-01-22T00:00:00Z", "page": "/a", "views": 1},
+        {"window_start": "2019-01-22T00:01:00Z", "page": "/b", "views": 2, "bounces": 1},
+        {"window_start": "2019-01-22T00:02:00Z", "page": "/c", "views": "many"},
+    ]
+    batches = [
+        [_record(i, json.dumps(row).encode())._replace(topic="analytics.rows")] for i, row in enumerate(rows)
+    ]
+    ahead = _plan_converted_ahead(config, batches)
+    assert _outcome(ahead) == _outcome(
+        Planner(config).plan(_columns([r for batch in batches for r in batch]), set())
+    )
+    (data,) = [f for f in ahead.files if not f.error_type]
+    assert data.table.column_names == ["window_start", "page", "views", "bounces"]
+    assert data.table.column("bounces").to_pylist() == [None, 1]
+    assert ahead.errors == {"format-conversion-failed": 1}
