@@ -36,7 +36,7 @@ from sinks.stream import CONSUMER_TUNING, DeliveryStream
 
 EVENTS = 1_000_000
 PARTITIONS = 4
-ROUNDS = 2  # throughput runs of each, alternated; the best of each is reported
+ROUNDS = 3  # throughput runs of each, alternated; the best of each is reported
 FRESHNESS_RATE = 2_000  # events/s during the freshness run
 FRESHNESS_SECONDS = 20
 GOAL_THROUGHPUT = ">= 100,000 events/s, ratio >= 0.8"
