@@ -11,9 +11,12 @@ The order of a flush, enforced in `_plan_and_write` and `_finish` (see `sinks.ma
     4. commit the offsets after the last record of each partition
     5. delete the manifests
 
-Steps 1-3 of a size/interval flush run in a writer thread while the consumer keeps polling (Arrow
-and the Parquet writer release the GIL); steps 4-5 run on the main thread when they are done, and
-the next flush waits for the previous one, so offsets are always committed in order.
+Each polled batch is packed into the buffer (`sinks.records`) and, unless a transform hook rewrites
+records first, its format conversion starts at once in the writer thread; step 1 of a flush then
+only gathers those conversions. Steps 1-3 of a size/interval flush run in the writer thread while
+the consumer keeps polling (Arrow and the Parquet writer release the GIL); steps 4-5 run on the main
+thread when they are done, and the next flush waits for the previous one, so offsets are always
+committed in order. Nothing converted ahead is committed before its flush: a crash loses only work.
 
 A write error stops the stream before step 4, so nothing is committed and nothing is lost. Before a
 rebalance takes partitions away, their buffer is flushed (`on_partitions_revoked`); when partitions
