@@ -95,21 +95,31 @@ def _baseline_read(bootstrap: str, topic: str, count: int) -> float:
     return seconds
 
 
-def _sink_read(bootstrap: str, topic: str, count: int, lake: Path) -> float:
+def _delivery_stream(
+    bootstrap: str, topic: str, lake: Path, name: str, buffer: dict[str, float]
+) -> DeliveryStream:
+    """The clickstream delivery stream of the shipped config, on `topic`, in a group of its own."""
     settings = load_settings(kafka={"bootstrap_servers": bootstrap}, lake={"root": lake})
     config = parse_config(
         {
-            "name": "bench-sink",
+            "name": name,
             "topics": [topic],
             "dataset": "clickstream_events",
             "schema": "clickstream",
-            "group_id": f"bench-sink-{uuid.uuid4().hex[:8]}",
-            "buffer": {"interval_s": 60, "size_mb": 64, "records": 200_000},
+            "group_id": f"{name}-{uuid.uuid4().hex[:8]}",
+            "buffer": buffer,
         },
         "bench",
     )
+    return DeliveryStream(config, settings)
+
+
+def _sink_read(bootstrap: str, topic: str, count: int, lake: Path) -> float:
+    stream = _delivery_stream(
+        bootstrap, topic, lake, "bench-sink", {"interval_s": 60, "size_mb": 64, "records": 200_000}
+    )
     started = time.monotonic()
-    summary = DeliveryStream(config, settings).run(max_records=count)
+    summary = stream.run(max_records=count)
     # to its last commit: like the baseline's, the time leaves out closing the consumer
     seconds = (summary.stopped_monotonic or time.monotonic()) - started
     with duckdb.connect() as con:
@@ -135,22 +145,11 @@ def _freshness(bootstrap: str, scratch: Path, seconds: float) -> tuple[list[floa
     topic = f"bench.sink.fresh.{uuid.uuid4().hex[:8]}"
     create_topics(bootstrap, [TopicSpec(topic, PARTITIONS)])
     lake = scratch / "fresh-lake"
-    settings = load_settings(kafka={"bootstrap_servers": bootstrap}, lake={"root": lake})
-    config = parse_config(
-        {
-            "name": "bench-fresh",
-            "topics": [topic],
-            "dataset": "clickstream_events",
-            "schema": "clickstream",
-            "group_id": f"bench-fresh-{uuid.uuid4().hex[:8]}",
-            "buffer": {"interval_s": 1, "size_mb": 64, "records": 1_000_000},
-        },
-        "bench",
+    stream = _delivery_stream(
+        bootstrap, topic, lake, "bench-fresh", {"interval_s": 1, "size_mb": 64, "records": 1_000_000}
     )
     stop = threading.Event()
-    sink = threading.Thread(
-        target=DeliveryStream(config, settings).run, kwargs={"stop_event": stop}, daemon=True
-    )
+    sink = threading.Thread(target=stream.run, kwargs={"stop_event": stop}, daemon=True)
     consumed: list[float] = []
     queryable: list[float] = []
 

@@ -87,3 +87,13 @@ def error_rows(lake: Path, dataset: str) -> list[tuple]:
 
 def unique_group() -> str:
     return f"test-sink-{uuid.uuid4().hex[:10]}"
+
+
+def write_clickstream_config(path: Path, name: str, topic: str, more: str = "") -> Path:
+    """A delivery-stream TOML for `topic` into clickstream_events, in a group of its own; `more`
+    adds lines (top-level keys first, then [sections])."""
+    path.write_text(
+        f'name = "{name}"\ntopics = ["{topic}"]\ndataset = "clickstream_events"\nschema = "clickstream"\n'
+        f'group_id = "{unique_group()}"\n{more}'
+    )
+    return path

@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from core.lake import is_visible_file
-from tests.integration.sinks_support import error_rows, event, lake_rows, producer, unique_group
+from tests.integration.sinks_support import error_rows, event, lake_rows, producer, write_clickstream_config
 
 pytestmark = pytest.mark.integration
 CLI = [sys.executable, "-m", "tidelake.cli"]
@@ -71,10 +71,11 @@ def test_kill_dash_nine_at_random_moments_leaves_every_event_exactly_once(
 ) -> None:
     topic = make_topic(partitions=4)
     lake = tmp_path / "lake"
-    config = tmp_path / "crash.toml"
-    config.write_text(
-        f'name = "crash-drill"\ntopics = ["{topic}"]\ndataset = "clickstream_events"\nschema = "clickstream"\n'
-        f'group_id = "{unique_group()}"\ninstance_id = "crash-drill-1"\n[buffer]\ninterval_s = 0.5\nrecords = 3000\n'
+    config = write_clickstream_config(
+        tmp_path / "crash.toml",
+        "crash-drill",
+        topic,
+        'instance_id = "crash-drill-1"\n[buffer]\ninterval_s = 0.5\nrecords = 3000\n',
     )
     command = [
         *CLI,

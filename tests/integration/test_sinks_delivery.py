@@ -18,7 +18,15 @@ from core.errors import SinkWriteError
 from core.settings import Settings, load_settings
 from sinks.config import DeliveryStreamConfig, parse_config
 from sinks.stream import DeliveryStream
-from tests.integration.sinks_support import error_rows, event, lake_rows, produce, unique_group, wait_until
+from tests.integration.sinks_support import (
+    error_rows,
+    event,
+    lake_rows,
+    produce,
+    unique_group,
+    wait_until,
+    write_clickstream_config,
+)
 
 pytestmark = pytest.mark.integration
 CLI = [sys.executable, "-m", "tidelake.cli"]
@@ -198,10 +206,11 @@ def test_cli_runs_a_config_file_and_prints_a_json_summary(
 ) -> None:
     topic = make_topic(partitions=2)
     produce(kafka_bootstrap, topic, [*(event(i) for i in range(500)), b"nope"])
-    config = tmp_path / "stream.toml"
-    config.write_text(
-        f'name = "cli-test"\ntopics = ["{topic}"]\ndataset = "clickstream_events"\nschema = "clickstream"\n'
-        f'group_id = "{unique_group()}"\n[buffer]\ninterval_s = 1\n[parquet]\ncompression = "zstd"\n'
+    config = write_clickstream_config(
+        tmp_path / "stream.toml",
+        "cli-test",
+        topic,
+        '[buffer]\ninterval_s = 1\n[parquet]\ncompression = "zstd"\n',
     )
     lake = tmp_path / "lake"
     board = tmp_path / "run"

@@ -1,9 +1,10 @@
-"""Stream apps against the real broker: final rows equal DuckDB's GROUP BY, with 4 partitions,
-after kill -9 and restart, with idle close, and with late and bad events routed and counted."""
+"""Stream apps against the real broker, on both runtimes (`tidelake stream run`, and with
+`--runtime faust`): final rows equal DuckDB's GROUP BY with 4 partitions, after kill -9 and restart
+the last row per window, idle close, late and bad events routed and counted, no duplicates across a
+clean restart; a state folder carries over from one runtime to the other."""
 
 from __future__ import annotations
 
-import json
 import signal
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from tests.stream_kafka import (
     make_spec,
     produce,
     produce_raw,
+    stop_and_summary,
     worker_process,
     write_spec,
 )
@@ -23,27 +25,31 @@ from tests.stream_oracle import expected_rows, last_per_window, row_sort_key
 
 pytestmark = pytest.mark.integration
 
+#: The extra arguments of `tidelake stream run` per runtime.
+RUNTIMES = {"aiokafka": (), "faust": ("--runtime", "faust")}
+
+
+@pytest.fixture(params=sorted(RUNTIMES))
+def runtime(request: pytest.FixtureRequest) -> str:
+    return request.param
+
 
 @pytest.mark.parametrize(
     "window", ["tumbling:60s", "hopping:5m/1m", "sliding:60s", "session:20s", "stagger:60s"]
 )
 def test_final_rows_equal_duckdb_with_four_partitions(
-    window, kafka_bootstrap, make_topic, tmp_path: Path
+    window, runtime, kafka_bootstrap, make_topic, tmp_path: Path
 ) -> None:
     source = make_topic(partitions=4)
-    spec = make_spec(source, window, "it-" + window.split(":")[0])
+    spec = make_spec(source, window, f"{runtime}-{window.split(':')[0]}")
     events = clickstream(3000, seed=21)
     expected = expected_rows(events, spec)
     produce(kafka_bootstrap, source, events)
-    reader = None
-    with worker_process(
-        write_spec(spec, tmp_path / "spec.toml"), kafka_bootstrap, tmp_path / "state"
-    ) as worker:
+    spec_file = write_spec(spec, tmp_path / "spec.toml")
+    with worker_process(spec_file, kafka_bootstrap, tmp_path / "state", extra=RUNTIMES[runtime]) as worker:
         reader = TopicReader(kafka_bootstrap, spec.sink_topic)
-        rows = reader.wait_until(lambda r: len(r) >= len(expected), 120, f"{len(expected)} rows", worker)
-        worker.send_signal(signal.SIGTERM)
-        assert worker.wait(timeout=30) == 0
-        summary = json.loads(worker.stdout.read().strip().splitlines()[-1])  # type: ignore[union-attr]
+        reader.wait_until(lambda r: len(r) >= len(expected), 120, f"{len(expected)} rows", worker)
+        summary = stop_and_summary(worker)
     reader.poll()
     rows = reader.values()
     reader.close()
@@ -52,29 +58,31 @@ def test_final_rows_equal_duckdb_with_four_partitions(
     assert summary["windowed"] == 3000
     assert summary["late"] == 0
     assert summary["windows_closed"] == len(expected)
+    assert summary["rows_out"] == len(expected)
+    assert (summary["rows_pending"], summary["state"]) == (0, "running")
 
 
-def test_kill_9_mid_stream_and_restart_gives_identical_final_rows(
-    kafka_bootstrap, make_topic, tmp_path
+def test_kill_9_mid_stream_and_restart_gives_the_same_last_row_per_window(
+    runtime, kafka_bootstrap, make_topic, tmp_path
 ) -> None:
     source = make_topic(partitions=4)
-    spec = make_spec(source, "tumbling:60s", "it-kill", filters=["is_bot = false"])
+    spec = make_spec(source, "tumbling:60s", f"{runtime}-kill", filters=["is_bot = false"])
     events = clickstream(40_000, seed=4, spread_s=0.05)
     expected = expected_rows(events, spec)
     spec_file = write_spec(spec, tmp_path / "spec.toml")
     produce(kafka_bootstrap, source, events[:30_000])
-    reader = None
-    with worker_process(spec_file, kafka_bootstrap, tmp_path / "state") as worker:
+    with worker_process(spec_file, kafka_bootstrap, tmp_path / "state", extra=RUNTIMES[runtime]) as worker:
         reader = TopicReader(kafka_bootstrap, spec.sink_topic)
         reader.wait_until(lambda r: len(r) >= 1, 120, "the first rows", worker)
         worker.send_signal(signal.SIGKILL)
         worker.wait(timeout=30)
     first_run = len(reader.values())
     produce(kafka_bootstrap, source, events[30_000:])
-    with worker_process(spec_file, kafka_bootstrap, tmp_path / "state") as worker:
+    with worker_process(spec_file, kafka_bootstrap, tmp_path / "state", extra=RUNTIMES[runtime]) as worker:
         reader.wait_until(
             lambda r: len(last_per_window(r, spec)) >= len(expected), 180, f"{len(expected)} windows", worker
         )
+        summary = stop_and_summary(worker)
     rows = reader.values()
     reader.close()
     assert 0 < first_run < len(expected)
@@ -82,40 +90,43 @@ def test_kill_9_mid_stream_and_restart_gives_identical_final_rows(
     by_window: dict[tuple, list[dict]] = {}
     for row in rows:
         by_window.setdefault((row["page"], row["window_start"]), []).append(row)
-    assert all(all(copy == copies[0] for copy in copies) for copies in by_window.values())  # duplicates agree
+    assert all(all(copy == copies[0] for copy in copies) for copies in by_window.values())  # copies agree
+    assert summary["events_in"] == 40_000  # every event counted once, across the crash
 
 
-def test_windows_close_on_idle_without_new_events(kafka_bootstrap, make_topic, tmp_path) -> None:
+def test_windows_close_on_idle_without_new_events(runtime, kafka_bootstrap, make_topic, tmp_path) -> None:
     source = make_topic(partitions=4)
-    spec = make_spec(source, "session:30m", "it-idle", key_field="visitor_id", aggregates=["count"],
+    spec = make_spec(source, "session:30m", f"{runtime}-idle", key_field="visitor_id", aggregates=["count"],
                      idle_timeout="1s")  # fmt: skip
     events = clickstream(200, seed=8)
     expected = expected_rows(events, spec)
-    with worker_process(
-        write_spec(spec, tmp_path / "spec.toml"), kafka_bootstrap, tmp_path / "state"
-    ) as worker:
+    spec_file = write_spec(spec, tmp_path / "spec.toml")
+    with worker_process(spec_file, kafka_bootstrap, tmp_path / "state", extra=RUNTIMES[runtime]) as worker:
         reader = TopicReader(kafka_bootstrap, spec.sink_topic)
         produce(kafka_bootstrap, source, events)
-        # the 30-minute sessions can only close by idleness: the watermark never passes their end
-        rows = reader.wait_until(lambda r: len(r) >= len(expected), 60, "sessions closed by idleness", worker)
-        reader.close()
+        # 30-minute sessions over ~7 minutes of events: only idleness can close them
+        rows = reader.wait_until(lambda r: len(r) >= len(expected), 90, "sessions closed by idleness", worker)
+        summary = stop_and_summary(worker)
+    reader.close()
     assert sorted(rows, key=row_sort_key) == expected
+    assert summary["windows_open"] == 0
+    assert summary["windows_closed"] == len(expected)
 
 
-def test_late_and_bad_events_are_routed_and_counted(kafka_bootstrap, make_topic, tmp_path) -> None:
+def test_late_and_bad_events_are_routed_and_counted(runtime, kafka_bootstrap, make_topic, tmp_path) -> None:
     source = make_topic(partitions=4)
-    spec = make_spec(source, "tumbling:60s", "it-late", aggregates=["count"])
+    app = f"{runtime}-late"
+    spec = make_spec(source, "tumbling:60s", app, aggregates=["count"])
     events = clickstream(300, seed=2)
     late = [dict(e, event_id=f"late{i}") for i, e in enumerate(events[:3])]
     fresh = clickstream(1, seed=99)[0]
     fresh["event_time"] = "2019-01-22T06:00:00.000000Z"
     expected = expected_rows(events, spec)
-    with worker_process(
-        write_spec(spec, tmp_path / "spec.toml"), kafka_bootstrap, tmp_path / "state"
-    ) as worker:
+    spec_file = write_spec(spec, tmp_path / "spec.toml")
+    with worker_process(spec_file, kafka_bootstrap, tmp_path / "state", extra=RUNTIMES[runtime]) as worker:
         rows_reader = TopicReader(kafka_bootstrap, spec.sink_topic)
         produce(kafka_bootstrap, source, events)
-        rows_reader.wait_until(lambda r: len(r) >= len(expected), 60, "all windows closed", worker)
+        rows_reader.wait_until(lambda r: len(r) >= len(expected), 90, "all windows closed", worker)
         produce(kafka_bootstrap, source, [*late, fresh])
         produce_raw(kafka_bootstrap, source, [b"not json", b'{"page": "/", "event_time": "yesterday"}'])
         late_reader = TopicReader(kafka_bootstrap, LATE_EVENTS)
@@ -125,12 +136,10 @@ def test_late_and_bad_events_are_routed_and_counted(kafka_bootstrap, make_topic,
         rows = rows_reader.wait_until(lambda r: len(r) >= len(expected) + 1, 60, "the fresh window", worker)
         dlq = TopicReader(kafka_bootstrap, dlq_topic(source))
         dlq.wait_until(lambda r: len(dlq.messages) >= 2, 60, "2 bad records on the DLQ", worker)
-        worker.send_signal(signal.SIGTERM)
-        assert worker.wait(timeout=30) == 0
-        summary = json.loads(worker.stdout.read().strip().splitlines()[-1])  # type: ignore[union-attr]
+        summary = stop_and_summary(worker)
     late_records = [x for x in mine if x["topic"] == source]
     assert sorted(x["event"]["event_id"] for x in late_records) == ["late0", "late1", "late2"]
-    assert {x["app"] for x in late_records} == {"it-late"}
+    assert {x["app"] for x in late_records} == {app}
     assert max(r["window_start"] for r in rows) == "2019-01-22T06:00:00.000000Z"
     assert len(rows) == len(expected) + 1
     assert summary["late"] == 3
@@ -139,32 +148,55 @@ def test_late_and_bad_events_are_routed_and_counted(kafka_bootstrap, make_topic,
     assert summary["windowed"] == 301
     headers = [dict(m.headers) for m in dlq.messages]
     assert [m.value for m in dlq.messages] == [b"not json", b'{"page": "/", "event_time": "yesterday"}']
-    assert all(h["error_type"] == b"processing-failed" and h["app"] == b"it-late" for h in headers)
+    assert all(h["error_type"] == b"processing-failed" and h["app"] == app.encode() for h in headers)
     for reader in (rows_reader, late_reader, dlq):
         reader.close()
 
 
-def test_stop_and_restart_writes_every_final_row_once(kafka_bootstrap, make_topic, tmp_path) -> None:
+def test_stop_and_restart_writes_every_final_row_once(runtime, kafka_bootstrap, make_topic, tmp_path) -> None:
     source = make_topic(partitions=4)
-    spec = make_spec(source, "tumbling:60s", "it-restart", aggregates=["count", "top:2:page"])
+    spec = make_spec(source, "tumbling:60s", f"{runtime}-restart", aggregates=["count", "top:2:page"])
     events = clickstream(2000, seed=6)
     expected = expected_rows(events, spec)
     spec_file = write_spec(spec, tmp_path / "spec.toml")
     produce(kafka_bootstrap, source, events[:1000])
-    with worker_process(spec_file, kafka_bootstrap, tmp_path / "state") as worker:
+    with worker_process(spec_file, kafka_bootstrap, tmp_path / "state", extra=RUNTIMES[runtime]) as worker:
         reader = TopicReader(kafka_bootstrap, spec.sink_topic)
-        reader.wait_until(lambda r: len(r) >= 1, 60, "the first rows", worker)
-        worker.send_signal(signal.SIGTERM)
-        assert worker.wait(timeout=30) == 0
+        reader.wait_until(lambda r: len(r) >= 1, 90, "the first rows", worker)
+        stop_and_summary(worker)
     produce(kafka_bootstrap, source, events[1000:])
-    with worker_process(spec_file, kafka_bootstrap, tmp_path / "state") as worker:
-        rows = reader.wait_until(lambda r: len(r) >= len(expected), 120, f"{len(expected)} rows", worker)
-        worker.send_signal(signal.SIGTERM)
-        assert worker.wait(timeout=30) == 0
+    with worker_process(spec_file, kafka_bootstrap, tmp_path / "state", extra=RUNTIMES[runtime]) as worker:
+        reader.wait_until(lambda r: len(r) >= len(expected), 120, f"{len(expected)} rows", worker)
+        second = stop_and_summary(worker)
     reader.poll()
     rows = reader.values()
     reader.close()
     assert sorted(rows, key=row_sort_key) == expected  # no duplicates across the restart
+    assert second["events_in"] == 2000  # counters live in the snapshot: the restart read only the rest
+
+
+def test_switching_from_aiokafka_to_faust_on_one_state_folder_continues_the_windows(
+    kafka_bootstrap, make_topic, tmp_path
+) -> None:
+    source = make_topic(partitions=4)
+    spec = make_spec(source, "tumbling:60s", "faust-switch", aggregates=["count", "sum:bytes"])
+    events = clickstream(2000, seed=12)
+    expected = expected_rows(events, spec)
+    spec_file = write_spec(spec, tmp_path / "spec.toml")
+    produce(kafka_bootstrap, source, events[:1000])
+    with worker_process(spec_file, kafka_bootstrap, tmp_path / "state") as worker:  # aiokafka runtime
+        reader = TopicReader(kafka_bootstrap, spec.sink_topic)
+        reader.wait_until(lambda r: len(r) >= 1, 60, "the first rows", worker)
+        stop_and_summary(worker)
+    produce(kafka_bootstrap, source, events[1000:])
+    with worker_process(spec_file, kafka_bootstrap, tmp_path / "state", extra=RUNTIMES["faust"]) as worker:
+        reader.wait_until(lambda r: len(r) >= len(expected), 120, f"{len(expected)} rows", worker)
+        second = stop_and_summary(worker)
+    reader.poll()
+    rows = reader.values()
+    reader.close()
+    assert sorted(rows, key=row_sort_key) == expected
+    assert second["events_in"] == 2000
 
 
 def test_state_from_a_deleted_and_recreated_topic_is_refused(kafka_bootstrap, make_topic, tmp_path) -> None:
