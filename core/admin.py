@@ -6,6 +6,7 @@ Uses kafka-python 3.0's `KafkaAdminClient`. Every failure to reach the broker be
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -149,6 +150,12 @@ class GroupLag:
         return sum(p.lag for p in self.partitions)
 
     @property
+    def caught_up(self) -> bool:
+        """Nothing left to read on any partition. A committed offset past the end (the topic was
+        deleted and created again) counts as caught up: the group will start over at the beginning."""
+        return all(p.lag <= 0 for p in self.partitions)
+
+    @property
     def millis_behind_latest(self) -> int:
         return max((p.millis_behind_latest for p in self.partitions), default=0)
 
@@ -180,6 +187,44 @@ def _record_timestamps(
     finally:
         consumer.close()
     return found
+
+
+#: delete_groups answers that mean "try again shortly" (the coordinator of a just-started broker).
+_RETRY_GROUP_DELETE = {
+    "CoordinatorLoadInProgressError",
+    "CoordinatorNotAvailableError",
+    "NotCoordinatorError",
+}
+
+
+def delete_consumer_groups(bootstrap_servers: str, groups: Iterable[str], timeout_s: float = 30.0) -> None:
+    """Forget these consumer groups and their committed offsets (missing ones are fine). Retries
+    while the broker's group coordinator is still loading; raises if a group still has members or
+    the broker does not answer in time."""
+    pending = set(groups)
+    deadline = time.monotonic() + timeout_s
+    answers: dict[str, str] = {}
+    with admin_client(bootstrap_servers) as client:
+        while pending:
+            try:
+                answers = client.delete_groups(sorted(pending))
+            except KafkaError as exc:
+                answers = dict.fromkeys(pending, exc.__class__.__name__)
+            busy = sorted(
+                g for g, answer in answers.items() if answer in ("NonEmptyGroupError", "GroupNotEmptyError")
+            )
+            if busy:
+                msg = f"consumer groups {', '.join(busy)} still have running members; stop them first"
+                raise ConfigError(msg)
+            pending = {g for g, answer in answers.items() if answer not in ("OK", "GroupIdNotFoundError")}
+            if pending and time.monotonic() >= deadline:
+                shown = ", ".join(f"{g} ({answers[g]})" for g in sorted(pending))
+                msg = (
+                    f"could not delete consumer groups at {bootstrap_servers} within {timeout_s:g} s: {shown}"
+                )
+                raise BrokerUnavailable(msg)
+            if pending:
+                time.sleep(0.5)
 
 
 def consumer_group_lag(bootstrap_servers: str, timeout_ms: int = 10_000) -> list[GroupLag]:

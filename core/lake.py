@@ -13,6 +13,7 @@ Sinks write this layout and queries discover it; both take the names from here.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from pathlib import Path
 
@@ -24,6 +25,7 @@ DEFAULT_PREFIX = "dt=!{timestamp:yyyy-MM-dd}/hour=!{timestamp:HH}/"
 ERROR_TYPES = ("format-conversion-failed", "processing-failed", "activePartitionExceeded")
 #: A dataset is a table name in the catalog: lower-case letters, digits and underscores.
 DATASET_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+DATASET_NAME_MAX = 63
 #: Files that are still being written start with this and are ignored by readers.
 IN_PROGRESS_PREFIX = "."
 #: Top-level folder of the delivery streams' own state (write-ahead manifests); never a dataset.
@@ -41,11 +43,25 @@ def check_dataset_name(name: str) -> str:
     return name
 
 
+#: Characters of a topic's name kept in a dataset name that must be shortened (before its hash).
+_KEPT_OF_LONG_NAME = 54
+
+
 def dataset_for_topic(topic: str) -> str:
     """The default dataset of a topic: `analytics.page-views-1m` -> `page_views_1m`,
-    `clickstream.events` -> `clickstream_events`."""
-    stem = topic.removeprefix("analytics.")
-    return check_dataset_name(re.sub(r"[^a-z0-9]+", "_", stem.lower()).strip("_"))
+    `clickstream.events` -> `clickstream_events`.
+
+    Any Kafka topic name (up to 249 characters of [a-zA-Z0-9._-]) gives a valid, distinct table
+    name: one that starts with a digit or has no letter gets a `t_` prefix, and one longer than 63
+    characters keeps its first 54 and ends with 8 hex digits of a hash of the whole topic name, so a
+    stream subscribed by pattern never meets a topic it cannot name."""
+    stem = re.sub(r"[^a-z0-9]+", "_", topic.removeprefix("analytics.").lower()).strip("_")
+    if not stem[:1].isalpha():
+        stem = f"t_{stem}".rstrip("_")
+    if len(stem) > DATASET_NAME_MAX:
+        digest = hashlib.sha1(topic.encode(), usedforsecurity=False).hexdigest()[:8]
+        stem = f"{stem[:_KEPT_OF_LONG_NAME].rstrip('_')}_{digest}"
+    return check_dataset_name(stem)
 
 
 def dataset_dir(root: Path, dataset: str) -> Path:

@@ -26,6 +26,11 @@ def dlq_topic(topic: str) -> str:
     return topic + DLQ_SUFFIX
 
 
+def stream_app_group(app_name: str) -> str:
+    """The consumer group a stream app (aiokafka runtime) reads its source in and commits to."""
+    return f"tidelake-stream-{app_name}"
+
+
 def analytics_topic(app_name: str) -> str:
     """The output topic of a stream app: `page-views-1m` -> `analytics.page-views-1m`."""
     return ANALYTICS_PREFIX + app_name

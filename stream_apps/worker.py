@@ -36,7 +36,7 @@ from aiokafka.errors import KafkaError
 
 from core.admin import create_topics, describe_topics
 from core.errors import BrokerUnavailable, ConfigError
-from core.topics import LATE_EVENTS, TopicSpec, dlq_topic
+from core.topics import LATE_EVENTS, TopicSpec, dlq_topic, stream_app_group
 from stream_apps.anomaly import make_row_hook
 from stream_apps.checkpoint import StateFolder
 from stream_apps.durations import format_time_us
@@ -186,7 +186,7 @@ class StreamWorker:
         engine, hook = self._restored_engine(partitions)
         consumer = AIOKafkaConsumer(
             bootstrap_servers=options.bootstrap_servers,
-            group_id=f"tidelake-stream-{spec.name}",
+            group_id=stream_app_group(spec.name),
             client_id=f"tidelake-stream-{spec.name}",
             enable_auto_commit=False,
             auto_offset_reset="earliest",

@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.admin import create_topics, describe_topics
+from core.admin import admin_client, create_topics, delete_consumer_groups, describe_topics
 from core.errors import ConfigError, TableNotFound, TidelakeError
 from core.settings import Settings
-from core.topics import CLICKSTREAM_EVENTS, TopicSpec, analytics_topic, default_topics
+from core.topics import CLICKSTREAM_EVENTS, TopicSpec, analytics_topic, default_topics, stream_app_group
 from tidelake.broker import LocalBroker
 from tidelake.status import PipelineStatus, collect_status
 from tidelake.supervisor import Supervisor
@@ -132,24 +132,19 @@ class Demo:
 
     def reset(self) -> None:
         """--fresh: an empty lake, empty topics and no app state, as on a first run."""
-        from kafka import KafkaAdminClient
-
         lake = self.settings.lake.root
         if lake.exists():
             shutil.rmtree(lake)
         for folder in ("stream", "sink"):
             shutil.rmtree(self.settings.runtime.state_dir / folder, ignore_errors=True)
-        admin = KafkaAdminClient(bootstrap_servers=self.settings.kafka.bootstrap_servers)
-        try:
+        bootstrap = self.settings.kafka.bootstrap_servers
+        with admin_client(bootstrap) as admin:
             existing = set(admin.list_topics())
             doomed = [t.name for t in demo_topics(self.options.partitions) if t.name in existing]
             if doomed:
                 admin.delete_topics(doomed)
-            groups = [g["group_id"] for g in admin.list_groups() if g["group_id"].startswith("tidelake")]
-            if groups:
-                admin.delete_groups(groups)
-        finally:
-            admin.close()
+        # only the demo's own groups: offsets left from old topics would point past the new ends
+        delete_consumer_groups(bootstrap, self.consumer_groups())
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and describe_topics(
             self.settings.kafka.bootstrap_servers, [CLICKSTREAM_EVENTS]
@@ -216,11 +211,22 @@ class Demo:
                 raise TidelakeError(msg)
             time.sleep(1.0)
 
+    @staticmethod
+    def consumer_groups() -> set[str]:
+        """The consumer groups of this demo's stream apps and delivery streams (a broker may hold
+        others, a test's or an old run's, whose lag is not the demo's business)."""
+        from sinks.config import load_shipped
+
+        return {stream_app_group(app) for app in STREAM_APPS} | {
+            load_shipped(stream).consumer_group for stream in DELIVERY_STREAMS
+        }
+
     def drained(self, expected_rows: int) -> Callable[[PipelineStatus], bool]:
         """Done when, for `settle_s` in a row: every consumer group has caught up, every stream app
         of this demo has closed all its windows, every delivery stream has flushed its buffers, and
         the lake holds every raw event."""
         ours = {child.process.pid for child in self.supervisor.children}
+        groups = self.consumer_groups()
         since: list[float] = []
 
         def check(status: PipelineStatus) -> bool:
@@ -230,7 +236,7 @@ class Demo:
             raw_rows = self.raw_rows(status)
             quiet = (
                 status.broker_up
-                and all(g.lag == 0 for g in status.groups if g.group.startswith("tidelake"))
+                and all(g.caught_up for g in status.groups if g.group in groups)
                 and len(streams) == len(STREAM_APPS)
                 and all(_stream_settled(p.metrics) for p in streams)
                 and len(sinks) == len(DELIVERY_STREAMS)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 
+import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
-from core.admin import consumer_group_lag
+from core.admin import consumer_group_lag, delete_consumer_groups
+from core.errors import ConfigError
 
 BASE_MS = 1_700_000_000_000
 
@@ -39,3 +42,35 @@ def test_lag_and_millis_behind_latest_per_partition(kafka_bootstrap: str, make_t
     assert (by_partition[1].committed, by_partition[1].lag, by_partition[1].millis_behind_latest) == (5, 0, 0)
     assert lag.lag == 4
     assert lag.millis_behind_latest == 6000
+    assert lag.caught_up is False
+
+
+def test_offsets_past_a_recreated_topics_end_count_as_caught_up_and_groups_can_be_deleted(
+    kafka_bootstrap: str, make_topic
+) -> None:
+    """`tidelake demo --fresh` deletes its topics and groups: groups left with offsets past the new
+    end once kept the demo waiting for a lag of -39 that never became 0."""
+    topic = make_topic(partitions=1)
+    group = f"test-stale-{uuid.uuid4().hex[:8]}"
+    consumer = KafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=group, enable_auto_commit=False)
+    consumer.commit({TopicPartition(topic, 0): OffsetAndMetadata(29, "", -1)})  # the topic is empty
+    consumer.close()
+    (stale,) = [g for g in consumer_group_lag(kafka_bootstrap) if g.group == group]
+    assert (stale.lag, stale.caught_up) == (-29, True)
+
+    delete_consumer_groups(kafka_bootstrap, [group, f"{group}-never-existed"])
+    assert [g for g in consumer_group_lag(kafka_bootstrap) if g.group == group] == []
+
+
+def test_a_group_with_a_running_member_is_not_deleted(kafka_bootstrap: str, make_topic) -> None:
+    topic = make_topic(partitions=1)
+    group = f"test-busy-{uuid.uuid4().hex[:8]}"
+    consumer = KafkaConsumer(topic, bootstrap_servers=kafka_bootstrap, group_id=group)
+    deadline = time.monotonic() + 30
+    while not consumer.assignment() and time.monotonic() < deadline:
+        consumer.poll(timeout_ms=200)
+    try:
+        with pytest.raises(ConfigError, match=f"consumer groups {group} still have running members"):
+            delete_consumer_groups(kafka_bootstrap, [group])
+    finally:
+        consumer.close()

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from core.admin import GroupLag, PartitionLag
 from core.settings import load_settings
 from core.status_board import ProcessStatus
 from tidelake.demo import DELIVERY_STREAMS, STREAM_APPS, Demo, DemoOptions
@@ -24,7 +25,7 @@ def _demo(tmp_path: Path) -> Demo:
     return demo
 
 
-def _status(stream_metrics: list[dict[str, Any]]) -> PipelineStatus:
+def _status(stream_metrics: list[dict[str, Any]], lagging_groups: tuple[str, ...] = ()) -> PipelineStatus:
     settled = {"windows_open": 0, "rows_pending": 0, "state": "running"}
     streams = [
         ProcessStatus("stream", name, 1000 + i, 0.0, 0.0, {**settled, **metrics})
@@ -41,6 +42,7 @@ def _status(stream_metrics: list[dict[str, Any]]) -> PipelineStatus:
         broker_up=True,
         processes=streams + sinks,
         datasets=[DatasetStats("clickstream_events", 1, EXPECTED_ROWS, 1)],
+        groups=[GroupLag(g, (PartitionLag("t", 0, 0, 2000, 5),)) for g in lagging_groups],
     )
 
 
@@ -64,3 +66,13 @@ def test_one_unsettled_stream_app_keeps_the_demo_waiting(tmp_path: Path, unsettl
     metrics[-1] = unsettled
     assert check(_status(metrics)) is False
     assert check(_status([{}] * len(STREAM_APPS))) is True  # and it settles once that app has
+
+
+def test_only_the_demos_own_consumer_groups_must_catch_up(tmp_path: Path) -> None:
+    """A broker shared with tests held `tidelake-stream-faust-switch` 2,000 records behind for good:
+    the demo waited for it and gave up after 120 s."""
+    check = _demo(tmp_path).drained(EXPECTED_ROWS)
+    settled = [{}] * len(STREAM_APPS)
+    assert check(_status(settled, ("tidelake-stream-faust-switch", "test-sink-12dcba4d6d"))) is True
+    assert check(_status(settled, ("tidelake-stream-page-views-1m",))) is False
+    assert check(_status(settled, ("tidelake-sink-dead-letters",))) is False
