@@ -5,15 +5,17 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 
 import pytest
 
-from core.admin import create_topics
+from core.admin import admin_client, create_topics, delete_consumer_groups
+from core.errors import TidelakeError
 from core.topics import TopicSpec
 from tests.kafka_broker import session_kafka
 
 _broker_label = ""
+_cleanup_note = ""
 
 
 @pytest.fixture(scope="session")
@@ -25,7 +27,38 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             address, _broker_label = stack.enter_context(session_kafka(tmp_path_factory.mktemp("broker")))
         except Exception as exc:  # a broker that cannot start fails every broker test, never skips it
             pytest.fail(f"no Kafka broker for the integration tests: {exc}", pytrace=False)
+        if _broker_label.startswith("external"):
+            stack.enter_context(_leave_no_trace(address))
         yield address
+
+
+@contextmanager
+def _leave_no_trace(address: str) -> Iterator[None]:
+    """On a broker the session did not start (someone's dev broker), delete the topics and consumer
+    groups that appeared while the tests ran: left there, a demo's pattern-subscribed sinks would
+    deliver them. Do not run anything else on that broker at the same time."""
+    global _cleanup_note
+    with admin_client(address) as admin:
+        topics = set(admin.list_topics())
+    yield
+    with admin_client(address) as admin:
+        new_topics = sorted(set(admin.list_topics()) - topics)
+        # a group goes only if every offset it committed is on a topic the tests created (the list
+        # of groups of a just-started broker can be incomplete, so "new since the start" is not safe)
+        listed = sorted(g["group_id"] for g in admin.list_groups())
+        committed = admin.list_group_offsets(dict.fromkeys(listed)) if listed else {}
+        new_groups = [
+            group
+            for group, offsets in committed.items()
+            if offsets and {tp.topic for tp in offsets} <= set(new_topics)
+        ]
+        if new_topics:
+            admin.delete_topics(new_topics)
+    try:
+        delete_consumer_groups(address, new_groups)
+    except TidelakeError as exc:
+        _cleanup_note = f"; could not delete every consumer group: {exc}"
+    _cleanup_note = f"removed {len(new_topics)} topics and {len(new_groups)} consumer groups the tests created{_cleanup_note}"
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -35,6 +68,8 @@ def pytest_report_header(config: pytest.Config) -> str:
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if _broker_label:
         terminalreporter.write_line(f"kafka used: {_broker_label}")
+    if _cleanup_note:
+        terminalreporter.write_line(_cleanup_note)
 
 
 @pytest.fixture
