@@ -24,8 +24,8 @@ DEFAULT_PREFIX = "dt=!{timestamp:yyyy-MM-dd}/hour=!{timestamp:HH}/"
 #: Firehose's error output types that tidelake produces.
 ERROR_TYPES = ("format-conversion-failed", "processing-failed", "activePartitionExceeded")
 #: A dataset is a table name in the catalog: lower-case letters, digits and underscores.
-DATASET_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 DATASET_NAME_MAX = 63
+DATASET_NAME = re.compile(rf"^[a-z][a-z0-9_]{{0,{DATASET_NAME_MAX - 1}}}$")
 #: Files that are still being written start with this and are ignored by readers.
 IN_PROGRESS_PREFIX = "."
 #: Top-level folder of the delivery streams' own state (write-ahead manifests); never a dataset.

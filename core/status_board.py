@@ -21,6 +21,9 @@ from pathlib import Path
 from typing import Any
 
 SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
+#: The `state` metric of a process that publishes one: working, or waiting for Kafka to come back.
+RUNNING = "running"
+RETRYING = "retrying"
 
 
 @dataclass

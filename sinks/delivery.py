@@ -113,11 +113,10 @@ class Planner:
         # `kept` and then `rows` are positions in `records`: the records still on their way, in order
         kept: Sequence[int] = range(len(records))
         values: Sequence[bytes | None] = records.values
-        joined = None if converted else records.values.joined()
         keys: list[dict[str, str] | None] | None = None
         if self.handler is not None:
             outcomes = transform.apply(self.handler, records, self.config.name)
-            kept, values, keys, joined = [], [], [], None
+            kept, values, keys = [], [], []
             for i, outcome in enumerate(outcomes):
                 if outcome.result == transform.OK:
                     kept.append(i)
@@ -133,6 +132,8 @@ class Planner:
         if converted and self.converts_ahead:
             conversion = combine(converted, schema)
         else:
+            # the buffer's blob is the input Arrow reads, unless the hook rewrote the values
+            joined = records.values.joined() if values is records.values else None
             conversion = convert(values, schema, joined=joined)
         for index, message in conversion.errors:
             failed.append(_failure(records, kept[index], FORMAT_CONVERSION_FAILED, message))

@@ -53,6 +53,7 @@ class _Chunk:
 
     blob: bytes
     lengths: array  # of 'q'; _MISSING for None
+    size: int  # bytes of the values themselves (the blob without separators)
     clean: bool  # no None, and (newline separator) no line break inside a value
     _starts: array | None = None  # where each value begins in `blob`, computed on first lookup
 
@@ -90,9 +91,10 @@ class PackedBytes(Sequence[bytes | None]):
         clean = len(present) == len(batch)
         if clean and self.separator == b"\n":
             clean = _line_breaks(blob) == len(batch) - 1 and b"\r" not in blob
-        self._chunks.append(_Chunk(blob, lengths, clean))
+        chunk = _Chunk(blob, lengths, len(blob) - len(self.separator) * max(0, len(present) - 1), clean)
+        self._chunks.append(chunk)
         self._ends.append(len(self) + len(batch))
-        self.size += len(blob) - len(self.separator) * max(0, len(present) - 1)
+        self.size += chunk.size
 
     def __len__(self) -> int:
         return self._ends[-1] if self._ends else 0
@@ -132,7 +134,7 @@ class PackedBytes(Sequence[bytes | None]):
             chunk = self._chunks[-1]
             view._chunks = [chunk]
             view._ends = [len(chunk.lengths)]
-            view.size = sum(length for length in chunk.lengths if length != _MISSING)
+            view.size = chunk.size
         return view
 
     def joined(self) -> bytes | None:

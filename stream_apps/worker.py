@@ -36,6 +36,7 @@ from aiokafka.errors import KafkaError
 
 from core.admin import create_topics, describe_topics
 from core.errors import BrokerUnavailable, ConfigError
+from core.status_board import RETRYING, RUNNING
 from core.topics import LATE_EVENTS, TopicSpec, dlq_topic, stream_app_group
 from stream_apps.anomaly import make_row_hook
 from stream_apps.checkpoint import StateFolder
@@ -44,8 +45,6 @@ from stream_apps.engine import NEVER, WindowEngine
 from stream_apps.spec import AppSpec
 
 log = logging.getLogger(__name__)
-RUNNING = "running"
-RETRYING = "retrying"
 
 
 @dataclass

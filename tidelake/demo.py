@@ -20,6 +20,7 @@ from typing import Any
 from core.admin import admin_client, create_topics, delete_consumer_groups, describe_topics
 from core.errors import ConfigError, TableNotFound, TidelakeError
 from core.settings import Settings
+from core.status_board import RUNNING
 from core.topics import CLICKSTREAM_EVENTS, TopicSpec, analytics_topic, default_topics, stream_app_group
 from tidelake.broker import LocalBroker
 from tidelake.status import PipelineStatus, collect_status
@@ -291,5 +292,5 @@ def _stream_settled(metrics: dict[str, Any]) -> bool:
     return (
         metrics.get("windows_open") == 0
         and metrics.get("rows_pending") == 0
-        and metrics.get("state") == "running"  # stream_apps.worker.RUNNING
+        and metrics.get("state") == RUNNING
     )

@@ -7,6 +7,7 @@ import datetime as dt
 import typer
 from rich.table import Table
 
+from core.status_board import RUNNING
 from tidelake.commands.options import (
     BootstrapOption,
     JsonOption,
@@ -51,7 +52,7 @@ def render(status: PipelineStatus) -> None:
     for p in status.processes:
         counters = ", ".join(f"{k}={v}" for k, v in p.metrics.items() if isinstance(v, int | float))
         updated = dt.datetime.fromtimestamp(p.updated_at).strftime("%H:%M:%S")
-        state = str(p.metrics.get("state", "running")) if p.alive else "stopped"  # "retrying": Kafka is away
+        state = str(p.metrics.get("state", RUNNING)) if p.alive else "stopped"
         processes.add_row(p.kind, p.name, state, counters, updated)
     lake = Table("dataset", "files", "rows", "bytes", title="lake datasets (tables)", title_justify="left")
     for d in status.datasets:
