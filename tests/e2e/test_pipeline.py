@@ -42,6 +42,20 @@ def own_broker(tmp_path: Path) -> Iterator[LocalBroker]:
     broker.stop()
 
 
+def demo_command(
+    bootstrap: str, state_dir: Path, lake: Path, *extra: str
+) -> tuple[list[str], dict[str, str]]:
+    """(argv, env) of `tidelake demo --max-speed --json` on `bootstrap`, its state in `state_dir`."""
+    command = [sys.executable, "-m", "tidelake.cli", "demo", "--max-speed", "--json", "--lake", str(lake),
+               "--port", str(free_port()), *extra]  # fmt: skip
+    env = {
+        **os.environ,
+        "TIDELAKE_RUNTIME__STATE_DIR": str(state_dir),
+        "TIDELAKE_KAFKA__BOOTSTRAP_SERVERS": bootstrap,
+    }
+    return command, env
+
+
 def raw_event_counts(lake: Path) -> tuple[int, int]:
     files = [str(p) for p in (lake / "clickstream_events").rglob("*.parquet") if not p.name.startswith(".")]
     ((rows, distinct),) = duckdb.sql(
@@ -55,16 +69,8 @@ def test_demo_reconciles_every_event_and_window_and_leaves_nothing_running(
 ) -> None:
     state_dir = tmp_path / "state"
     bootstrap = own_broker.read_state().bootstrap_servers  # type: ignore[union-attr]
-    env = {
-        **os.environ,
-        "TIDELAKE_RUNTIME__STATE_DIR": str(state_dir),
-        "TIDELAKE_KAFKA__BOOTSTRAP_SERVERS": bootstrap,
-    }
-    done = subprocess.run(
-        [sys.executable, "-m", "tidelake.cli", "demo", "--max-speed", "--json", "--lake", str(tmp_path / "lake"),
-         "--port", str(free_port())],
-        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600,
-    )  # fmt: skip
+    command, env = demo_command(bootstrap, state_dir, tmp_path / "lake")
+    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -140,16 +146,10 @@ def test_sigterm_stops_a_kept_running_demo_and_everything_it_started(
 ) -> None:
     state_dir = tmp_path / "state"
     bootstrap = own_broker.read_state().bootstrap_servers  # type: ignore[union-attr]
-    env = {
-        **os.environ,
-        "TIDELAKE_RUNTIME__STATE_DIR": str(state_dir),
-        "TIDELAKE_KAFKA__BOOTSTRAP_SERVERS": bootstrap,
-    }
+    command, env = demo_command(bootstrap, state_dir, tmp_path / "lake", "--keep-running")
     demo = subprocess.Popen(
-        [sys.executable, "-m", "tidelake.cli", "demo", "--max-speed", "--keep-running", "--json",
-         "--lake", str(tmp_path / "lake"), "--port", str(free_port())],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path,
-    )  # fmt: skip
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path
+    )
     try:
         first_line = demo.stdout.readline()  # type: ignore[union-attr]  # the answers, printed before it keeps running
         assert json.loads(first_line)["replay"]["sent"] == SAMPLE_LINES

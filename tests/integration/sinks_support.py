@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -97,3 +98,9 @@ def write_clickstream_config(path: Path, name: str, topic: str, more: str = "") 
         f'group_id = "{unique_group()}"\n{more}'
     )
     return path
+
+
+def sink_command(config: Path, lake: Path, bootstrap: str, *extra: str) -> list[str]:
+    """`tidelake sink run --config CONFIG --lake LAKE -b BOOTSTRAP --json EXTRA...` as a subprocess argv."""
+    return [sys.executable, "-m", "tidelake.cli", "sink", "run", "--config", str(config), "--lake", str(lake),
+            "-b", bootstrap, "--json", *extra]  # fmt: skip

@@ -7,7 +7,6 @@ import json
 import os
 import random
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -16,10 +15,16 @@ import pyarrow.parquet as pq
 import pytest
 
 from core.lake import is_visible_file
-from tests.integration.sinks_support import error_rows, event, lake_rows, producer, write_clickstream_config
+from tests.integration.sinks_support import (
+    error_rows,
+    event,
+    lake_rows,
+    producer,
+    sink_command,
+    write_clickstream_config,
+)
 
 pytestmark = pytest.mark.integration
-CLI = [sys.executable, "-m", "tidelake.cli"]
 RECORDS = 100_000
 KILLS = 12
 
@@ -77,18 +82,7 @@ def test_kill_dash_nine_at_random_moments_leaves_every_event_exactly_once(
         topic,
         'instance_id = "crash-drill-1"\n[buffer]\ninterval_s = 0.5\nrecords = 3000\n',
     )
-    command = [
-        *CLI,
-        "sink",
-        "run",
-        "--config",
-        str(config),
-        "--lake",
-        str(lake),
-        "-b",
-        kafka_bootstrap,
-        "--json",
-    ]
+    command = sink_command(config, lake, kafka_bootstrap)
     env = {**os.environ, "TIDELAKE_RUNTIME__STATE_DIR": str(tmp_path / "run")}
     (lake / "clickstream_events").mkdir(parents=True)
     reader = LakeReader(lake / "clickstream_events")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
@@ -17,6 +18,13 @@ from sinks.stream import DeliveryStream
 from tests.integration.sinks_support import error_rows, produce, unique_group
 
 pytestmark = pytest.mark.integration
+
+
+def _stream_factory(bootstrap: str, lake: Path, **fields: object) -> Callable[[], DeliveryStream]:
+    """New runs of one delivery stream (the config `fields`, a group of its own, a 1 s interval)."""
+    settings = load_settings(kafka={"bootstrap_servers": bootstrap}, lake={"root": lake})
+    config = parse_config({"group_id": unique_group(), "buffer": {"interval_s": 1}, **fields}, "test")
+    return lambda: DeliveryStream(config, settings)
 
 
 def _window(page: str, minute: int, count: int, **extra: object) -> dict[str, object]:
@@ -38,23 +46,19 @@ def test_analytics_topics_land_in_their_own_datasets_with_inferred_growing_schem
     produce(kafka_bootstrap, views, [_window("/a", 0, 3), _window("/b", 0, 1), _window("/a", 1, 2)])
     produce(kafka_bootstrap, visitors, [_window("/a", 0, 3), b'{"page": "/x", "window_start": "not a time"}'])
     lake = tmp_path / "lake"
-    settings = load_settings(kafka={"bootstrap_servers": kafka_bootstrap}, lake={"root": lake})
-    config = parse_config(
-        {
-            "name": "analytics-test",
-            "topic_pattern": rf"^analytics\.{stem}-.+",
-            "schema": "infer",
-            "time_field": "window_start",
-            "group_id": unique_group(),
-            "buffer": {"interval_s": 1},
-        },
-        "test",
+    stream = _stream_factory(
+        kafka_bootstrap,
+        lake,
+        name="analytics-test",
+        topic_pattern=rf"^analytics\.{stem}-.+",
+        schema="infer",
+        time_field="window_start",
     )
-    first = DeliveryStream(config, settings).run(max_idle_s=3)
+    first = stream().run(max_idle_s=3)
     assert (first.records_in, first.rows_written, first.error_count) == (5, 4, 1)
     # a later run meets a new aggregate column: old files lack it, union_by_name reads both
     produce(kafka_bootstrap, views, [_window("/c", 2, 5, count_distinct_visitor_id=4, avg_bytes=10)])
-    second = DeliveryStream(config, settings).run(max_idle_s=3)
+    second = stream().run(max_idle_s=3)
     assert (second.records_in, second.rows_written) == (1, 1)
     views_dataset = f"{stem}_views_1m"
     with duckdb.connect() as con:
@@ -100,19 +104,15 @@ def test_dead_letter_topics_land_under_the_error_prefix_of_their_source(
             producer.send(dlq, value=line, headers=headers)
         producer.flush()
     lake = tmp_path / "lake"
-    settings = load_settings(kafka={"bootstrap_servers": kafka_bootstrap}, lake={"root": lake})
-    config = parse_config(
-        {
-            "name": "dlq-test",
-            "topic_pattern": rf"^{stem}\..*\.dlq$",
-            "mode": "errors",
-            "time_source": "arrival",
-            "group_id": unique_group(),
-            "buffer": {"interval_s": 1},
-        },
-        "test",
+    stream = _stream_factory(
+        kafka_bootstrap,
+        lake,
+        name="dlq-test",
+        topic_pattern=rf"^{stem}\..*\.dlq$",
+        mode="errors",
+        time_source="arrival",
     )
-    summary = DeliveryStream(config, settings).run(max_idle_s=3)
+    summary = stream().run(max_idle_s=3)
     assert (summary.records_in, summary.rows_written, dict(summary.errors)) == (
         2,
         0,

@@ -23,6 +23,7 @@ from tests.integration.sinks_support import (
     event,
     lake_rows,
     produce,
+    sink_command,
     unique_group,
     wait_until,
     write_clickstream_config,
@@ -214,20 +215,8 @@ def test_cli_runs_a_config_file_and_prints_a_json_summary(
     )
     lake = tmp_path / "lake"
     board = tmp_path / "run"
-    command = [
-        "sink",
-        "run",
-        "--config",
-        str(config),
-        "--lake",
-        str(lake),
-        "-b",
-        kafka_bootstrap,
-        "--max-idle",
-        "3",
-    ]
     done = subprocess.run(
-        [*CLI, *command, "--json"],
+        sink_command(config, lake, kafka_bootstrap, "--max-idle", "3"),
         env={**os.environ, "TIDELAKE_RUNTIME__STATE_DIR": str(board)},
         capture_output=True,
         text=True,
