@@ -48,19 +48,22 @@ class ProcessStatus:
 
 class StatusPublisher:
     """One process's entry on the board. `publish` is cheap to call often: it writes at most once
-    per `interval_s` unless `force` is given (use it for the final counters)."""
+    per `interval_s` unless `force` is given (use it for the final counters) or the `state` metric
+    changed (a watcher must see "retrying" at once, not a second later)."""
 
     def __init__(self, state_dir: Path, kind: str, name: str, interval_s: float = 1.0) -> None:
         self.path = Path(state_dir) / f"{SAFE_NAME.sub('_', kind)}.{SAFE_NAME.sub('_', name)}.json"
         self.kind, self.name, self.interval_s = kind, name, interval_s
         self.started_at = time.time()
         self._last_write = 0.0
+        self._last_state: Any = None
 
     def publish(self, metrics: dict[str, Any], *, force: bool = False) -> None:
         now = time.monotonic()
-        if not force and now - self._last_write < self.interval_s:
+        state = metrics.get("state")
+        if not force and state == self._last_state and now - self._last_write < self.interval_s:
             return
-        self._last_write = now
+        self._last_write, self._last_state = now, state
         status = {
             "kind": self.kind,
             "name": self.name,

@@ -147,9 +147,7 @@ class Demo:
         # only the demo's own groups: offsets left from old topics would point past the new ends
         delete_consumer_groups(bootstrap, self.consumer_groups())
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and describe_topics(
-            self.settings.kafka.bootstrap_servers, [CLICKSTREAM_EVENTS]
-        ):
+        while time.monotonic() < deadline and describe_topics(bootstrap, [CLICKSTREAM_EVENTS]):
             time.sleep(0.5)  # topic deletion is asynchronous in KRaft
 
     def events_already_in(self) -> int:

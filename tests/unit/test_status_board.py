@@ -23,6 +23,18 @@ def test_publish_is_throttled_unless_forced(tmp_path: Path) -> None:
     assert read_board(tmp_path)[0].metrics == {"n": 3}
 
 
+def test_a_change_of_state_is_published_at_once(tmp_path: Path) -> None:
+    """A stream app entering its outage retry must not look idle and settled for a second."""
+    publisher = StatusPublisher(tmp_path, "stream", "page-views-1m", interval_s=3600)
+    publisher.publish({"n": 1, "state": "running"})
+    publisher.publish({"n": 2, "state": "running"})
+    assert read_board(tmp_path)[0].metrics == {"n": 1, "state": "running"}
+    publisher.publish({"n": 3, "state": "retrying"})
+    assert read_board(tmp_path)[0].metrics == {"n": 3, "state": "retrying"}
+    publisher.publish({"n": 4, "state": "retrying"})
+    assert read_board(tmp_path)[0].metrics == {"n": 3, "state": "retrying"}
+
+
 def test_entries_of_dead_processes_stay_visible_as_not_alive(tmp_path: Path) -> None:
     entry = {
         "kind": "sink",

@@ -228,11 +228,8 @@ def run(
     live = Live(console=console, auto_refresh=False, transient=False) if not json_output else None
     board = StatusPublisher(settings.runtime.state_dir, "stream", spec.name)
 
-    published_state = [""]
-
     def on_progress(progress: Progress) -> None:
-        board.publish(progress.as_dict(), force=progress.state != published_state[0])
-        published_state[0] = progress.state
+        board.publish(progress.as_dict())
         if live is not None:
             live.update(_status(progress), refresh=True)
 
