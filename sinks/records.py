@@ -146,11 +146,6 @@ class PackedBytes(Sequence[bytes | None]):
             return self._chunks[0].blob
         return b"\n".join(chunk.blob for chunk in self._chunks)
 
-    def select(self, rows: Iterable[int]) -> PackedBytes:
-        picked = PackedBytes(self.separator)
-        picked.extend([self[i] for i in rows])
-        return picked
-
 
 @dataclass
 class RecordColumns:
@@ -204,23 +199,6 @@ class RecordColumns:
 
     def headers_at(self, row: int) -> Headers:
         return self.headers.get(row, ())
-
-    def select(self, rows: Sequence[int]) -> RecordColumns:
-        """The given rows (ascending), as columns of their own."""
-        return RecordColumns(
-            self.topic,
-            self.partition,
-            array("q", (self.offsets[i] for i in rows)),
-            array("q", (self.timestamps[i] for i in rows)),
-            self.keys.select(rows),
-            self.values.select(rows),
-            {new: self.headers[old] for new, old in enumerate(rows) if old in self.headers},
-        )
-
-    def split_after(self, offset: int) -> tuple[RecordColumns, RecordColumns]:
-        """(rows up to and including `offset`, rows after it)."""
-        cut = bisect.bisect_right(self.offsets, offset)
-        return self.select(range(cut)), self.select(range(cut, len(self)))
 
 
 __all__ = ["Headers", "PackedBytes", "RecordColumns"]

@@ -97,17 +97,15 @@ def test_values_join_one_per_line_across_polls_unless_one_spans_lines() -> None:
         values[5]
 
 
-def test_columns_split_after_an_offset_and_select_rows_with_their_headers() -> None:
+def test_columns_keep_offsets_with_gaps_and_headers_by_row() -> None:
     records = _records(0, [5, 6, 9, 12])  # gaps, as after compaction or transaction markers
     records[3] = records[3]._replace(headers=[("h", None)], key=b"k")
     columns = RecordColumns.of("t", 0, records)
-    done, rest = columns.split_after(9)
-    assert (list(done.offsets), list(rest.offsets)) == ([5, 6, 9], [12])
-    assert (rest.headers, list(rest.keys)) == ({0: (("h", None),)}, [b"k"])
-    assert len(columns.split_after(4)[0]) == 0
-    assert len(columns.split_after(12)[1]) == 0
-    picked = columns.select([1, 3])
-    assert (list(picked.offsets), picked.headers, picked.value_bytes) == ([6, 12], {1: (("h", None),)}, 200)
+    columns.extend(_records(0, [13, 14]))  # and contiguous again
+    assert list(columns.offsets) == [5, 6, 9, 12, 13, 14]
+    assert (columns.first_offset, columns.last_offset) == (5, 14)
+    assert (columns.headers, columns.keys[3], columns.keys[4]) == ({3: (("h", None),)}, b"k", None)
+    assert columns.value_bytes == 600
 
 
 def test_a_buffer_keeps_no_python_object_per_record() -> None:
