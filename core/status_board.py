@@ -16,9 +16,12 @@ import json
 import os
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from core.throttle import Throttle
 
 SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
 #: The `state` metric of a process that publishes one: working, or waiting for Kafka to come back.
@@ -51,19 +54,29 @@ class StatusPublisher:
     per `interval_s` unless `force` is given (use it for the final counters) or the `state` metric
     changed (a watcher must see "retrying" at once, not a second later)."""
 
-    def __init__(self, state_dir: Path, kind: str, name: str, interval_s: float = 1.0) -> None:
+    def __init__(
+        self,
+        state_dir: Path,
+        kind: str,
+        name: str,
+        interval_s: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.path = Path(state_dir) / f"{SAFE_NAME.sub('_', kind)}.{SAFE_NAME.sub('_', name)}.json"
         self.kind, self.name, self.interval_s = kind, name, interval_s
         self.started_at = time.time()
-        self._last_write = 0.0
+        self._throttle = Throttle(interval_s, clock)
         self._last_state: Any = None
 
     def publish(self, metrics: dict[str, Any], *, force: bool = False) -> None:
-        now = time.monotonic()
+        """Write `metrics` to the board: always the first time, when forced or when `state` changed,
+        else at most once per `interval_s`."""
         state = metrics.get("state")
-        if not force and state == self._last_state and now - self._last_write < self.interval_s:
+        if force or state != self._last_state:
+            self._throttle.reset()
+        elif not self._throttle.due():
             return
-        self._last_write, self._last_state = now, state
+        self._last_state = state
         status = {
             "kind": self.kind,
             "name": self.name,

@@ -40,6 +40,7 @@ from kafka.structs import OffsetAndMetadata
 
 from core.errors import BrokerUnavailable, SinkWriteError
 from core.settings import Settings
+from core.throttle import Throttle
 from sinks import buffering, transform
 from sinks.buffering import Buffer
 from sinks.config import DeliveryStreamConfig
@@ -162,7 +163,7 @@ class DeliveryStream:
         consumer = self._connect()
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"sink-{self.config.name}")
         last_record = time.monotonic()
-        last_progress = 0.0
+        progress = Throttle(0.5)
         try:
             while not stop.is_set():
                 wait_s = min(self.buffer.seconds_until_due(time.monotonic()), MAX_POLL_WAIT_S)
@@ -179,8 +180,7 @@ class DeliveryStream:
                 if reason:
                     self._flush(reason, background=True)
                 self._update_lag(consumer)
-                if self.on_progress and now - last_progress >= 0.5:
-                    last_progress = now
+                if self.on_progress and progress.due(now):
                     self.on_progress(self.summary)
                 if (
                     max_records is not None

@@ -14,8 +14,19 @@ def test_published_counters_are_read_back(tmp_path: Path) -> None:
     assert entry.alive is True
 
 
+class FakeClock:
+    """A monotonic clock that starts where a freshly booted machine's does: near zero."""
+
+    def __init__(self, now: float = 0.25) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def test_publish_is_throttled_unless_forced(tmp_path: Path) -> None:
-    publisher = StatusPublisher(tmp_path, "stream", "page-views-1m", interval_s=3600)
+    clock = FakeClock()
+    publisher = StatusPublisher(tmp_path, "stream", "page-views-1m", interval_s=3600, clock=clock)
     publisher.publish({"n": 1})
     publisher.publish({"n": 2})
     assert read_board(tmp_path)[0].metrics == {"n": 1}
@@ -23,9 +34,33 @@ def test_publish_is_throttled_unless_forced(tmp_path: Path) -> None:
     assert read_board(tmp_path)[0].metrics == {"n": 3}
 
 
+def test_first_publish_writes_while_the_clock_is_near_zero(tmp_path: Path) -> None:
+    """time.monotonic() counts from boot: a machine up for less than interval_s must still publish."""
+    clock = FakeClock(0.0)
+    publisher = StatusPublisher(tmp_path, "sink", "s", interval_s=3600, clock=clock)
+    publisher.publish({"n": 1})
+    assert read_board(tmp_path)[0].metrics == {"n": 1}
+
+
+def test_publish_writes_again_once_the_interval_has_passed(tmp_path: Path) -> None:
+    clock = FakeClock(5.0)
+    publisher = StatusPublisher(tmp_path, "sink", "s", interval_s=2.0, clock=clock)
+    publisher.publish({"n": 1})
+    clock.now = 6.999
+    publisher.publish({"n": 2})
+    assert read_board(tmp_path)[0].metrics == {"n": 1}
+    clock.now = 7.0
+    publisher.publish({"n": 3})
+    assert read_board(tmp_path)[0].metrics == {"n": 3}
+    publisher.publish({"n": 4}, force=True)  # forcing restarts the interval
+    clock.now = 8.5
+    publisher.publish({"n": 5})
+    assert read_board(tmp_path)[0].metrics == {"n": 4}
+
+
 def test_a_change_of_state_is_published_at_once(tmp_path: Path) -> None:
     """A stream app entering its outage retry must not look idle and settled for a second."""
-    publisher = StatusPublisher(tmp_path, "stream", "page-views-1m", interval_s=3600)
+    publisher = StatusPublisher(tmp_path, "stream", "page-views-1m", interval_s=3600, clock=FakeClock())
     publisher.publish({"n": 1, "state": "running"})
     publisher.publish({"n": 2, "state": "running"})
     assert read_board(tmp_path)[0].metrics == {"n": 1, "state": "running"}
