@@ -5,17 +5,26 @@ files are listed on every refresh, so new partitions appear without a `MSCK REPA
 partition folders (`dt=2026-11-23/hour=07`) become typed columns: `YYYY-MM-DD` values are DATE,
 all-digit values INTEGER, anything else VARCHAR. Hidden and in-progress files (`.name`, `_name`)
 are never listed.
+
+Only regular files are read, found without following links: the sinks write real files, so a
+symlink in the lake (to a file or a folder, inside the lake or out of it) is never tidelake's own
+and is skipped, as are FIFOs, sockets and devices, and files that are not Parquet (no `PAR1` at both
+ends, or a footer that does not parse). Each skipped entry is named in the table's `skipped`
+(`tidelake catalog`, `GET /api/tables`, the console): one bad file never hides the rest of the lake.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import stat
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from core.errors import QueryCancelled
 from core.events import CLICKSTREAM_FIELDS
 from core.lake import DATASET_NAME, is_visible_file
 
@@ -23,6 +32,7 @@ from core.lake import DATASET_NAME, is_visible_file
 EVENTS_TABLE = "clickstream_events"
 _DATE_VALUE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _INT_VALUE = re.compile(r"^\d{1,9}$")
+_PARQUET_MAGIC = b"PAR1"
 _ARROW_TO_SQL = {
     "string": "VARCHAR",
     "timestamp[us, UTC]": "TIMESTAMPTZ",
@@ -41,6 +51,18 @@ class Table:
     files: list[Path] = field(default_factory=list)
     #: partition key -> values seen, in folder order (`dt` -> ['2026-11-23', ...]).
     partitions: dict[str, list[str]] = field(default_factory=dict)
+    #: entries of the dataset folder that are not read, with why (links, FIFOs, not Parquet).
+    skipped: dict[Path, str] = field(default_factory=dict)
+
+    def skip(self, path: Path, reason: str) -> None:
+        """Leave `path` out of the table (it stays listed in `skipped`)."""
+        if path in self.files:
+            self.files.remove(path)
+        self.skipped[path] = reason
+
+    def warnings(self) -> list[str]:
+        """One line per skipped entry, for `tidelake catalog`, the API and the console."""
+        return [f"{path}: {reason}" for path, reason in self.skipped.items()]
 
     @property
     def partition_types(self) -> dict[str, str]:
@@ -82,10 +104,14 @@ class Table:
         return f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet([{files}], {', '.join(options)})"
 
     def has_schema_drift(self) -> bool:
-        """True when the files do not all have the same columns and types."""
+        """True when the files do not all have the same columns and types; an unreadable footer skips its file."""
         first = None
-        for path in self.files:
-            schema = pq.read_schema(path).remove_metadata()
+        for path in list(self.files):
+            try:
+                schema = pq.read_schema(path).remove_metadata()
+            except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+                self.skip(path, f"not a readable Parquet file ({exc}); it is left out of {self.name!r}")
+                continue
             if first is None:
                 first = schema
             elif not schema.equals(first):
@@ -93,33 +119,58 @@ class Table:
         return False
 
     def row_count(self) -> int:
-        """Rows from the Parquet footers (no data pages are read)."""
-        return sum(pq.ParquetFile(f).metadata.num_rows for f in self.files)
+        """Rows from the Parquet footers (no data pages are read); an unreadable footer counts 0."""
+        rows = 0
+        for path in self.files:
+            try:
+                rows += pq.ParquetFile(path).metadata.num_rows
+            except (OSError, ValueError):
+                continue
+        return rows
 
 
-def discover(lake: Path) -> list[Table]:
-    """Every dataset of the lake, sorted by name; a missing lake folder has none."""
+def discover(lake: Path, deadline: float | None = None) -> list[Table]:
+    """Every dataset of the lake, sorted by name; a missing lake folder has none.
+
+    `deadline` (a `time.monotonic()` value) bounds the listing by the query's time limit: past it,
+    `QueryCancelled`. A link at the top of the lake is listed as a table with nothing but that warning.
+    """
     if not lake.is_dir():
         return []
     tables = []
     for entry in sorted(os.scandir(lake), key=lambda e: e.name):
-        if entry.is_dir(follow_symlinks=False) and DATASET_NAME.match(entry.name):
-            tables.append(_scan_table(entry.name, Path(entry.path)))
+        if not DATASET_NAME.match(entry.name):
+            continue
+        if entry.is_symlink():
+            table = Table(entry.name, Path(entry.path))
+            table.skip(Path(entry.path), _LINK)
+            tables.append(table)
+        elif entry.is_dir(follow_symlinks=False):
+            tables.append(_scan_table(entry.name, Path(entry.path), deadline))
     return tables
 
 
-def _scan_table(name: str, location: Path) -> Table:
+_LINK = "a symlink; tidelake reads only regular files in the lake (its sinks never write links)"
+
+
+def _scan_table(name: str, location: Path, deadline: float | None) -> Table:
     table = Table(name, location)
-    real_root = location.resolve()
     for folder, subfolders, filenames in os.walk(location):
-        subfolders[:] = sorted(d for d in subfolders if not d.startswith((".", "_")))
+        if deadline is not None and time.monotonic() > deadline:
+            msg = f"query cancelled: time limit reached while listing the lake's files (at {folder})"
+            raise QueryCancelled(msg)
         here = Path(folder)
+        for sub in [d for d in subfolders if (here / d).is_symlink()]:
+            table.skip(here / sub, _LINK)  # os.walk does not descend into links; say so
+        subfolders[:] = sorted(d for d in subfolders if not d.startswith((".", "_")))
         for filename in sorted(filenames):
             path = here / filename
             if not filename.endswith(".parquet") or not is_visible_file(path):
                 continue
-            if path.is_symlink() and not path.resolve().is_relative_to(real_root):
-                continue  # a link that leaves the lake is not part of it
+            reason = _unreadable(path)
+            if reason:
+                table.skip(path, reason)
+                continue
             table.files.append(path)
             for part in path.relative_to(location).parent.parts:
                 key, sep, value = part.partition("=")
@@ -128,6 +179,32 @@ def _scan_table(name: str, location: Path) -> Table:
                     if value not in seen:
                         seen.append(value)
     return table
+
+
+def _unreadable(path: Path) -> str | None:
+    """Why `path` is not read as a Parquet file, or None. Opens only regular files, never a link."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return "vanished while the lake was listed"
+    if stat.S_ISLNK(info.st_mode):
+        return _LINK
+    if not stat.S_ISREG(info.st_mode):
+        return "not a regular file (a FIFO, socket or device); tidelake reads only regular files"
+    if info.st_size < 12:
+        return "not a Parquet file (too short for a footer); it is left out of its table"
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as exc:
+        return f"cannot be opened: {exc.strerror}"
+    try:
+        head = os.pread(fd, 4, 0)
+        tail = os.pread(fd, 4, info.st_size - 4)
+    finally:
+        os.close(fd)
+    if head != _PARQUET_MAGIC or tail != _PARQUET_MAGIC:
+        return "not a Parquet file (no PAR1 magic at both ends); it is left out of its table"
+    return None
 
 
 def athena_ddl(table: Table, location: str) -> str:

@@ -69,8 +69,9 @@ class RunControl:
         if not self.reason:
             self.reason = reason
 
-    def _watch(self, session: duckdb.DuckDBPyConnection, timeout_s: float) -> threading.Thread:
-        deadline = time.monotonic() + timeout_s
+    def _watch(
+        self, session: duckdb.DuckDBPyConnection, deadline: float, timeout_s: float
+    ) -> threading.Thread:
         self._done.clear()
 
         def watch() -> None:
@@ -92,7 +93,8 @@ class Engine:
         self.lake = lake.resolve()
         self.limits = limits or Limits()
         self._catalog_lock = threading.Lock()
-        self._views: dict[str, tuple[Any, ...]] = {}
+        #: view name -> (fingerprint of its files, files whose footer was found bad when it was built)
+        self._views: dict[str, tuple[tuple[Any, ...], dict[Path, str]]] = {}
         self._tables: dict[str, Table] = {}
         self._spill = tempfile.TemporaryDirectory(prefix="tidelake-duckdb-")
         self._db = duckdb.connect(
@@ -105,6 +107,8 @@ class Engine:
                 "memory_limit": self.limits.memory_limit,
                 "threads": self.limits.threads,
                 "temp_directory": self._spill.name,
+                # a table name must never resolve to a variable of the calling Python frame
+                "python_enable_replacements": False,
             },
         )
         self._db.execute("SET allowed_directories = $dirs", {"dirs": [str(self.lake) + "/"]})
@@ -133,17 +137,25 @@ class Engine:
         self.close()
 
     # -- catalog -----------------------------------------------------------------------------
-    def refresh(self) -> dict[str, Table]:
-        """Rebuild the views whose files changed; called before every query, so it is always fresh."""
+    def refresh(self, deadline: float | None = None) -> dict[str, Table]:
+        """Rebuild the views whose files changed; called before every query, so it is always fresh.
+
+        A dataset DuckDB cannot read loses its view and says why in `warnings()`; the other tables
+        are untouched. `deadline` (monotonic) bounds the listing by the query's time limit.
+        """
         with self._catalog_lock:
-            found = {t.name: t for t in discover(self.lake)}
+            found = {t.name: t for t in discover(self.lake, deadline)}
             for name in set(self._views) - set(found):
                 self._db.execute(f'DROP VIEW IF EXISTS "{name}"')
                 del self._views[name]
             for name, table in found.items():
                 stamp = table.fingerprint()
-                if self._views.get(name) == stamp:
+                built = self._views.get(name)
+                if built is not None and built[0] == stamp:
+                    for path, reason in built[1].items():
+                        table.skip(path, reason)  # footers found bad when the view was built
                     continue
+                listed = dict(table.skipped)
                 sql = table.view_sql()
                 if sql is None:
                     self._db.execute(f'DROP VIEW IF EXISTS "{name}"')
@@ -152,11 +164,20 @@ class Engine:
                 try:
                     self._db.execute(sql)
                 except duckdb.Error as exc:
-                    msg = f"cannot read dataset {name!r} at {table.location}: {describe_parser_error(exc)}"
-                    raise QueryError(msg) from exc
-                self._views[name] = stamp
+                    self._db.execute(f'DROP VIEW IF EXISTS "{name}"')
+                    self._views.pop(name, None)
+                    table.skip(
+                        table.location,
+                        f"DuckDB cannot read this dataset, so it is not a table now: {describe_parser_error(exc)}",
+                    )
+                    continue
+                self._views[name] = (stamp, {p: r for p, r in table.skipped.items() if p not in listed})
             self._tables = found
             return dict(found)
+
+    def warnings(self) -> list[str]:
+        """What the last refresh left out of the catalog and why (links, FIFOs, files that are not Parquet)."""
+        return [line for table in self._tables.values() for line in table.warnings()]
 
     @property
     def tables(self) -> dict[str, Table]:
@@ -173,8 +194,13 @@ class Engine:
         control = control or RunControl()
         with self._session() as session:
             text = check_statement(sql, parser=session)
-            self.refresh()
-            watcher = control._watch(session, self.limits.timeout_s)
+            deadline = time.monotonic() + self.limits.timeout_s
+            try:
+                self.refresh(deadline)
+            except QueryCancelled as exc:
+                control.reason = control.reason or f"time limit of {self.limits.timeout_s:g} s"
+                raise QueryCancelled(f"query cancelled: {control.reason} (listing the lake)") from exc
+            watcher = control._watch(session, deadline, self.limits.timeout_s)
             started = time.perf_counter()
             try:
                 table = self._fetch(session, text, params or {})
