@@ -6,18 +6,20 @@ rebases time can re-stamp both without parsing the line again.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 from dataclasses import dataclass
 
+from core.dead_letters import BAD_EVENT_TIME, PRODUCER, DeadLetter
 from core.events import EVENT_TIME_FIELD, ClickstreamEvent
 from producers.timestamps import TimeFormatter, from_micros
 
-#: Error types a reject can carry (also the value of its `error.type` DLQ header).
+#: Error types a reject can carry (the value of its `error.type` header, core/dead_letters.py).
 MALFORMED = "malformed-line"
 NOT_UTF8 = "not-utf8"
 EMPTY = "empty-line"
 TOO_LARGE = "record-too-large"
-BAD_TIME = "bad-event-time"
+BAD_TIME = BAD_EVENT_TIME
 MISSING_KEY = "missing-key"
 
 
@@ -75,11 +77,15 @@ class Reject:
     def position(self) -> str:
         return f"{self.source_file}:{self.line_no}"
 
-    def headers(self) -> list[tuple[str, bytes]]:
-        """Kafka headers naming error type, message, source file and line number."""
-        return [
-            ("error.type", self.error_type.encode()),
-            ("error.message", self.message.encode()),
-            ("source.file", self.source_file.encode()),
-            ("source.line", str(self.line_no).encode()),
-        ]
+    def headers(self, process: str = PRODUCER, time: dt.datetime | None = None) -> list[tuple[str, bytes]]:
+        """The Kafka headers of the dead-letter contract (core/dead_letters.py): error type, message,
+        who (`process`, e.g. `replay`), when (`time`, default now), source file and line number."""
+        letter = DeadLetter(
+            error_type=self.error_type,
+            message=self.message,
+            process=process,
+            time=time or dt.datetime.now(dt.UTC),
+            file=self.source_file,
+            line=self.line_no,
+        )
+        return letter.headers()
