@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from core.dead_letters import DeadLetter
 from core.lake import ERRORS_DIR, data_file_name
 from sinks import transform
 from sinks.config import DeliveryStreamConfig
@@ -24,13 +25,9 @@ from sinks.error_records import (
     ErrorRecord,
     error_table,
 )
-from sinks.prefixes import escape_value
 from sinks.records import PackedBytes, RecordColumns
 from sinks.schemas import DatasetSchema
 
-#: The header a dead-letter record carries its error type in (set by tidelake's producers).
-ERROR_TYPE_HEADER = "error.type"
-ERROR_MESSAGE_HEADER = "error.message"
 _UTC_US = pa.timestamp("us", "UTC")
 
 
@@ -242,7 +239,9 @@ def _arrival_times(millis: Sequence[int]) -> pa.Array:
     return pc.cast(pa.array([max(m, 0) for m in millis], pa.timestamp("ms", "UTC")), _UTC_US)
 
 
-def _failure(records: RecordColumns, row: int, error_type: str, message: str) -> ErrorRecord:
+def _failure(
+    records: RecordColumns, row: int, error_type: str, message: str, dead_letter: DeadLetter | None = None
+) -> ErrorRecord:
     return ErrorRecord(
         error_type=error_type,
         error_message=message,
@@ -253,13 +252,15 @@ def _failure(records: RecordColumns, row: int, error_type: str, message: str) ->
         key=records.keys[row],
         value=records.values[row],
         headers=records.headers_at(row),
+        dead_letter=dead_letter,
     )
 
 
 def _dead_letter(records: RecordColumns, row: int) -> ErrorRecord:
-    headers = dict(records.headers_at(row))
-    raw_type = headers.get(ERROR_TYPE_HEADER)
-    error_type = escape_value(raw_type.decode("utf-8", "replace")) if raw_type else PROCESSING_FAILED
-    raw_message = headers.get(ERROR_MESSAGE_HEADER)
-    message = raw_message.decode("utf-8", "replace") if raw_message else "dead-lettered by its producer"
-    return _failure(records, row, error_type, message)
+    """A record of a dead-letter topic, filed under the error type its headers give (the contract of
+    core/dead_letters.py), with their message and the record's source."""
+    letter = DeadLetter.from_headers(records.headers_at(row))
+    # kept as written: the error prefix's `!{firehose:error-output-type}` escapes it into one path segment
+    error_type = letter.error_type or PROCESSING_FAILED
+    message = letter.message or "dead-lettered without an error.message header"
+    return _failure(records, row, error_type, message, letter)

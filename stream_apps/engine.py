@@ -20,6 +20,7 @@ Semantics (DESIGN.md):
 
 from __future__ import annotations
 
+import datetime as dt
 import heapq
 import json
 from collections.abc import Callable, Sequence
@@ -28,6 +29,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from core.dead_letters import BAD_EVENT_TIME, MALFORMED_RECORD, DeadLetter, stream_app_process
 from stream_apps.durations import TimeParser, format_duration, format_time_us
 from stream_apps.spec import AppSpec
 from stream_apps.windows import fixed_starts, session_continues, stagger_continues
@@ -397,12 +399,36 @@ class WindowEngine:
     def _bad_record(
         self, partition: int, offset: int, key: bytes | None, raw: bytes | None, exc: Exception
     ) -> None:
+        """Dead-letter a record that has no readable event time (core/dead_letters.py's contract).
+        Bad records are rare, so the reason is worked out again here, off the hot path."""
         self.counters.errors += 1
-        reason = f"{self.spec.source}[{partition}]@{offset}: {exc.__class__.__name__}: {exc}"
-        headers = [
-            ("error", reason.encode()),
-            ("error_type", b"processing-failed"),
-            ("app", self.spec.name.encode()),
-            ("time_field", self.spec.time_field.encode()),
-        ]
-        self.outbox.errors.append((key, raw or b"", headers))
+        time_field = self.spec.time_field
+        error_type, message = MALFORMED_RECORD, ""
+        try:
+            event = orjson.loads(raw)  # type: ignore[arg-type]
+        except orjson.JSONDecodeError as error:
+            message = "no value (a tombstone)" if raw is None else f"not JSON: {error}"
+        else:
+            if not isinstance(event, dict):
+                kind = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
+                message = f"not a JSON object but {kind.get(type(event), 'a number')}"
+            elif event.get(time_field) is None:
+                error_type = BAD_EVENT_TIME
+                message = (
+                    f"no event time: field {time_field!r} is {'null' if time_field in event else 'absent'}"
+                )
+            else:
+                error_type = BAD_EVENT_TIME
+                value = event[time_field]
+                detail = f" ({exc})" if isinstance(value, str) else ""
+                message = f"field {time_field!r}: {value!r} is not an ISO-8601 time with a UTC offset{detail}"
+        letter = DeadLetter(
+            error_type=error_type,
+            message=message,
+            process=stream_app_process(self.spec.name),
+            time=dt.datetime.now(dt.UTC),
+            topic=self.spec.source,
+            partition=partition,
+            offset=offset,
+        )
+        self.outbox.errors.append((key, raw or b"", letter.headers()))

@@ -8,12 +8,24 @@ from typing import Any
 import pyarrow as pa
 from kafka.consumer.fetcher import ConsumerRecord
 
+from core.dead_letters import DeadLetter
+from producers.records import Reject
 from sinks.config import parse_config
 from sinks.delivery import Planner
 from sinks.error_records import ERROR_SCHEMA, ErrorRecord, encode_payload, error_table
 from sinks.records import RecordColumns
 
 ARRIVAL_MS = int(dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.UTC).timestamp() * 1000)
+DEAD_LETTERED_AT = dt.datetime(2026, 11, 23, 11, 59, 58, 250000, tzinfo=dt.UTC)
+_SOURCE_COLUMNS = (
+    "source_topic",
+    "source_partition",
+    "source_offset",
+    "source_file",
+    "source_line",
+    "dead_lettered_by",
+    "dead_lettered_at",
+)
 
 
 def _record(
@@ -181,25 +193,131 @@ def test_an_exception_in_the_hook_fails_the_batch_without_crashing() -> None:
     )
 
 
-def test_dead_letter_records_keep_their_producer_error_type() -> None:
-    config = parse_config(
+def _dead_letters_config() -> Any:
+    return parse_config(
         {"name": "dlq", "topic_pattern": r".*\.dlq$", "mode": "errors", "time_source": "arrival"}, "test"
     )
-    headers = [
-        ("error.type", b"malformed-line"),
-        ("error.message", b"no closing quote"),
-        ("source.line", b"7"),
-    ]
-    record = ConsumerRecord(
-        "clickstream.events.dlq", 0, -1, 4, ARRIVAL_MS, 0, None, b"garbage", headers, None, -1, 7, -1
+
+
+def _dlq_record(offset: int, value: bytes, headers: list, key: bytes | None = None) -> ConsumerRecord:
+    return ConsumerRecord(
+        "clickstream.events.dlq", 0, -1, offset, ARRIVAL_MS, 0, key, value, headers, None, -1, len(value), -1
     )
-    plan = Planner(config).plan(_columns([record]), set())
+
+
+def test_a_producers_dead_letter_keeps_its_error_type_message_file_and_line() -> None:
+    reject = Reject(b"garbage", 7, "malformed-line", "no closing quote", "data/access.log")
+    record = _dlq_record(4, b"garbage", reject.headers("replay", DEAD_LETTERED_AT))
+    plan = Planner(_dead_letters_config()).plan(_columns([record]), set())
     assert plan.errors == {"malformed-line": 1}
     [only] = plan.files
-    assert only.relative_path.startswith("_errors/clickstream_events/malformed-line/dt=2026-11-23/")
+    assert only.relative_path == (
+        "_errors/clickstream_events/malformed-line/dt=2026-11-23/clickstream.events.dlq+0+00000000000000000004.parquet"
+    )
+    row = only.table.drop_columns(["attempt_time", "headers"]).to_pylist()[0]
+    assert row == {
+        "error_type": "malformed-line",
+        "error_message": "no closing quote",
+        "kafka_topic": "clickstream.events.dlq",
+        "kafka_partition": 0,
+        "kafka_offset": 4,
+        "key": None,
+        "raw_data": "garbage",
+        "raw_encoding": "utf-8",
+        "arrival_time": dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.UTC),
+        "delivery_stream": "dlq",
+        "source_topic": None,
+        "source_partition": None,
+        "source_offset": None,
+        "source_file": "data/access.log",
+        "source_line": 7,
+        "dead_lettered_by": "replay",
+        "dead_lettered_at": DEAD_LETTERED_AT,
+    }
+    assert json.loads(only.table.column("headers")[0].as_py())["source.line"] == "7"
+
+
+def test_a_stream_apps_dead_letter_keeps_its_error_type_message_and_source_position() -> None:
+    letter = DeadLetter(
+        "bad-event-time",
+        "no event time: field 'event_time' is absent",
+        "stream-app:page-views-1m",
+        DEAD_LETTERED_AT,
+        topic="clickstream.events",
+        partition=3,
+        offset=41,
+    )
+    record = _dlq_record(9, b'{"page": "/"}', letter.headers(), key=b"v1")
+    plan = Planner(_dead_letters_config()).plan(_columns([record]), set())
+    assert plan.errors == {"bad-event-time": 1}
+    [only] = plan.files
+    assert only.relative_path.startswith("_errors/clickstream_events/bad-event-time/dt=2026-11-23/")
     row = only.table.to_pylist()[0]
-    assert (row["error_message"], row["raw_data"]) == ("no closing quote", "garbage")
-    assert json.loads(row["headers"])["source.line"] == "7"
+    assert [row[name] for name in ("error_type", "error_message", "kafka_topic", "kafka_offset", "key")] == [
+        "bad-event-time",
+        "no event time: field 'event_time' is absent",
+        "clickstream.events.dlq",
+        9,
+        "v1",
+    ]
+    assert [row[name] for name in _SOURCE_COLUMNS] == [
+        "clickstream.events",
+        3,
+        41,
+        None,
+        None,
+        "stream-app:page-views-1m",
+        DEAD_LETTERED_AT,
+    ]
+
+
+def test_a_dead_letter_with_the_old_stream_app_headers_keeps_its_message_and_position() -> None:
+    headers = [
+        ("error", b"clickstream.events[2]@41: KeyError: 'event_time'"),
+        ("error_type", b"processing-failed"),
+        ("app", b"page-views-1m"),
+        ("time_field", b"event_time"),
+    ]
+    plan = Planner(_dead_letters_config()).plan(_columns([_dlq_record(0, b"{}", headers)]), set())
+    assert plan.errors == {"processing-failed": 1}
+    row = plan.files[0].table.to_pylist()[0]
+    assert row["error_message"] == "clickstream.events[2]@41: KeyError: 'event_time'"
+    assert [row[name] for name in _SOURCE_COLUMNS] == [
+        "clickstream.events",
+        2,
+        41,
+        None,
+        None,
+        "stream-app:page-views-1m",
+        None,
+    ]
+
+
+def test_a_dead_letter_without_readable_headers_is_processing_failed_with_no_source() -> None:
+    headers = [("error.type", b"\xff"), ("source.offset", b"x")]
+    plan = Planner(_dead_letters_config()).plan(_columns([_dlq_record(0, b"?", headers)]), set())
+    assert plan.errors == {"processing-failed": 1}
+    row = plan.files[0].table.to_pylist()[0]
+    assert row["error_message"] == "dead-lettered without an error.message header"
+    assert [row[name] for name in _SOURCE_COLUMNS] == [None] * 7
+
+
+def test_a_dead_letter_type_is_kept_as_written_and_escaped_once_into_one_path_segment() -> None:
+    headers = [("error.type", b"../../etc"), ("error.message", b"m")]
+    plan = Planner(_dead_letters_config()).plan(_columns([_dlq_record(0, b"?", headers)]), set())
+    assert plan.errors == {"../../etc": 1}
+    assert plan.files[0].table.column("error_type").to_pylist() == ["../../etc"]
+    assert plan.files[0].relative_path.startswith("_errors/clickstream_events/..%2F..%2Fetc/dt=2026-11-23/")
+
+
+def test_a_record_the_sink_fails_on_is_its_own_source() -> None:
+    plan = Planner(_config()).plan(
+        _columns([_record(10, _event(0)), _record(11, b"{oops", partition=0)]), set()
+    )
+    [error_file] = [f for f in plan.files if f.error_type]
+    row = error_file.table.to_pylist()[0]
+    assert (row["kafka_topic"], row["kafka_partition"], row["kafka_offset"]) == ("clickstream.events", 0, 11)
+    assert [row[name] for name in _SOURCE_COLUMNS] == ["clickstream.events", 0, 11, None, None, None, None]
 
 
 def test_error_table_schema_and_payload_encoding() -> None:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import json
 import zlib
 from typing import Any
 
 import pytest
 
+from core.dead_letters import DeadLetter
 from stream_apps.engine import Record, WindowEngine
 from stream_apps.spec import spec_from_mapping
 from tests.stream_events import clickstream
@@ -147,15 +150,62 @@ def test_late_events_are_routed_with_position_and_counted() -> None:
     assert c.events_in == c.windowed + c.filtered + c.late_only + c.errors == 3
 
 
-def test_bad_records_go_to_the_error_outbox_with_their_position() -> None:
+def test_bad_records_go_to_the_error_outbox_with_the_dead_letter_contract() -> None:
     spec = spec_from_mapping({"name": "t", "window": "tumbling:60s", "aggregates": ["count"]})
     engine = WindowEngine(spec, [3], now_s=0.0)
-    engine.process(3, [Record(7, b"k", b"{not json"), Record(8, None, b'{"event_time": 5}')], 1.0)
-    assert engine.counters.errors == 2
-    reasons = [dict(h)["error"].decode() for _, _, h in engine.outbox.errors]
-    assert reasons[0].startswith("clickstream.events[3]@7: JSONDecodeError")
-    assert reasons[1].startswith("clickstream.events[3]@8: ")
-    assert engine.offsets == {3: 9}
+    before = dt.datetime.now(dt.UTC)
+    bad = [
+        Record(7, b"k", b"{not json"),
+        Record(8, None, b'{"event_time": 5}'),
+        Record(9, b"k9", b'{"page": "/"}'),
+        Record(10, None, b'{"event_time": "yesterday"}'),
+        Record(11, None, b"[1, 2]"),
+        Record(12, None, None),
+    ]
+    engine.process(3, bad, 1.0)
+    after = dt.datetime.now(dt.UTC)
+    assert engine.counters.errors == 6
+    assert engine.offsets == {3: 13}
+    assert [(key, value) for key, value, _ in engine.outbox.errors] == [
+        (b"k", b"{not json"),
+        (None, b'{"event_time": 5}'),
+        (b"k9", b'{"page": "/"}'),
+        (None, b'{"event_time": "yesterday"}'),
+        (None, b"[1, 2]"),
+        (None, b""),
+    ]
+    letters = [DeadLetter.from_headers(headers) for _, _, headers in engine.outbox.errors]
+    assert all(letter.time is not None and before <= letter.time <= after for letter in letters)
+    assert [dataclasses.replace(letter, time=None) for letter in letters] == [
+        DeadLetter(type_, message, "stream-app:t", None, "clickstream.events", 3, offset)
+        for offset, type_, message in [
+            (
+                7,
+                "malformed-record",
+                "not JSON: unexpected character, expected a string key: line 1 column 2 (char 1)",
+            ),
+            (8, "bad-event-time", "field 'event_time': 5 is not an ISO-8601 time with a UTC offset"),
+            (9, "bad-event-time", "no event time: field 'event_time' is absent"),
+            (
+                10,
+                "bad-event-time",
+                "field 'event_time': 'yesterday' is not an ISO-8601 time with a UTC offset "
+                "(Invalid isoformat string: 'yesterday')",
+            ),
+            (11, "malformed-record", "not a JSON object but an array"),
+            (12, "malformed-record", "no value (a tombstone)"),
+        ]
+    ]
+    # the headers are exactly the contract's, in its order
+    assert [name for name, _ in engine.outbox.errors[0][2]] == [
+        "error.type",
+        "error.message",
+        "error.process",
+        "error.time",
+        "source.topic",
+        "source.partition",
+        "source.offset",
+    ]
 
 
 def test_emit_changes_updates_end_with_the_final_value() -> None:
