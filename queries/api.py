@@ -4,24 +4,32 @@ Athena clients (boto3's `athena` client, PyAthena) POST to `/` with `X-Amz-Targe
 AmazonAthena.<Action>` and a JSON body; any AWS signature is accepted. When the server has an API
 token, REST callers send `Authorization: Bearer <token>` and Athena clients use the token as their
 access key id. `/` (GET) is left for the web console; the OpenAPI document is `/openapi.json`.
+
+Only requests for a host the server is known by are served (Starlette's TrustedHostMiddleware):
+127.0.0.1, localhost and [::1] unless told more (`--allowed-host`). A web page elsewhere that
+rebinds its own DNS name to 127.0.0.1 (DNS rebinding) sends its own name as Host and gets 400.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from queries.catalog import discover
 from queries.service import Execution, QueryService, RequestError
 from queries.web import PipelineReader, mount_console
 
 AMZ_JSON = "application/x-amz-json-1.1"
+#: The names a server bound to loopback is known by; anything else in a Host header is refused.
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 _SIGV4_KEY = re.compile(r"Credential=([^/,\s]+)/")
 
 
@@ -250,10 +258,34 @@ def _view(service: QueryService, e: Execution) -> ExecutionView:
     )
 
 
+def is_loopback(host: str) -> bool:
+    """True when binding `host` reaches this machine only (127.0.0.0/8, ::1, localhost)."""
+    if host.strip("[]").lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def known_hosts(bind: str, extra: Sequence[str] = ()) -> list[str]:
+    """The Host names to accept: loopback's, the address bound (unless a wildcard), and `extra`."""
+    hosts = list(LOOPBACK_HOSTS)
+    bare = bind.strip("[]")
+    if bare not in ("", "0.0.0.0", "::"):
+        hosts.append(f"[{bare}]" if ":" in bare else bare)
+    hosts += [h.strip().lower() for h in extra if h.strip()]
+    return list(dict.fromkeys(hosts))
+
+
 def create_app(
-    service: QueryService, token: str | None = None, pipeline: PipelineReader | None = None
+    service: QueryService,
+    token: str | None = None,
+    pipeline: PipelineReader | None = None,
+    allowed_hosts: Sequence[str] = LOOPBACK_HOSTS,
 ) -> FastAPI:
     app = FastAPI(title="tidelake queries", version="1", description=__doc__)
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))
 
     def authorized(authorization: Annotated[str | None, Header()] = None) -> None:
         if token is None:

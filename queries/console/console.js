@@ -7,9 +7,24 @@ const POLL_MS = 400;
 const FINAL_STATES = new Set(["SUCCEEDED", "FAILED", "CANCELLED"]);
 const state = { queryId: null, pageTokens: [null], page: 0, polling: null, pipelineTimer: null, rateHistory: [], lastEvents: null };
 
+// A server off loopback wants a token: `tidelake serve` prints the console's URL with ?token=...;
+// it is kept in this browser's localStorage and taken out of the address bar.
+const TOKEN_KEY = "tidelake-api-token";
+(function takeTokenFromUrl() {
+  const params = new URLSearchParams(location.search);
+  if (!params.has("token")) return;
+  localStorage.setItem(TOKEN_KEY, params.get("token"));
+  params.delete("token");
+  history.replaceState(null, "", location.pathname + (params.toString() ? `?${params}` : "") + location.hash);
+})();
+
 async function api(path, options = {}) {
-  const response = await fetch(path, { headers: { "Content-Type": "application/json" }, ...options });
+  const headers = { "Content-Type": "application/json" };
+  const token = localStorage.getItem(TOKEN_KEY);
+  if (token) headers.Authorization = `Bearer ${token}`;
+  const response = await fetch(path, { headers, ...options });
   const body = response.headers.get("content-type")?.includes("json") ? await response.json() : await response.text();
+  if (response.status === 401) throw new Error("this server wants a token: open the console URL that `tidelake serve` printed (in Docker: docker compose logs serve)");
   if (!response.ok) throw new Error(typeof body === "object" ? (body.detail?.toString() ?? JSON.stringify(body)) : body);
   return body;
 }

@@ -25,7 +25,7 @@ def make_client(tmp_path: Path, concurrency: int = 2, token: str | None = None) 
     with Engine(lake, Limits(timeout_s=60), sessions=concurrency) as engine:
         service = QueryService(engine, ResultStore(tmp_path / "results"), concurrency)
         try:
-            with TestClient(create_app(service, token)) as client:
+            with TestClient(create_app(service, token), base_url="http://localhost") as client:
                 yield client
         finally:
             service.close()

@@ -7,7 +7,7 @@ import schemathesis
 from fastapi import FastAPI
 from hypothesis import HealthCheck, given, settings
 
-from queries.api import create_app
+from queries.api import LOOPBACK_HOSTS, create_app
 from queries.engine import Engine, Limits
 from queries.results import ResultStore
 from queries.service import QueryService
@@ -21,7 +21,9 @@ def api_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FastAPI]:
     with Engine(root / "lake", Limits(timeout_s=5), sessions=2) as engine:
         service = QueryService(engine, ResultStore(root / "results"), 2)
         try:
-            yield create_app(service, pipeline=lambda: {"events_in": 0, "topics": []})
+            # schemathesis calls an ASGI app as Starlette's test client does, with Host: testserver
+            hosts = [*LOOPBACK_HOSTS, "testserver"]
+            yield create_app(service, pipeline=lambda: {"events_in": 0, "topics": []}, allowed_hosts=hosts)
         finally:
             service.close()
 

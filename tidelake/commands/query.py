@@ -205,14 +205,30 @@ def catalog(
 def serve(
     port: Annotated[int | None, typer.Option("--port", help="TCP port (default 8080).")] = None,
     host: Annotated[str | None, typer.Option("--host", help="Address to bind (default 127.0.0.1).")] = None,
-    token: Annotated[str | None, typer.Option("--token", help="Require this bearer token.")] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            "--token",
+            help="Require this bearer token. Off loopback one is required; if none is given, one is generated and printed.",
+        ),
+    ] = None,
+    allowed_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allowed-host",
+            help="Also serve requests whose Host is this name (repeatable), e.g. a compose service name. "
+            "Always: 127.0.0.1, localhost, [::1] and the --host address.",
+        ),
+    ] = None,
     lake: LakeOption = None,
     bootstrap_servers: BootstrapOption = None,
 ) -> None:
     """Serve the Athena-shaped HTTP API (boto3's athena client works against it) and the console."""
+    import secrets
+
     import uvicorn
 
-    from queries.api import create_app
+    from queries.api import create_app, is_loopback, known_hosts
     from queries.results import ResultStore
     from queries.service import QueryService
     from tidelake.status import collect_status
@@ -223,13 +239,38 @@ def serve(
     settings = settings_from(lake=lake, bootstrap_servers=bootstrap_servers, query=overrides)
     q = settings.query
     results_dir = q.results_dir or settings.lake.root.resolve().parent / "query-results"
+    api_token = q.api_token
+    generated = api_token is None and not is_loopback(q.host)
+    if generated:
+        # Off loopback, anyone on the network could run queries; like Jupyter, make a token and say it.
+        api_token = secrets.token_urlsafe(24)
+    hosts = known_hosts(q.host, allowed_host or [])
     with _engine(settings, sessions=q.concurrency) as engine:
         service = QueryService(engine, ResultStore(results_dir), q.concurrency)
         try:
             err_console.print(
-                f"tidelake serve: http://{q.host}:{q.port} (lake {engine.lake}, results {results_dir})"
+                f"tidelake serve: http://{q.host}:{q.port} (lake {engine.lake}, results {results_dir}); "
+                f"serving Host names: {', '.join(hosts)}",
+                soft_wrap=True,
+                markup=False,
             )
-            app = create_app(service, q.api_token, pipeline=lambda: collect_status(settings).to_dict())
+            if generated:
+                err_console.print(
+                    f"--host {q.host} is reachable from other machines, so the API needs a token; none was "
+                    "given (--token or TIDELAKE_QUERY__API_TOKEN), so this run generated one:\n"
+                    f"  token:   {api_token}\n"
+                    f"  console: http://localhost:{q.port}/?token={api_token}\n"
+                    f"  API:     Authorization: Bearer {api_token} (boto3, PyAthena: aws_access_key_id={api_token})",
+                    soft_wrap=True,
+                    markup=False,
+                    highlight=False,
+                )
+            app = create_app(
+                service,
+                api_token,
+                pipeline=lambda: collect_status(settings).to_dict(),
+                allowed_hosts=hosts,
+            )
             uvicorn.run(app, host=q.host, port=q.port, log_level="warning")
         finally:
             service.close()
