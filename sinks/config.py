@@ -13,7 +13,7 @@ A config is a TOML file (the shipped ones are in `sinks/configs/`, run by name):
     [parquet]  engine = "pyarrow"|"fastparquet", compression = "snappy"|"zstd"|"gzip"|"none", row_group_records
 
 `mode = "errors"` makes a stream for dead-letter topics: every record goes to the error output, its
-error type taken from the record's `error.type` header.
+error type, message and source taken from its dead-letter headers (core/dead_letters.py).
 """
 
 from __future__ import annotations
