@@ -9,7 +9,7 @@ through `DeadLetter`, so a record says the same thing whoever dead-lettered it:
 |---|---|---|
 | `error.type` | short kebab-case reason: `malformed-line`, `bad-event-time`, ... (the error-prefix folder) | always |
 | `error.message` | what was wrong, in words | always |
-| `error.process` | who dead-lettered it: `producer`, `replay`, `agent`, `stream-app:<app name>` | always |
+| `error.process` | who dead-lettered it: `producer` (or a producer's own name, e.g. `replay`), `stream-app:<app name>` | always |
 | `error.time` | when, ISO-8601 UTC with microseconds (`2026-11-30T14:57:17.123456Z`) | always |
 | `source.topic`, `source.partition`, `source.offset` | where the record was read (decimal text) | from Kafka |
 | `source.file`, `source.line` | the file and its 1-based line number | from a file |
@@ -62,7 +62,7 @@ _LEGACY_POSITION = re.compile(r"(?P<topic>[^\s\[\]]+)\[(?P<partition>[0-9]+)\]@(
 PRODUCER = "producer"
 STREAM_APP_PREFIX = "stream-app:"
 
-#: Error types more than one role writes (each role may add its own).
+#: Error types of stream apps' dead letters; producers write `bad-event-time` too (and their own).
 BAD_EVENT_TIME = "bad-event-time"  # no event time, or one that is not a time
 MALFORMED_RECORD = "malformed-record"  # a Kafka record that is not one JSON object
 
