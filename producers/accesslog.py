@@ -3,6 +3,17 @@
 Accepted shape: `host ident user [time] "request" status bytes` (common), optionally followed by
 `"referrer" "user-agent"` (combined) and one more quoted field, nginx's `$http_x_forwarded_for`.
 
+Quoted fields are unescaped as the servers escape them: Apache's mod_log_config writes `\\"`, `\\\\`,
+`\\b \\n \\r \\t \\v` and `\\xhh` for any other control or non-ASCII byte; nginx (`escape=default`)
+writes `\\xHH` for `"`, `\\` and bytes below 32 or above 126. The escaped bytes are UTF-8 decoded;
+a byte sequence that is not UTF-8 (a TLS handshake sent to port 80) stays written as `\\xhh`.
+
+The request line is `METHOD TARGET [HTTP/n.n]`: the method is its first word when that is an HTTP
+token (RFC 9110), the version its last word when it looks like `HTTP/1.1`, and the URL all in
+between, raw spaces included (Apache logs malformed requests as received). A request of `-` (the
+client sent nothing: 408) or one without a method (binary junk, a TLS handshake: 400) is still an
+event, since the server answered it, with `method`, `url` and `page` null.
+
 Privacy: the client address is never published. `visitor_id` is a keyed hash of the client
 address (the first X-Forwarded-For hop when the log has one) and the user agent.
 """
@@ -18,7 +29,8 @@ from core.events import CLICKSTREAM_FIELDS, KEY_FIELD
 from producers.records import MALFORMED, MISSING_KEY, Record, event_id_of
 from producers.timestamps import parse_clf_time
 
-_QUOTED = r'"((?:[^"\\]|\\.)*)"'
+#: A quoted field with backslash escapes, written as Friedl's unrolled loop: 4x faster than `(a|b)*`.
+_QUOTED = r'"([^"\\]*(?:\\.[^"\\]*)*)"'
 LINE_PATTERN = re.compile(
     r"^(\S+) \S+ \S+ \[([^\]]+)\] " + _QUOTED + r" (\d{3}) (\d+|-)"
     r"(?: " + _QUOTED + " " + _QUOTED + "(?: " + _QUOTED + ")?)?[ \t]*$"
@@ -57,10 +69,47 @@ def visitor_id_of(client: str, user_agent: str) -> str:
     return digest.hexdigest()
 
 
+_ESCAPE = re.compile(rb"\\(?:x([0-9A-Fa-f]{2})|([\"\\bnrtv]))")
+_ESCAPED_CHARS = {b'"': b'"', b"\\": b"\\", b"b": b"\b", b"n": b"\n", b"r": b"\r", b"t": b"\t", b"v": b"\v"}
+#: An HTTP method (RFC 9110 token) and an HTTP version, for splitting a request line.
+_METHOD = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_VERSION = re.compile(r"HTTP/\d+(?:\.\d+)?")
+_COMMON_METHODS = frozenset(("GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH"))
+_COMMON_VERSIONS = frozenset(("HTTP/1.1", "HTTP/1.0", "HTTP/2.0", "HTTP/2", "HTTP/3"))
+
+
+def _unescape_one(match: re.Match[bytes]) -> bytes:
+    hex_digits, char = match.groups()
+    return bytes((int(hex_digits, 16),)) if hex_digits is not None else _ESCAPED_CHARS[char]
+
+
+def unescape(field: str) -> str:
+    """A quoted log field as the client sent it (Apache's and nginx's escapes undone); bytes that are
+    not UTF-8 stay escaped as `\\xhh`. Unknown escapes (`\\q`) are kept as written."""
+    if "\\" not in field:
+        return field
+    data = _ESCAPE.sub(_unescape_one, field.encode("utf-8", "surrogateescape"))
+    return data.decode("utf-8", "backslashreplace")
+
+
 def _unescape(field: str | None) -> str | None:
     if field is None or field == "-":
         return None
-    return field.replace('\\"', '"') if "\\" in field else field
+    return unescape(field)
+
+
+def split_request(request: str) -> tuple[str | None, str | None]:
+    """(method, url) of an unescaped request line; (None, None) when it has no method and target."""
+    parts = request.split(" ")
+    if len(parts) == 3 and parts[0] in _COMMON_METHODS and parts[2] in _COMMON_VERSIONS:
+        return parts[0], parts[1]  # the usual line, without the regular expressions
+    method, _, rest = request.partition(" ")
+    if not rest or _METHOD.fullmatch(method) is None:
+        return None, None
+    target, space, version = rest.rpartition(" ")
+    if space and target and _VERSION.fullmatch(version):
+        return method, target
+    return method, rest
 
 
 class AccessLogParser:
@@ -83,11 +132,7 @@ class AccessLogParser:
             time_us = parse_clf_time(when)
         except ValueError as exc:
             raise RecordError(str(exc), error_type=MALFORMED) from exc
-        parts = request.split(" ")
-        if len(parts) == 3 or len(parts) == 2:
-            method, url = parts[0], parts[1]
-        else:
-            method, url = None, (_unescape(request) or None)
+        method, url = split_request(unescape(request))
         page = url.split("?", 1)[0].split("#", 1)[0] if url else None
         user_agent = _unescape(agent)
         if forwarded and forwarded != "-":

@@ -6,25 +6,48 @@ the DuckDB oracle share.
     parsed.rejects                    # lines that would go to the DLQ, with why
 
 Formats: `combined` (Apache/nginx combined or common log, optional X-Forwarded-For field), `csv`
-(header line first), `jsonl` (one JSON object a line); `auto` picks by extension, then by content.
+(header record first; comma, tab, `;` or `|` separated), `jsonl` (one JSON object a line); `auto`
+picks by extension, then by content.
+
+Files as people have them: a UTF-8 byte-order mark at the start is dropped (it is not part of the
+first line's record or id), CRLF line ends are read like LF, and a CSV record may span several
+lines inside quotes: it is one record, numbered by its first line, its id hashed over the bytes of
+all its lines. Blank lines are skipped in CSV and JSON lines (as pandas, DuckDB and jq do) and
+rejected as `empty-line` in access logs, where every request is one line.
 """
 
 from __future__ import annotations
 
+import csv
+import io
+import itertools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 from core.errors import ConfigError, RecordError
 from producers.accesslog import AccessLogParser, looks_like_access_log
 from producers.records import EMPTY, MALFORMED, NOT_UTF8, TOO_LARGE, Record, Reject
-from producers.tabular import CsvParser, JsonLinesParser, csv_header
+from producers.tabular import CsvParser, JsonLinesParser, column_names, csv_header, sniff_delimiter
 
 FORMATS = ("auto", "combined", "csv", "jsonl")
-_EXTENSIONS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
+_EXTENSIONS = {
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".tab": "csv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "jsonl",
+}
+#: Extensions of tab-separated files (read as CSV with a tab delimiter, not sniffed).
+_TAB_EXTENSIONS = (".tsv", ".tab")
 #: Bytes of a too-large line kept in its reject (the DLQ must accept it).
 REJECT_KEEP_BYTES = 64 * 1024
+#: The UTF-8 byte-order mark that Excel and Windows tools write first.
+BOM = b"\xef\xbb\xbf"
+#: Bytes read from the start of a CSV file to find its delimiter and header.
+SNIFF_BYTES = 64 * 1024
 
 
 class LineParser(Protocol):
@@ -61,11 +84,12 @@ def detect_format(path: Path, first_line: str | None = None) -> str:
         return by_extension
     if first_line is None:
         first_line = first_text_line(path)
+    first_line = first_line.removeprefix("\ufeff")
     if first_line.lstrip().startswith("{"):
         return "jsonl"
     if looks_like_access_log(first_line):
         return "combined"
-    if "," in first_line:
+    if any(delimiter in first_line for delimiter in (",", "\t", ";")):
         return "csv"
     msg = (
         f"cannot tell the format of {path} from its first line {first_line[:120]!r}; "
@@ -78,7 +102,7 @@ def first_text_line(path: Path) -> str:
     try:
         with open(path, "rb") as handle:
             for raw in handle:
-                text = raw.decode("utf-8", "replace").strip()
+                text = raw.decode("utf-8", "replace").removeprefix("\ufeff").strip()
                 if text:
                     return text
     except OSError as exc:
@@ -94,8 +118,10 @@ def make_parser(
     header: str | None = None,
     time_field: str | None = None,
     key_field: str | None = None,
+    delimiter: str | None = None,
 ) -> LineParser:
-    """The line parser of a format (`header` is the CSV header line)."""
+    """The line parser of a format (`header` is the CSV header line; without a `delimiter` the
+    header's is sniffed)."""
     if fmt == "combined":
         if time_field:
             msg = "--time-field is for csv/jsonl; access logs carry their own time"
@@ -107,11 +133,13 @@ def make_parser(
         if header is None:
             msg = "a CSV file needs a header line"
             raise ConfigError(msg)
+        header = header.removeprefix("\ufeff")
+        delimiter = delimiter or sniff_delimiter(header)
         try:
-            names = csv_header(header)
+            names = csv_header(header, delimiter)
         except RecordError as exc:
             raise ConfigError(str(exc)) from exc
-        return CsvParser(source, names, time_field=time_field, key_field=key_field)
+        return CsvParser(source, names, delimiter=delimiter, time_field=time_field, key_field=key_field)
     msg = f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}"
     raise ConfigError(msg)
 
@@ -120,6 +148,8 @@ def parse_line(
     parser: LineParser, raw: bytes, line_no: int, source_file: str, max_line_bytes: int | None = None
 ) -> Record | Reject:
     """One raw line (without its newline) to a record, or a reject that says why."""
+    if line_no == 1 and raw.startswith(BOM):
+        raw = raw[len(BOM) :]
     if max_line_bytes is not None and len(raw) > max_line_bytes:
         msg = f"line of {len(raw):,} bytes is over the {max_line_bytes:,}-byte record limit (first {REJECT_KEEP_BYTES} kept)"
         return Reject(raw[:REJECT_KEEP_BYTES], line_no, TOO_LARGE, msg, source_file)
@@ -166,27 +196,143 @@ def iter_parsed(
     first = first_text_line(path)
     chosen = detect_format(path, first) if fmt == "auto" else fmt
     name = source or dataset_name(path)
+    if chosen == "csv":
+        csv_parser = _csv_parser(path, name, time_field=time_field, key_field=key_field)
+        return chosen, name, _parse_csv(path, csv_parser, max_line_bytes)
     parser = make_parser(chosen, name, header=first, time_field=time_field, key_field=key_field)
-    return chosen, name, _parse_stream(path, parser, chosen == "csv", max_line_bytes)
+    return chosen, name, _parse_lines(path, parser, chosen == "jsonl", max_line_bytes)
 
 
-def _parse_stream(
-    path: Path, parser: LineParser, has_header: bool, max_line_bytes: int | None
+def _csv_parser(path: Path, source: str, **fields: str | None) -> CsvParser:
+    """The parser of a CSV file: delimiter by extension or sniffed, names from its header record."""
+    with open(path, "rb") as handle:
+        sample = handle.read(SNIFF_BYTES)
+        complete = not handle.read(1)
+    if not complete:
+        sample = sample[: sample.rfind(b"\n") + 1] or sample
+    text = sample.decode("utf-8", "replace").removeprefix("\ufeff")
+    tabs = path.suffix.lower() in _TAB_EXTENSIONS
+    delimiter = "\t" if tabs else sniff_delimiter(text, complete)
+    try:
+        header = next((row for row in csv.reader(io.StringIO(text), delimiter=delimiter) if row), None)
+    except csv.Error as exc:
+        msg = f"cannot read the header of {path}: {exc}; the first record of a CSV file must be its header"
+        raise ConfigError(msg) from exc
+    if header is None:
+        msg = f"{path} has no header line; the first record of a CSV file must be its header"
+        raise ConfigError(msg)
+    return CsvParser(source, column_names(header), delimiter=delimiter, **fields)
+
+
+def _parse_lines(
+    path: Path, parser: LineParser, skip_blank: bool, max_line_bytes: int | None
 ) -> Iterator[Record | Reject]:
     source_file = str(path)
-    header_pending = has_header
     line_no = 0
     with open(path, "rb") as handle:
         for chunk in _chunks(handle):
             for raw in chunk:
                 line_no += 1
-                if header_pending and raw.strip():
-                    header_pending = False
+                if skip_blank and (not raw or raw.isspace()):
                     continue
                 yield parse_line(parser, raw, line_no, source_file, max_line_bytes)
 
 
-def _chunks(handle, size: int = 4 * 1024 * 1024) -> Iterable[list[bytes]]:
+def _parse_csv(path: Path, parser: CsvParser, max_line_bytes: int | None) -> Iterator[Record | Reject]:
+    """The records of a CSV file after its header, read by one `csv.reader` over the whole file, so
+    a quoted field may hold line breaks; `reader.line_num` tells which lines each record took."""
+    source_file = str(path)
+    with open(path, "rb") as handle:
+        lines = _PhysicalLines(handle)
+        reader = csv.reader(lines.texts(), delimiter=parser.delimiter)
+        first = 1  # line number of the next record's first line
+        header_pending = True
+        while True:
+            error: csv.Error | None = None
+            try:
+                values = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:  # the reader goes on with the next line
+                error, values = exc, []
+            line_no, first = first, reader.line_num + 1
+            raw = lines.take(line_no, reader.line_num)
+            if error is None and (not raw or raw.isspace()):
+                continue  # a blank line, as pandas and DuckDB skip it
+            if header_pending:
+                header_pending = False
+                continue
+            if max_line_bytes is not None and len(raw) > max_line_bytes:
+                msg = f"record of {len(raw):,} bytes is over the {max_line_bytes:,}-byte record limit (first {REJECT_KEEP_BYTES} kept)"
+                yield Reject(raw[:REJECT_KEEP_BYTES], line_no, TOO_LARGE, msg, source_file)
+                continue
+            if lines.not_utf8:
+                try:
+                    raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    msg = f"not UTF-8: byte {raw[exc.start]:#04x} at byte {exc.start + 1} of the record"
+                    yield Reject(raw, line_no, NOT_UTF8, msg, source_file)
+                    continue
+            if error is not None:
+                yield Reject(raw, line_no, MALFORMED, f"not a CSV record: {error}", source_file)
+                continue
+            try:
+                yield parser.parse_values(values, raw, line_no)
+            except RecordError as exc:
+                yield Reject(raw, line_no, exc.error_type, exc.message, source_file)
+            except (ValueError, TypeError) as exc:  # a parser bug on odd input must not stop the run
+                yield Reject(raw, line_no, MALFORMED, f"{exc.__class__.__name__}: {exc}", source_file)
+
+
+class _PhysicalLines:
+    """A file's lines read in blocks: as text for the CSV reader, as bytes for each record's raw.
+
+    Lines are kept from the first line of the record being read; `take` hands a record's bytes
+    over and lets the lines before it go when the next block is read.
+    """
+
+    def __init__(self, handle: BinaryIO) -> None:
+        self.handle = handle
+        self.lines: list[bytes] = []  # raw lines, a CR before the LF kept, numbered from `first_no`
+        self.first_no = 1
+        self.keep_from = 1
+        self.not_utf8 = False  # some block was not UTF-8: records must be checked one by one
+
+    def texts(self) -> Iterator[str]:
+        """The decoded lines with their line ends (for `csv.reader`), the BOM dropped."""
+        return itertools.chain.from_iterable(self._blocks())
+
+    def _blocks(self) -> Iterator[io.StringIO]:
+        start = True
+        for block in _blocks(self.handle):
+            if (drop := self.keep_from - self.first_no) > 0:
+                del self.lines[:drop]
+                self.first_no += drop
+            lines = block.split(b"\n")
+            if lines[-1] == b"":
+                lines.pop()
+            self.lines.extend(lines)
+            try:
+                text = block.decode("utf-8")
+            except UnicodeDecodeError:
+                text = block.decode("utf-8", "surrogateescape")
+                self.not_utf8 = True
+            if start:
+                text, start = text.removeprefix("\ufeff"), False
+            yield io.StringIO(text)  # iterates by "\n" only, like the split above
+
+    def take(self, first: int, last: int) -> bytes:
+        """The bytes of lines `first`..`last` as in the file, without the last line's end."""
+        self.keep_from = last + 1
+        chosen = self.lines[first - self.first_no : last - self.first_no + 1]
+        raw = chosen[0] if len(chosen) == 1 else b"\n".join(chosen)
+        if first == 1 and raw.startswith(BOM):
+            raw = raw[len(BOM) :]
+        return raw[:-1] if raw.endswith(b"\r") else raw
+
+
+def _blocks(handle: BinaryIO, size: int = 4 * 1024 * 1024) -> Iterator[bytes]:
+    """The file in blocks of whole lines (the last may lack its newline)."""
     tail = b""
     while block := handle.read(size):
         data = tail + block
@@ -195,9 +341,14 @@ def _chunks(handle, size: int = 4 * 1024 * 1024) -> Iterable[list[bytes]]:
             tail = data
             continue
         tail = data[cut + 1 :]
-        yield split_lines(data[: cut + 1])
+        yield data[: cut + 1]
     if tail:
-        yield split_lines(tail)
+        yield tail
+
+
+def _chunks(handle: BinaryIO, size: int = 4 * 1024 * 1024) -> Iterable[list[bytes]]:
+    for block in _blocks(handle, size):
+        yield split_lines(block)
 
 
 def parse_file(

@@ -18,6 +18,7 @@ _MONTHS = {
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _DAY_US = 86_400_000_000
 _EPOCH_ORDINAL = 719_163  # dt.date(1970, 1, 1).toordinal()
+_ONE_US = dt.timedelta(microseconds=1)
 #: Epoch numbers below this are seconds, below 1e15 milliseconds, else microseconds (year 2286 / 33658).
 _SECONDS_BELOW = 10**10
 _MILLIS_BELOW = 10**13
@@ -27,8 +28,7 @@ def to_micros(moment: dt.datetime) -> int:
     """µs since the epoch of an aware datetime (naive ones are taken as UTC)."""
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=dt.UTC)
-    delta = moment - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    return (moment - _EPOCH) // _ONE_US
 
 
 def from_micros(micros: int) -> dt.datetime:
@@ -78,6 +78,11 @@ def parse_time(value: object) -> int:
     if not text:
         msg = "event time is empty"
         raise ValueError(msg)
+    if len(text) >= 10 and text[4] == "-":  # an ISO date first: the usual form in CSV and JSON
+        try:
+            return to_micros(dt.datetime.fromisoformat(text))
+        except ValueError:
+            pass  # perhaps a lowercase `z`; the general path below says what is wrong
     if len(text) == 26 and text[2] == "/" and text[6] == "/":
         return parse_clf_time(text)
     try:
