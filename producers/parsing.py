@@ -274,7 +274,7 @@ def _parse_csv(path: Path, parser: CsvParser, max_line_bytes: int | None) -> Ite
                     yield Reject(raw, line_no, NOT_UTF8, msg, source_file)
                     continue
             if error is not None:
-                yield Reject(raw, line_no, MALFORMED, f"not a CSV record: {error}", source_file)
+                yield Reject(raw, line_no, MALFORMED, _csv_error_message(error), source_file)
                 continue
             try:
                 yield parser.parse_values(values, raw, line_no)
@@ -282,6 +282,12 @@ def _parse_csv(path: Path, parser: CsvParser, max_line_bytes: int | None) -> Ite
                 yield Reject(raw, line_no, exc.error_type, exc.message, source_file)
             except (ValueError, TypeError) as exc:  # a parser bug on odd input must not stop the run
                 yield Reject(raw, line_no, MALFORMED, f"{exc.__class__.__name__}: {exc}", source_file)
+
+
+def _csv_error_message(error: csv.Error) -> str:
+    if "new-line character" in str(error):  # csv's own text suggests a Python-side fix
+        return "not a CSV record: a carriage return (CR) inside an unquoted field; quote the field"
+    return f"not a CSV record: {error}"
 
 
 class _PhysicalLines:

@@ -75,9 +75,20 @@ class JsonLinesParser(RowParser):
         except orjson.JSONDecodeError as exc:
             raise RecordError(f"not JSON: {exc}", error_type=MALFORMED) from exc
         if not isinstance(row, dict):
-            msg = f"a JSON line must be an object, got {type(row).__name__}"
+            msg = f"a JSON line must be an object, got {_json_type(row)}"
             raise RecordError(msg, error_type=MALFORMED)
         return self.record(row, raw, line_no)
+
+
+def _json_type(value: object) -> str:
+    """The JSON name of a decoded value's type (`orjson` gives no other types)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    return "a string" if isinstance(value, str) else "an array"
 
 
 class CsvParser(RowParser):
