@@ -48,6 +48,8 @@ REJECT_KEEP_BYTES = 64 * 1024
 BOM = b"\xef\xbb\xbf"
 #: Bytes read from the start of a CSV file to find its delimiter and header.
 SNIFF_BYTES = 64 * 1024
+#: Bytes read at a time (rounded to whole lines).
+BLOCK_BYTES = 4 * 1024 * 1024
 
 
 class LineParser(Protocol):
@@ -310,7 +312,7 @@ class _PhysicalLines:
 
     def _blocks(self) -> Iterator[io.StringIO]:
         start = True
-        for block in _blocks(self.handle):
+        for block in _blocks(self.handle, BLOCK_BYTES):
             if (drop := self.keep_from - self.first_no) > 0:
                 del self.lines[:drop]
                 self.first_no += drop
@@ -337,7 +339,7 @@ class _PhysicalLines:
         return raw[:-1] if raw.endswith(b"\r") else raw
 
 
-def _blocks(handle: BinaryIO, size: int = 4 * 1024 * 1024) -> Iterator[bytes]:
+def _blocks(handle: BinaryIO, size: int = BLOCK_BYTES) -> Iterator[bytes]:
     """The file in blocks of whole lines (the last may lack its newline)."""
     tail = b""
     while block := handle.read(size):
@@ -352,8 +354,8 @@ def _blocks(handle: BinaryIO, size: int = 4 * 1024 * 1024) -> Iterator[bytes]:
         yield tail
 
 
-def _chunks(handle: BinaryIO, size: int = 4 * 1024 * 1024) -> Iterable[list[bytes]]:
-    for block in _blocks(handle, size):
+def _chunks(handle: BinaryIO) -> Iterable[list[bytes]]:
+    for block in _blocks(handle, BLOCK_BYTES):
         yield split_lines(block)
 
 

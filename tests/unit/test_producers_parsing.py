@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
+import hashlib
 import re
 from pathlib import Path
 
+import duckdb
 import orjson
 import pytest
 from crawlerdetect import CrawlerDetect
 
+import producers.parsing
 from core.errors import ConfigError
 from core.events import CLICKSTREAM_FIELDS, format_event_time
-from producers.parsing import detect_format, parse_file
-from producers.records import BAD_TIME, EMPTY, MALFORMED, MISSING_KEY, NOT_UTF8, TOO_LARGE
+from producers.accesslog import split_request, unescape
+from producers.parsing import detect_format, make_parser, parse_file
+from producers.records import BAD_TIME, EMPTY, MALFORMED, MISSING_KEY, NOT_UTF8, TOO_LARGE, event_id_of
+from producers.tabular import CsvParser, column_names, csv_header, sniff_delimiter
 from producers.timestamps import TimeFormatter, parse_time
 
 DATA = Path(__file__).resolve().parents[2] / "data"
@@ -172,8 +177,12 @@ def test_jsonl_with_epoch_milliseconds_and_guessed_time_field(tmp_path: Path) ->
 
 def test_format_detection_by_extension_and_content(tmp_path: Path) -> None:
     assert detect_format(tmp_path / "x.csv", "anything") == "csv"
+    assert detect_format(tmp_path / "x.tsv", "anything") == "csv"
     assert detect_format(tmp_path / "x.ndjson", "anything") == "jsonl"
     assert detect_format(tmp_path / "x.log", '{"a": 1}') == "jsonl"
+    assert detect_format(tmp_path / "x.log", '\ufeff{"a": 1}') == "jsonl"
+    assert detect_format(tmp_path / "x.txt", "a;b;c") == "csv"
+    assert detect_format(tmp_path / "x.txt", "a\tb") == "csv"
     assert detect_format(ZANBIL) == "combined"
     with pytest.raises(ConfigError, match="--format"):
         detect_format(tmp_path / "x.txt", "just words")
@@ -235,3 +244,210 @@ def test_access_log_records_can_be_keyed_by_another_event_field(tmp_path: Path) 
     assert [r.key for r in by_agent.records] == ["curl/8.0"]
     assert [(r.line_no, r.error_type) for r in by_agent.rejects] == [(1, MISSING_KEY)]
     assert parse_file(log).records[0].key == parse_file(log).records[0].fields["visitor_id"]
+
+
+# Files as people have them (issue 12): the issue's inputs, with their right values.
+
+
+def test_csv_with_a_byte_order_mark_and_crlf_sends_every_row(tmp_path: Path) -> None:
+    path = tmp_path / "sensors.csv"
+    path.write_bytes(b"\xef\xbb\xbfts,sensor,reading\r\n2024-03-01T10:00:04Z,s2,75.9\r\n")
+    parsed = parse_file(path, time_field="ts")
+    assert parsed.rejects == []
+    (record,) = parsed.records
+    assert record.line_no == 2
+    assert record.event_id == event_id_of("sensors", 2, b"2024-03-01T10:00:04Z,s2,75.9")
+    assert record.payload() == {
+        "event_id": record.event_id,
+        "event_time": "2024-03-01T10:00:04.000000Z",
+        "ts": "2024-03-01T10:00:04Z",
+        "sensor": "s2",
+        "reading": "75.9",
+    }
+
+
+def test_pandas_csv_with_an_unnamed_index_column(tmp_path: Path) -> None:
+    path = tmp_path / "clicks.csv"
+    path.write_text(",timestamp,item_id,click\n0,2019-11-24 00:00:34.762830+00:00,14,0\n")
+    parsed = parse_file(path, time_field="timestamp")
+    assert parsed.rejects == []
+    (record,) = parsed.records
+    assert record.payload() == {
+        "event_id": event_id_of("clicks", 2, b"0,2019-11-24 00:00:34.762830+00:00,14,0"),
+        "event_time": "2019-11-24T00:00:34.762830Z",
+        "column0": "0",
+        "timestamp": "2019-11-24 00:00:34.762830+00:00",
+        "item_id": "14",
+        "click": "0",
+    }
+
+
+def test_access_log_request_with_a_raw_space_in_the_url(tmp_path: Path) -> None:
+    log = tmp_path / "apache.log"
+    log.write_bytes(
+        b'198.51.100.7 - - [14/Jun/2016:15:58:13 -0400] "GET /index.php?x=a b HTTP/1.1" 404 151 "-" "curl/7.43.0"\n'
+    )
+    (record,) = parse_file(log).records
+    payload = record.payload()
+    assert (payload["method"], payload["url"], payload["page"]) == ("GET", "/index.php?x=a b", "/index.php")
+    assert payload["event_time"] == "2016-06-14T19:58:13.000000Z"
+    assert (payload["status"], payload["bytes"], payload["user_agent"]) == (404, 151, "curl/7.43.0")
+
+
+# The same rules, case by case.
+
+#: Header lines and the names DuckDB's read_csv gives them (checked against duckdb below).
+HEADER_NAMES = [
+    (",timestamp,item_id,click", ["column0", "timestamp", "item_id", "click"]),
+    ("a,a,,b,a,a_1,", ["a", "a_1", "column2", "b", "a_2", "a_1_1", "column6"]),
+    ("x,,,,,,,,,,,a,a", ["x", *(f"column{i:02d}" for i in range(1, 11)), "a", "a_1"]),
+    ("a,b,c,d,e,f,g,h,i,", ["a", "b", "c", "d", "e", "f", "g", "h", "i", "column9"]),
+    ('column1,,"",  ,"  q ",column1_1', ["column1", "column1_1", "column2", "column3", "q", "column1_1_1"]),
+    ("x,X,x_1,X_1", ["x", "X_1", "x_1_1", "X_1_2"]),
+    (",column0", ["column0", "column0_1"]),
+    (" \t a \t ,b", ["\t a \t", "b"]),
+]
+
+
+@pytest.mark.parametrize(("header", "names"), HEADER_NAMES)
+def test_csv_header_names_are_those_duckdb_gives(tmp_path: Path, header: str, names: list[str]) -> None:
+    assert csv_header(header) == names
+    path = tmp_path / "h.csv"
+    path.write_text(header + "\n" + ",".join(str(i) for i in range(len(names))) + "\n")
+    relation = duckdb.sql(f"SELECT * FROM read_csv('{path}', header = true, all_varchar = true, delim = ',')")
+    assert relation.columns == names
+
+
+def test_column_names_of_a_bom_header_given_line_by_line_as_the_agent_does() -> None:
+    parser = make_parser("csv", "s", header="\ufeffts;Sensor;sensor;")
+    assert isinstance(parser, CsvParser)
+    assert (parser.header, parser.delimiter) == (["ts", "Sensor", "sensor_1", "column3"], ";")
+    record = parser.parse("1709287200;a;b;c", b"1709287200;a;b;c", 2)
+    assert record.fields == {"ts": "1709287200", "Sensor": "a", "sensor_1": "b", "column3": "c"}
+    assert column_names([""]) == ["column0"]
+
+
+@pytest.mark.parametrize(
+    ("sample", "complete", "delimiter"),
+    [
+        ("a,b,c\n1,2,3\n", True, ","),
+        ("a\tb\tc\n1\t2,5\t3\n", True, "\t"),
+        ("Datum;Betrag\n2024-03-01;12,50\n2024-03-02;7,00\n", True, ";"),
+        ('id;note\n1;"a, b, c"\n', True, ";"),  # commas inside quotes do not count
+        ("a|b\n1|2\n", True, "|"),
+        ("a;b,c\n1;2,3\n", True, ","),  # a tie of consistent widths goes to the comma
+        ("a;b;c\n1;2;3\n4;5", False, ";"),  # the cut-off last row is not held against `;`
+        ("a;b;c,d\n1;2;3\n", True, ";"),  # only `;` splits every row alike
+        ("single\n1\n", True, ","),
+    ],
+)
+def test_delimiter_sniffing(sample: str, complete: bool, delimiter: str) -> None:
+    assert sniff_delimiter(sample, complete) == delimiter
+
+
+@pytest.mark.parametrize(
+    ("logged", "sent"),
+    [
+        ('say \\"hi\\"', 'say "hi"'),  # Apache: \" and \\
+        ("C:\\\\tmp", "C:\\tmp"),
+        ("\\x22quoted\\x22 C:\\x5Cdir", '"quoted" C:\\dir'),  # nginx: \xHH for " and \\
+        ("a\\tb\\nc\\rd\\be\\vf", "a\tb\nc\rd\be\vf"),  # Apache's C-style whitespace
+        ("/caf\\xC3\\xA9 and \\xe2\\x98\\x95", "/café and ☕"),  # UTF-8 bytes, either case of hex
+        ("bad \\xff byte", "bad \\xff byte"),  # not UTF-8: stays escaped
+        ("\\x16\\x03\\x01", "\x16\x03\x01"),
+        ("unknown \\q escape", "unknown \\q escape"),
+        ("no escapes", "no escapes"),
+    ],
+)
+def test_access_log_fields_are_unescaped_as_apache_and_nginx_escape_them(logged: str, sent: str) -> None:
+    assert unescape(logged) == sent
+
+
+@pytest.mark.parametrize(
+    ("request_line", "method", "url"),
+    [
+        ("GET /index.php?x=a b HTTP/1.1", "GET", "/index.php?x=a b"),
+        ("GET /a  b HTTP/1.0", "GET", "/a  b"),
+        ("POST /form HTTP/2.0", "POST", "/form"),
+        ("M-SEARCH * HTTP/1.1", "M-SEARCH", "*"),
+        ("PROPFIND /dav/ HTTP/1.1", "PROPFIND", "/dav/"),
+        ("GET /", "GET", "/"),  # HTTP/0.9
+        ("GET /no version but spaces", "GET", "/no version but spaces"),  # cut by LimitRequestLine
+        ("-", None, None),  # nothing was sent (408)
+        ("", None, None),
+        ("GET", None, None),
+        ("\x16\x03\x01\x00\\xa5\x01", None, None),  # a TLS handshake on the HTTP port
+        ('"quoted" /x HTTP/1.1', None, None),  # a quote is not a token character
+    ],
+)
+def test_request_line_is_split_into_method_and_url(
+    request_line: str, method: str | None, url: str | None
+) -> None:
+    assert split_request(request_line) == (method, url)
+
+
+def test_zanbil_event_ids_are_the_hash_of_each_line_and_unchanged(zanbil) -> None:
+    raw_lines = ZANBIL.read_bytes().split(b"\n")[:-1]
+    assert [r.event_id for r in zanbil.records] == [
+        event_id_of("zanbil-access-10k", n, raw) for n, raw in enumerate(raw_lines, 1)
+    ]
+    # The ids of every line as published before files were read as people have them (issue 12).
+    digest = hashlib.sha256("\n".join(r.event_id for r in zanbil.records).encode()).hexdigest()
+    assert digest == "081f69d121f3fcf31d3fc802544929d9e6529bf35fdff20f4995d6a25d826992"
+    assert zanbil.records[0].event_id == "de8da95bcdcce7940424a9ae1d8d4257"
+
+
+def test_zanbil_escaped_fields_are_published_as_sent(zanbil) -> None:
+    by_line = {r.line_no: r.fields for r in zanbil.records}
+    assert by_line[1304]["user_agent"] == '"nlpproject.info research"'
+    assert by_line[2969]["page"] == "/image/29201"
+    assert by_line[2969]["url"].startswith("/image/29201?name=ست-کالسکه-و-کریر")
+    assert by_line[9259]["user_agent"].endswith("Safari/537.36\tChrome 65.0")
+
+
+def test_a_multi_line_csv_record_is_one_record_with_the_line_and_bytes_of_all_its_lines(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "notes.csv"
+    path.write_bytes(b'id,ts,note\r\n1,1709287200,"one\r\ntwo\r\n\r\nthree"\r\n2,1709287201,x\r\n')
+    parsed = parse_file(path)
+    first, second = parsed.records
+    assert (first.line_no, first.fields["note"]) == (2, "one\r\ntwo\r\n\r\nthree")
+    assert first.event_id == event_id_of("notes", 2, b'1,1709287200,"one\r\ntwo\r\n\r\nthree"')
+    assert (second.line_no, second.event_id) == (6, event_id_of("notes", 6, b"2,1709287201,x"))
+
+
+@pytest.mark.parametrize("name", ["quoted-multiline.csv", "excel-semicolon.csv", "events.jsonl"])
+def test_records_read_across_tiny_blocks_are_the_same(monkeypatch, name: str) -> None:
+    from tests.unit.test_replay_corpus import CORPUS, parse_corpus_file
+
+    whole = parse_corpus_file(CORPUS / name)
+    monkeypatch.setattr(producers.parsing, "BLOCK_BYTES", 7)  # every block ends mid-record
+    assert parse_corpus_file(CORPUS / name) == whole
+
+
+def test_csv_line_that_is_not_utf8_is_rejected_and_the_rest_read(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.csv"
+    path.write_bytes(b'ts,name\n1709287200,ok\n1709287201,caf\xe9\n1709287202,"caf\xc3\xa9\nau lait"\n')
+    parsed = parse_file(path)
+    assert [(r.line_no, r.fields["name"]) for r in parsed.records] == [(2, "ok"), (4, "café\nau lait")]
+    (reject,) = parsed.rejects
+    assert (reject.line_no, reject.error_type, reject.raw) == (3, NOT_UTF8, b"1709287201,caf\xe9")
+
+
+def test_blank_lines_are_skipped_in_csv_and_jsonl_but_rejected_in_access_logs(tmp_path: Path) -> None:
+    csv_path = tmp_path / "a.csv"
+    csv_path.write_text("ts,a\n\n1709287200,x\n   \n")
+    jsonl_path = tmp_path / "a.jsonl"
+    jsonl_path.write_text('\n{"ts": 1709287200}\n \t \n')
+    log_path = tmp_path / "a.log"
+    log_path.write_text('1.2.3.4 - - [01/Feb/2024:10:00:00 +0000] "GET / HTTP/1.1" 200 5\n\n')
+    assert [(len(p.records), len(p.rejects)) for p in map(parse_file, (csv_path, jsonl_path))] == [(1, 0)] * 2
+    assert [(r.line_no, r.error_type) for r in parse_file(log_path).rejects] == [(2, EMPTY)]
+
+
+def test_csv_without_a_header_is_refused_with_what_to_do(tmp_path: Path) -> None:
+    path = tmp_path / "empty.csv"
+    path.write_bytes(b"\xef\xbb\xbf\r\n\r\n")
+    with pytest.raises(ConfigError, match="no header line"):
+        parse_file(path)
