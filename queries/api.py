@@ -14,185 +14,25 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
-from queries.catalog import discover
+from queries.athena import REQUESTS, athena_actions, parse_body, saved_json, workgroup_json
 from queries.service import Execution, QueryService, RequestError
 from queries.web import PipelineReader, mount_console
 
 AMZ_JSON = "application/x-amz-json-1.1"
 #: The names a server bound to loopback is known by; anything else in a Host header is refused.
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
+#: The largest request body read (Athena's QueryString is at most 262,144 characters).
+MAX_BODY_BYTES = 1_048_576
 _SIGV4_KEY = re.compile(r"Credential=([^/,\s]+)/")
-
-
-def _execution_json(service: QueryService, e: Execution) -> dict[str, Any]:
-    status: dict[str, Any] = {"State": e.state, "SubmissionDateTime": e.submitted_ms / 1000}
-    if e.reason:
-        status["StateChangeReason"] = e.reason
-    if e.completed_ms:
-        status["CompletionDateTime"] = e.completed_ms / 1000
-    if e.error_category is not None:
-        status["AthenaError"] = {
-            "ErrorCategory": e.error_category,
-            "ErrorType": e.error_type,
-            "Retryable": False,
-            "ErrorMessage": e.reason,
-        }
-    return {
-        "QueryExecutionId": e.id,
-        "Query": e.query,
-        "StatementType": "DML",
-        "ResultConfiguration": {"OutputLocation": str(service.results.csv_path(e.id))},
-        "QueryExecutionContext": {"Database": "default", "Catalog": "tidelake"},
-        "Status": status,
-        "Statistics": service.statistics(e),
-        "WorkGroup": e.workgroup,
-        "EngineVersion": {"SelectedEngineVersion": "DuckDB", "EffectiveEngineVersion": "DuckDB"},
-    }
-
-
-def _workgroup_json(service: QueryService, name: str) -> dict[str, Any]:
-    wg = service.workgroup(name)
-    config: dict[str, Any] = {
-        "EnforceWorkGroupConfiguration": False,
-        "PublishCloudWatchMetricsEnabled": False,
-    }
-    if wg.bytes_scanned_cutoff is not None:
-        config["BytesScannedCutoffPerQuery"] = wg.bytes_scanned_cutoff
-    return {
-        "Name": wg.name,
-        "State": "ENABLED",
-        "Description": wg.description,
-        "CreationTime": wg.created_ms / 1000,
-        "Configuration": config,
-    }
-
-
-def _saved_json(service: QueryService, named_query_id: str) -> dict[str, Any]:
-    s = service.saved_query(named_query_id)
-    return {
-        "Name": s.name,
-        "Description": s.description,
-        "Database": s.database,
-        "QueryString": s.query,
-        "NamedQueryId": s.id,
-        "WorkGroup": s.workgroup,
-    }
-
-
-def _paged(items: list[Any], body: dict[str, Any], limit_max: int = 50) -> tuple[list[Any], str | None]:
-    size = int(body.get("MaxResults") or limit_max)
-    start = int(body.get("NextToken") or 0)
-    chunk = items[start : start + size]
-    return chunk, str(start + size) if start + size < len(items) else None
-
-
-def _empty(action: Callable[[str], None], argument: str) -> dict[str, Any]:
-    """Run an action that answers nothing; Athena replies `{}`."""
-    action(argument)
-    return {}
-
-
-def athena_actions(service: QueryService) -> dict[str, Callable[[dict[str, Any]], dict[str, Any]]]:
-    """Athena action name -> handler of its JSON body."""
-
-    def start(b: dict[str, Any]) -> dict[str, Any]:
-        qid = service.start(
-            b.get("QueryString", ""), b.get("WorkGroup") or "primary", b.get("ClientRequestToken")
-        )
-        return {"QueryExecutionId": qid}
-
-    def results(b: dict[str, Any]) -> dict[str, Any]:
-        columns, rows, token = service.page(
-            b["QueryExecutionId"], int(b.get("MaxResults") or 1000), b.get("NextToken")
-        )
-        out: dict[str, Any] = {
-            "UpdateCount": 0,
-            "ResultSet": {
-                "Rows": [{"Data": [{} if v is None else {"VarCharValue": v} for v in row]} for row in rows],
-                "ResultSetMetadata": {"ColumnInfo": columns},
-            },
-        }
-        if token:
-            out["NextToken"] = token
-        return out
-
-    def list_executions(b: dict[str, Any]) -> dict[str, Any]:
-        ids, token = _paged([e.id for e in service.executions(b.get("WorkGroup"))], b)
-        return {"QueryExecutionIds": ids, **({"NextToken": token} if token else {})}
-
-    def list_named(b: dict[str, Any]) -> dict[str, Any]:
-        wg = b.get("WorkGroup")
-        ids, token = _paged([s.id for s in service.saved.values() if wg is None or s.workgroup == wg], b)
-        return {"NamedQueryIds": ids, **({"NextToken": token} if token else {})}
-
-    def create_wg(b: dict[str, Any]) -> dict[str, Any]:
-        config = b.get("Configuration") or {}
-        service.put_workgroup(
-            b.get("Name", ""), b.get("Description", ""), config.get("BytesScannedCutoffPerQuery")
-        )
-        return {}
-
-    def update_wg(b: dict[str, Any]) -> dict[str, Any]:
-        wg = service.workgroup(b.get("WorkGroup", ""))
-        updates = b.get("ConfigurationUpdates") or {}
-        cutoff = wg.bytes_scanned_cutoff
-        if updates.get("RemoveBytesScannedCutoffPerQuery"):
-            cutoff = None
-        cutoff = updates.get("BytesScannedCutoffPerQuery", cutoff)
-        service.put_workgroup(wg.name, b.get("Description", wg.description), cutoff, create=False)
-        return {}
-
-    def list_wg(b: dict[str, Any]) -> dict[str, Any]:
-        names, token = _paged(sorted(service.workgroups), b)
-        found = [
-            {"Name": n, "State": "ENABLED", "Description": service.workgroups[n].description} for n in names
-        ]
-        return {"WorkGroups": found, **({"NextToken": token} if token else {})}
-
-    return {
-        "StartQueryExecution": start,
-        "GetQueryExecution": lambda b: {
-            "QueryExecution": _execution_json(service, service.get(b["QueryExecutionId"]))
-        },
-        "BatchGetQueryExecution": lambda b: {
-            "QueryExecutions": [
-                _execution_json(service, service.get(i)) for i in b.get("QueryExecutionIds", [])
-            ],
-            "UnprocessedQueryExecutionIds": [],
-        },
-        "GetQueryResults": results,
-        "StopQueryExecution": lambda b: _empty(service.stop, b["QueryExecutionId"]),
-        "ListQueryExecutions": list_executions,
-        "CreateNamedQuery": lambda b: {
-            "NamedQueryId": service.save_query(
-                b.get("Name", ""),
-                b.get("QueryString", ""),
-                b.get("WorkGroup") or "primary",
-                b.get("Description", ""),
-            )
-        },
-        "GetNamedQuery": lambda b: {"NamedQuery": _saved_json(service, b["NamedQueryId"])},
-        "BatchGetNamedQuery": lambda b: {
-            "NamedQueries": [_saved_json(service, i) for i in b.get("NamedQueryIds", [])],
-            "UnprocessedNamedQueryIds": [],
-        },
-        "ListNamedQueries": list_named,
-        "DeleteNamedQuery": lambda b: _empty(service.delete_saved, b["NamedQueryId"]),
-        "CreateWorkGroup": create_wg,
-        "GetWorkGroup": lambda b: {"WorkGroup": _workgroup_json(service, b["WorkGroup"])},
-        "UpdateWorkGroup": update_wg,
-        "DeleteWorkGroup": lambda b: _empty(service.delete_workgroup, b["WorkGroup"]),
-        "ListWorkGroups": list_wg,
-    }
 
 
 # -- REST models (the OpenAPI document) ----------------------------------------------------------
@@ -287,6 +127,16 @@ def create_app(
     app = FastAPI(title="tidelake queries", version="1", description=__doc__)
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))
 
+    @app.middleware("http")
+    async def cap_body(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+            msg = f"the request body is larger than {MAX_BODY_BYTES:,} bytes"
+            if request.url.path == "/":  # Athena's clients read AWS's error shape
+                return _amz_error("InvalidRequestException", msg, 400)
+            return JSONResponse({"detail": msg}, status_code=413)
+        return await call_next(request)
+
     def authorized(authorization: Annotated[str | None, Header()] = None) -> None:
         if token is None:
             return
@@ -312,23 +162,20 @@ def create_app(
                 "UnrecognizedClientException", "The security token included in the request is invalid", 400
             )
         action = (x_amz_target or "").removeprefix("AmazonAthena.")
-        handler = actions.get(action)
-        if handler is None:
+        handler, model = actions.get(action), REQUESTS.get(action)
+        if handler is None or model is None:
             return _amz_error(
                 "UnknownOperationException", f"unknown or unsupported action {x_amz_target!r}", 400
             )
+        body = await _read_capped(request, MAX_BODY_BYTES)
+        if body is None:
+            msg = f"the request body is larger than {MAX_BODY_BYTES:,} bytes"
+            return _amz_error("InvalidRequestException", msg, 400)
         try:
-            body = await request.json()
-            if not isinstance(body, dict):
-                raise ValueError("body must be a JSON object")
-        except ValueError:
-            return _amz_error("InvalidRequestException", "the body must be one JSON object", 400)
-        try:
-            result = await _in_thread(handler, body)
+            parsed = parse_body(model, body)
+            result = await run_in_threadpool(handler, parsed)
         except RequestError as exc:
             return _amz_error(exc.code, str(exc), 400)
-        except (KeyError, TypeError, ValueError) as exc:
-            return _amz_error("InvalidRequestException", f"missing or bad parameter: {exc}", 400)
         return JSONResponse(result, media_type=AMZ_JSON)
 
     guard = [Depends(authorized)]
@@ -359,7 +206,7 @@ def create_app(
 
     @app.get("/api/named-queries", dependencies=guard)
     def list_saved() -> list[dict[str, Any]]:
-        return [_saved_json(service, i) for i in list(service.saved)]
+        return [saved_json(service, i) for i in list(service.saved)]
 
     @app.post("/api/named-queries", dependencies=guard)
     def create_saved(body: SavedQueryIn) -> dict[str, Any]:
@@ -367,7 +214,7 @@ def create_app(
 
     @app.get("/api/named-queries/{named_query_id}", dependencies=guard)
     def get_saved(named_query_id: str) -> dict[str, Any]:
-        return _saved_json(service, named_query_id)
+        return saved_json(service, named_query_id)
 
     @app.delete("/api/named-queries/{named_query_id}", dependencies=guard)
     def delete_saved(named_query_id: str) -> dict[str, Any]:
@@ -376,29 +223,43 @@ def create_app(
 
     @app.get("/api/workgroups", dependencies=guard)
     def list_workgroups() -> list[dict[str, Any]]:
-        return [_workgroup_json(service, n) for n in sorted(service.workgroups)]
+        return [workgroup_json(service, n) for n in sorted(service.workgroups)]
 
     @app.post("/api/workgroups", dependencies=guard)
     def create_workgroup(body: WorkgroupIn) -> dict[str, Any]:
         service.put_workgroup(body.name, body.description, body.bytes_scanned_cutoff)
-        return _workgroup_json(service, body.name)
+        return workgroup_json(service, body.name)
 
     mount_console(app, service.engine, pipeline, guard)
 
     @app.get("/api/catalog", dependencies=guard)
     def catalog() -> list[dict[str, Any]]:
         return [
-            {"table": t.name, "files": len(t.files), "partitions": t.partition_count, "bytes": t.total_bytes}
-            for t in discover(service.engine.lake)
+            {
+                "table": t.name,
+                "files": len(t.files),
+                "partitions": t.partition_count,
+                "bytes": t.total_bytes,
+                "warnings": t.warnings(),
+            }
+            for t in service.engine.refresh().values()
         ]
 
     return app
 
 
-async def _in_thread(
-    handler: Callable[[dict[str, Any]], dict[str, Any]], body: dict[str, Any]
-) -> dict[str, Any]:
-    return await run_in_threadpool(handler, body)
+async def _read_capped(request: Request, limit: int) -> bytes | None:
+    """The request body, or None once it passes `limit` bytes (read no further)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return None
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _amz_error(code: str, message: str, status: int) -> JSONResponse:

@@ -156,7 +156,10 @@ def _statement_type(text: str, parser: duckdb.DuckDBPyConnection | None) -> str:
     if len(statements) != 1:
         msg = f"refused: {len(statements)} statements given; run one statement per query"
         raise QueryRefused(msg)
-    return str(statements[0].type.name)
+    try:
+        return str(statements[0].type.name)
+    except ValueError:  # a kind newer than the Python client's enum (UPDATE EXTENSIONS): name it by its words
+        return " ".join(text.split()[:2]).upper()
 
 
 def describe_parser_error(exc: BaseException) -> str:

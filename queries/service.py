@@ -116,7 +116,14 @@ class QueryService:
         self.workgroup(workgroup)
         with self._lock:
             if client_token and client_token in self._tokens:
-                return self._tokens[client_token]  # Athena's idempotency token
+                earlier = self._executions[self._tokens[client_token]]
+                if (earlier.query, earlier.workgroup) != (query, workgroup):
+                    msg = (
+                        f"Idempotent parameters do not match: ClientRequestToken {client_token} was used "
+                        f"for query {earlier.id} with another QueryString or WorkGroup; use a new token"
+                    )
+                    raise RequestError(msg)
+                return earlier.id  # Athena's idempotency token: the same request, the same execution
             execution = Execution(str(uuid.uuid4()), query, workgroup)
             self._executions[execution.id] = execution
             if client_token:
