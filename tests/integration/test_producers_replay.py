@@ -30,6 +30,7 @@ pytestmark = pytest.mark.integration
 DATA = Path(__file__).resolve().parents[2] / "data"
 ZANBIL = DATA / "zanbil-access-10k" / "access-10k.log"
 ELASTIC = DATA / "elastic-apache-logs" / "apache_logs"
+CORPUS = Path(__file__).resolve().parents[1] / "data" / "replay"
 CLI = [sys.executable, "-m", "tidelake.cli"]
 
 
@@ -156,6 +157,50 @@ def test_csv_replay_keys_by_the_key_field(kafka_bootstrap: str, make_topic, tmp_
         row = orjson.loads(record.value)
         assert record.key.decode() == row["user"]
         assert set(row) == {"event_id", "event_time", "order", "user", "ts"}
+
+
+@pytest.mark.parametrize(
+    ("name", "options"),
+    [
+        ("apache-escapes.log", {}),
+        ("events.jsonl", {"time_field": "ts", "key_field": "user"}),
+    ],
+)
+def test_corpus_file_replay_puts_exactly_its_expected_events_and_rejects_on_the_topics(
+    kafka_bootstrap: str, make_topic, name: str, options: dict[str, str]
+) -> None:
+    path = CORPUS / name
+    expected = orjson.loads(path.with_name(name + ".expected.json").read_bytes())
+    topic = make_topic(partitions=2)
+    summary = _replay(kafka_bootstrap, ReplayOptions(path, topic, Pace.from_flags(max_speed=True), **options))
+    assert (summary.sent, summary.rejected) == (len(expected["records"]), len(expected["rejects"]))
+
+    records = consume(kafka_bootstrap, topic, len(expected["records"]))
+    received = sorted(
+        ((r.key.decode(), orjson.loads(r.value)) for r in records), key=lambda kv: kv[1]["event_id"]
+    )
+    wanted = sorted(((e["key"], e["value"]) for e in expected["records"]), key=lambda kv: kv[1]["event_id"])
+    assert received == wanted
+
+    dead = consume(kafka_bootstrap, dlq_topic(topic), len(expected["rejects"]))
+    # The parse's own headers; the dead-letter contract adds others (the process, the time of sending).
+    parse_headers = ("error.type", "error.message", "source.file", "source.line")
+    received_dead = [
+        (r.value, {header: value.decode() for header, value in r.headers if header in parse_headers})
+        for r in dead
+    ]
+    assert received_dead == [
+        (
+            e["raw"].encode(),
+            {
+                "error.type": e["error_type"],
+                "error.message": e["message"],
+                "source.file": str(path),
+                "source.line": str(e["line"]),
+            },
+        )
+        for e in expected["rejects"]
+    ]
 
 
 def test_generated_clickstream_is_delivered_exactly(kafka_bootstrap: str, make_topic) -> None:
