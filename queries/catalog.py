@@ -91,10 +91,13 @@ class Table:
                 for col, kind, _ in CLICKSTREAM_FIELDS
             )
             return f"CREATE OR REPLACE VIEW {name} AS SELECT {columns}, NULL::DATE AS dt, NULL::INTEGER AS hour LIMIT 0"
+        drift = self.has_schema_drift()  # first: it leaves out files whose footer does not parse
+        if not self.files:
+            return None
         files = ", ".join(_quote_literal(str(f)) for f in self.files)
         hive = self.partition_types
         options = [f"hive_partitioning = {'true' if hive else 'false'}"]
-        if self.has_schema_drift():
+        if drift:
             # union_by_name opens every file's footer at bind time, even in pruned partitions, so it
             # is used only when the files disagree (a one-hour query would otherwise read all footers).
             options.append("union_by_name = true")

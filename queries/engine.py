@@ -267,6 +267,11 @@ class Engine:
         """Why table `name` is not there and what to do, for TableNotFound messages."""
         known = self.table_names()
         table = self._tables.get(name)
+        if table is not None and not table.files and table.skipped:
+            return (
+                f"table {name!r} has no readable Parquet files under {table.location}; skipped: "
+                + "; ".join(table.warnings()[:3])
+            )
         if table is not None and not table.files:
             return (
                 f"table {name!r} has no Parquet files yet under {table.location}; "

@@ -2,7 +2,8 @@
 
     GET /                  the console (queries/console/index.html)
     GET /console/*         its scripts and styles, shipped in the package: nothing loads from the network
-    GET /api/tables        tables with columns, types, partition keys, rows and bytes (the sidebar)
+    GET /api/tables        tables with columns, types, partition keys, rows, bytes and the entries
+                           the catalog skipped with why (the sidebar)
     GET /api/library       the shipped named queries with their parameters filled by defaults
     GET /api/pipeline      the pipeline's status, if the server was given a way to read it
 
@@ -32,9 +33,10 @@ def table_details(engine: Engine) -> list[dict[str, Any]]:
     """Each table of the catalog with its columns as the engine types them."""
     details = []
     for name, table in sorted(engine.refresh().items()):
-        if name not in engine.table_names():
+        readable = name in engine.table_names()
+        if not readable and not table.skipped:
             continue  # a folder with no files and no declared schema is not a table yet
-        described = engine.run(f'DESCRIBE "{name}"').table.to_pylist()
+        described = engine.run(f'DESCRIBE "{name}"').table.to_pylist() if readable else []
         partition_keys = set(table.partitions)
         details.append(
             {
@@ -51,6 +53,7 @@ def table_details(engine: Engine) -> list[dict[str, Any]]:
                     }
                     for c in described
                 ],
+                "warnings": table.warnings(),
             }
         )
     return details

@@ -77,6 +77,12 @@ async function loadCatalog() {
         ul.appendChild(item);
       }
       li.append(name, ul);
+      if (t.warnings?.length) {
+        const warn = cell("div", `⚠ ${t.warnings.length} skipped`, "muted");
+        warn.title = t.warnings.join("\n");
+        warn.setAttribute("data-testid", `warnings-${t.table}`);
+        li.appendChild(warn);
+      }
       list.appendChild(li);
     }
   } catch (e) { list.innerHTML = ""; list.appendChild(cell("li", `catalog unavailable: ${e.message}`, "muted")); }

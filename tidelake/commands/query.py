@@ -183,6 +183,7 @@ def catalog(
                     "files": len(table.files),
                     "rows": table.row_count(),
                     "bytes": table.total_bytes,
+                    "warnings": table.warnings(),
                 }
             )
     if as_json:
@@ -195,11 +196,16 @@ def catalog(
         return
     view = RichTable("table", "columns", "partitions", "files", "rows", "bytes")
     for d in described:
-        cols = ", ".join(f"{c} {t}" for c, t in d["columns"]) or "(no files yet)"
+        cols = ", ".join(f"{c} {t}" for c, t in d["columns"]) or (
+            "(no readable files: see the warnings)" if d["warnings"] else "(no files yet)"
+        )
         view.add_row(
             d["table"], cols, str(d["partitions"]), str(d["files"]), f"{d['rows']:,}", f"{d['bytes']:,}"
         )
     console.print(view)
+    for d in described:
+        for line in d["warnings"]:
+            err_console.print(f"warning: skipped {line}", markup=False, soft_wrap=True)
 
 
 def serve(
