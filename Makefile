@@ -7,21 +7,36 @@ VENV := .venv
 PY := $(VENV)/bin/python
 TIDELAKE := $(VENV)/bin/tidelake
 STAMP := $(VENV)/.installed
+# The lock: every package's exact version, within pyproject's ranges. `make lock` refreshes it.
+LOCK := requirements.lock
+UV_VERSION := 0.13.8
+UV := $(VENV)/bin/uv
+EXTRAS := dev,bench
 
-.PHONY: help install test unit demo up down bench lint clean
+.PHONY: help install lock upgrade test unit demo up down bench lint clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml tools/kafka/pom.xml tools/install-system-deps.sh
+$(STAMP): pyproject.toml $(LOCK) tools/kafka/pom.xml tools/install-system-deps.sh
 	./tools/install-system-deps.sh chromium
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,bench]'
+	$(PY) -m pip install --quiet uv==$(UV_VERSION)
+	$(UV) pip install --python $(PY) --quiet --constraint $(LOCK) -e '.[$(EXTRAS)]'
 	$(TIDELAKE) broker fetch
 	touch $(STAMP)
 
-install: $(STAMP) ## Create .venv, install tidelake with dev and bench extras, fetch Kafka's jars
+install: $(STAMP) ## Create .venv, install tidelake and its extras at the locked versions, fetch Kafka's jars
+
+lock: ## Refresh requirements.lock: the newest versions pyproject's ranges allow (then run make test)
+	@test -x $(UV) || { $(PYTHON) -m venv $(VENV) && $(PY) -m pip install --quiet uv==$(UV_VERSION); }
+	$(UV) pip compile pyproject.toml --extra dev --extra bench --universal --python-version 3.11 \
+		--upgrade --quiet --output-file $(LOCK)
+	@git --no-pager diff --stat -- $(LOCK) 2>/dev/null || true
+
+upgrade: lock ## Refresh the lock, reinstall from it and run the whole suite
+	rm -f $(STAMP)
+	$(MAKE) test
 
 test: install ## Run the whole suite (unit + integration + e2e) against a real Kafka it starts itself
 	$(PY) -m pytest
