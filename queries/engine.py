@@ -44,6 +44,10 @@ class Limits:
     memory_limit: str = "2GB"
     threads: int = 2
     max_result_rows: int = 1_000_000
+    #: Arrow bytes of one result; the API keeps results as text, a few times this, so it is bounded too.
+    max_result_bytes: int = 256 * 1024 * 1024
+    #: DuckDB's max_temp_directory_size: what a query may spill to disk beyond memory_limit.
+    max_spill: str = "8GB"
 
 
 @dataclass
@@ -107,6 +111,7 @@ class Engine:
                 "memory_limit": self.limits.memory_limit,
                 "threads": self.limits.threads,
                 "temp_directory": self._spill.name,
+                "max_temp_directory_size": self.limits.max_spill,
                 # a table name must never resolve to a variable of the calling Python frame
                 "python_enable_replacements": False,
             },
@@ -228,15 +233,28 @@ class Engine:
         relation = session.sql(text, params=params or None)
         if relation is None:
             return pa.table({})
-        limit = self.limits.max_result_rows
-        reader = relation.to_arrow_reader(batch_size=65_536)
-        batches, rows = [], 0
+        limit, max_bytes = self.limits.max_result_rows, self.limits.max_result_bytes
+        # DuckDB 2 refuses the session's next query while a result is open: close the reader even
+        # when a limit stops the fetch half way
+        with relation.to_arrow_reader(batch_size=65_536) as reader:
+            return self._read_within_limits(reader, limit, max_bytes)
+
+    @staticmethod
+    def _read_within_limits(reader: pa.RecordBatchReader, limit: int, max_bytes: int) -> pa.Table:
+        batches, rows, size = [], 0, 0
         for batch in reader:
             rows += batch.num_rows
+            size += batch.nbytes
             if rows > limit:
                 msg = (
                     f"the result has more than {limit:,} rows (the result-row limit, "
                     "TIDELAKE_QUERY__MAX_RESULT_ROWS); add a LIMIT or aggregate"
+                )
+                raise QueryError(msg)
+            if size > max_bytes:
+                msg = (
+                    f"the result is larger than {max_bytes:,} bytes (the result-size limit) after "
+                    f"{rows:,} rows; select fewer or narrower columns, add a LIMIT or aggregate"
                 )
                 raise QueryError(msg)
             batches.append(batch)
@@ -257,9 +275,10 @@ class Engine:
             )
         if isinstance(exc, duckdb.CatalogException) and missing:
             return TableNotFound(self.describe_missing(missing.group(1).strip('"')))
-        if isinstance(exc, duckdb.OutOfMemoryException):
+        if isinstance(exc, duckdb.OutOfMemoryException) or "max_temp_directory_size" in text:
             return QueryError(
-                f"{text}; the memory limit is {self.limits.memory_limit} (TIDELAKE_QUERY__MEMORY_LIMIT)"
+                f"{text}; the memory limit is {self.limits.memory_limit} (TIDELAKE_QUERY__MEMORY_LIMIT) "
+                f"and a query may spill at most {self.limits.max_spill} to disk"
             )
         return QueryError(text)
 

@@ -100,14 +100,35 @@ def as_text_table(table: pa.Table) -> pa.Table:
     return pa.table(columns, names=table.column_names)
 
 
-class ResultStore:
-    """The results folder (Athena's OutputLocation), with the last few results kept in memory."""
+def text_bytes(rows: list[list[str | None]]) -> int:
+    """About what `rows` of text take in memory: each string's characters plus CPython's overhead."""
+    return sum(56 + 8 * len(row) + sum(49 + len(v) for v in row if v is not None) for row in rows)
 
-    def __init__(self, folder: Path, cached: int = 16) -> None:
+
+class ResultStore:
+    """The results folder (Athena's OutputLocation), with the last few results kept in memory.
+
+    The in-memory cache holds at most `cached` results and `max_cached_bytes` of their text
+    (`text_bytes`); a result bigger than that alone is read from its CSV file for each page.
+    """
+
+    def __init__(self, folder: Path, cached: int = 16, max_cached_bytes: int = 64 * 1024 * 1024) -> None:
         self.folder = folder
-        self._cache: OrderedDict[str, tuple[list[dict[str, Any]], list[list[str | None]]]] = OrderedDict()
+        self._cache: OrderedDict[str, tuple[list[dict[str, Any]], list[list[str | None]], int]] = (
+            OrderedDict()
+        )
         self._cached = cached
+        self._max_cached_bytes = max_cached_bytes
         self._lock = threading.Lock()
+
+    @property
+    def cached_bytes(self) -> int:
+        with self._lock:
+            return sum(size for _, _, size in self._cache.values())
+
+    def cached_ids(self) -> list[str]:
+        with self._lock:
+            return list(self._cache)
 
     def csv_path(self, query_id: str) -> Path:
         return self.folder / f"{query_id}.csv"
@@ -131,7 +152,8 @@ class ResultStore:
         with self._lock:
             if query_id in self._cache:
                 self._cache.move_to_end(query_id)
-                return self._cache[query_id]
+                columns, rows, _ = self._cache[query_id]
+                return columns, rows
         meta = json.loads((self.folder / f"{query_id}.csv.metadata").read_text())
         columns = meta["ColumnInfo"]
         if columns:
@@ -153,7 +175,12 @@ class ResultStore:
         return columns, rows
 
     def _remember(self, query_id: str, columns: list[dict[str, Any]], rows: list[list[str | None]]) -> None:
+        size = text_bytes(rows)
+        if size > self._max_cached_bytes:
+            return  # too big to keep: its pages are read from the CSV file
         with self._lock:
-            self._cache[query_id] = (columns, rows)
-            while len(self._cache) > self._cached:
-                self._cache.popitem(last=False)
+            self._cache[query_id] = (columns, rows, size)
+            total = sum(entry[2] for entry in self._cache.values())
+            while len(self._cache) > self._cached or total > self._max_cached_bytes:
+                _, (_, _, dropped) = self._cache.popitem(last=False)
+                total -= dropped

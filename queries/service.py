@@ -151,6 +151,12 @@ class QueryService:
             self._finish(execution, "CANCELLED", str(exc), USER, 206 if "time limit" in str(exc) else 1005)
         except (QueryRefused, TableNotFound, QueryError) as exc:
             self._finish(execution, "FAILED", str(exc), USER, 1000)
+        except MemoryError:
+            msg = (
+                "the result did not fit in the server's memory while it was kept; "
+                "select fewer or narrower columns, add a LIMIT or aggregate"
+            )
+            self._finish(execution, "FAILED", msg, USER, 1000)
         except Exception as exc:  # the service keeps serving; the query records why it failed
             self._finish(execution, "FAILED", f"internal error: {type(exc).__name__}: {exc}", SYSTEM, 401)
 
