@@ -212,7 +212,13 @@ def _unreadable(path: Path) -> str | None:
 
 def athena_ddl(table: Table, location: str) -> str:
     """`CREATE EXTERNAL TABLE` for real Athena/Trino over the same files copied to `location`."""
-    schema = pq.read_schema(table.files[0]) if table.files else None
+    schema = None
+    for path in table.files:
+        try:
+            schema = pq.read_schema(path)
+            break
+        except (OSError, ValueError):
+            continue  # a broken footer: the next file describes the table as well
     partition_keys = list(table.partitions)
     if schema is not None:
         columns = [(f.name, _athena_type(str(f.type))) for f in schema if f.name not in partition_keys]

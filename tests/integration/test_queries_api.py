@@ -101,6 +101,18 @@ def test_refused_statement_fails_with_user_error_category(client: TestClient) ->
     assert status["StateChangeReason"].startswith("refused: COPY statements are not allowed")
 
 
+def test_a_link_plus_dot_dot_cannot_read_the_server_environment(client: TestClient, tmp_path: Path) -> None:
+    lake = tmp_path / "lake"
+    (lake / "r").symlink_to("/")  # the issue: over HTTP this read /proc/self/environ
+    query_id = start(client, f"SELECT * FROM read_text('{lake}/r/../proc/self/environ')")
+    status = wait_for(client, query_id, ("FAILED", "SUCCEEDED"))["Status"]
+    assert status["State"] == "FAILED"
+    assert status["StateChangeReason"] == (
+        "refused: table function read_text() is not allowed: it reads files by path or runs SQL text; "
+        "tidelake queries read the lake's tables by name (see `tidelake catalog`). Nothing was run or written."
+    )
+
+
 def test_stop_cancels_a_running_query(client: TestClient) -> None:
     query_id = start(client, LONG_QUERY)
     wait_for(client, query_id, ("RUNNING",))
