@@ -160,7 +160,8 @@ class BatchSender:
     async def send_reject(self, reject: Reject) -> None:
         """The raw line to the DLQ with headers that say why and where it came from."""
         try:
-            future = await self._client.send(self.dlq, reject.raw, headers=reject.headers())
+            process = self._client_id.removeprefix("tidelake-")  # replay, agent
+            future = await self._client.send(self.dlq, reject.raw, headers=reject.headers(process))
         except KafkaError as exc:
             msg = f"cannot write to the dead-letter topic {self.dlq!r}: {exc}; create it or check the broker"
             raise BrokerUnavailable(msg) from exc

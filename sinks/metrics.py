@@ -11,6 +11,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.status_board import RUNNING
+
+#: The `state` of a delivery stream whose consumer has no partition yet (the group has not assigned any).
+WAITING_FOR_PARTITIONS = "waiting-for-partitions"
+
 
 @dataclass
 class SinkSummary:
@@ -28,6 +33,9 @@ class SinkSummary:
     commit_failures: int = 0
     millis_behind_latest: int = 0
     buffered: int = 0
+    #: running | waiting-for-partitions | retrying (riding out a broker outage)
+    state: str = RUNNING
+    partitions: int = 0
     started_monotonic: float = field(default_factory=time.monotonic)
     stopped_monotonic: float | None = None
 
@@ -47,6 +55,8 @@ class SinkSummary:
     def as_dict(self) -> dict[str, Any]:
         return {
             "delivery_stream": self.name,
+            "state": self.state,
+            "partitions": self.partitions,
             "records_in": self.records_in,
             "rows_written": self.rows_written,
             "errors": self.error_count,

@@ -18,7 +18,12 @@ the consumer keeps polling (Arrow and the Parquet writer release the GIL); steps
 thread when they are done, and the next flush waits for the previous one, so offsets are always
 committed in order. Nothing converted ahead is committed before its flush: a crash loses only work.
 
-A write error stops the stream before step 4, so nothing is committed and nothing is lost. Before a
+A write error stops the stream before step 4, so nothing is committed and nothing is lost. A broker
+outage at step 4 is ridden out: the commit is retried with backoff for up to `max_outage_s` while
+the files stay listed in the manifest. Whether the commit lands late, or never because the stream
+stops (or a rebalance hands the partition on) first, the records stay exactly-once: a committed
+range is never written again, and an uncommitted one is rolled forward from its manifest by the
+next owner, which rewrites the same files under the same names. Before a
 rebalance takes partitions away, their buffer is flushed (`on_partitions_revoked`); when partitions
 are assigned, an unfinished flush found in a manifest is rolled forward before new records go on.
 """
@@ -40,6 +45,7 @@ from kafka.structs import OffsetAndMetadata
 
 from core.errors import BrokerUnavailable, SinkWriteError
 from core.settings import Settings
+from core.status_board import RETRYING, RUNNING
 from core.throttle import Throttle
 from sinks import buffering, transform
 from sinks.buffering import Buffer
@@ -47,13 +53,17 @@ from sinks.config import DeliveryStreamConfig
 from sinks.conversion import Conversion
 from sinks.delivery import PartitionPlan, Planner
 from sinks.manifest import Manifest, ManifestStore
-from sinks.metrics import SinkSummary
+from sinks.metrics import WAITING_FOR_PARTITIONS, SinkSummary
 from sinks.records import RecordColumns
 from sinks.writer import sync_folders, write_parquet
 
 log = logging.getLogger(__name__)
 #: Poll at least this often, so a stop request or an idle interval is seen quickly.
 MAX_POLL_WAIT_S = 0.25
+#: How long a delivery stream rides out a broker outage (commits retried) before it gives up.
+DEFAULT_MAX_OUTAGE_S = 120.0
+#: Backoff between commit attempts during an outage: doubles from the first to the last.
+COMMIT_RETRY_BACKOFF_S = (0.5, 5.0)
 #: Client settings shared with the benchmark's read-and-discard baseline (same client, same fetches).
 CONSUMER_TUNING = {
     "max_poll_records": 10_000,
@@ -61,6 +71,9 @@ CONSUMER_TUNING = {
     "fetch_max_bytes": 64 << 20,
     "fetch_min_bytes": 1,
     "fetch_max_wait_ms": 100,
+    # Records of aborted transactions never reach the lake, nor those of open ones: stream apps
+    # write their final rows in transactions (exactly-once from stream app to lake).
+    "isolation_level": "read_committed",
 }
 
 #: Python's thread switch interval while a delivery stream runs (default 5 ms). The consumer thread
@@ -144,6 +157,8 @@ class DeliveryStream:
         self._inflight: tuple[Future[list[PartitionPlan]], str] | None = None
         #: Format conversions of the buffered batches, running ahead in the writer thread.
         self._conversions: dict[Partition, list[Future[Conversion]]] = {}
+        self._stop: threading.Event | None = None
+        self._max_outage_s = DEFAULT_MAX_OUTAGE_S
 
     # -- the loop --------------------------------------------------------------------------------
 
@@ -152,12 +167,17 @@ class DeliveryStream:
         stop_event: threading.Event | None = None,
         max_idle_s: float | None = None,
         max_records: int | None = None,
+        max_outage_s: float = DEFAULT_MAX_OUTAGE_S,
     ) -> SinkSummary:
-        """Deliver until `stop_event` is set, nothing arrived for `max_idle_s` (once partitions are
-        assigned), or `max_records` were read; then flush what is buffered. Returns the summary;
-        raises SinkWriteError (nothing committed) or BrokerUnavailable."""
+        """Deliver until `stop_event` is set, no record arrived for `max_idle_s` (counted from the
+        start, whether partitions are assigned or not), or `max_records` were read; then flush what
+        is buffered. A broker outage is ridden out for `max_outage_s` (seconds).
+
+        Returns the summary; raises SinkWriteError (nothing committed) or BrokerUnavailable."""
+        self._stop = stop_event or threading.Event()
+        self._max_outage_s = max_outage_s
         with _switch_interval:
-            return self._run(stop_event or threading.Event(), max_idle_s, max_records)
+            return self._run(self._stop, max_idle_s, max_records)
 
     def _run(self, stop: threading.Event, max_idle_s: float | None, max_records: int | None) -> SinkSummary:
         consumer = self._connect()
@@ -167,11 +187,17 @@ class DeliveryStream:
         try:
             while not stop.is_set():
                 wait_s = min(self.buffer.seconds_until_due(time.monotonic()), MAX_POLL_WAIT_S)
+                polled_at = time.monotonic()
                 batch = consumer.poll(timeout_ms=int(wait_s * 1000))
+                if not batch and not consumer.assignment():
+                    # no partitions yet: kafka-python's poll may return at once, again and again,
+                    # while the group is not joined; wait out the poll's time here instead of spinning
+                    stop.wait(max(0.0, wait_s - (time.monotonic() - polled_at)))
+                self._set_partitions(len(consumer.assignment()))
                 for tp, records in batch.items():
                     self._accept((tp.topic, tp.partition), records)
                 now = time.monotonic()
-                if batch or not consumer.assignment():  # idle time counts once partitions are ours
+                if batch:
                     last_record = now
                 self._check_recovery_done(consumer)
                 if self._inflight is not None and self._inflight[0].done():
@@ -188,13 +214,8 @@ class DeliveryStream:
                     and not self._recovering
                 ):
                     break
-                if (
-                    max_idle_s is not None
-                    and now - last_record >= max_idle_s
-                    and not self.buffer.records
-                    and not self._recovering
-                ):
-                    break
+                if max_idle_s is not None and now - last_record >= max_idle_s and not self._recovering:
+                    break  # what is buffered is flushed below
             self._flush(buffering.SHUTDOWN)
         except BaseException:
             self._failed = True  # the rebalance listener must not flush a half-done state on close
@@ -414,24 +435,67 @@ class DeliveryStream:
             self.summary.bytes += plan.bytes
         self.summary.flushes[reason] += 1
 
+    def _set_partitions(self, count: int) -> None:
+        self.summary.partitions = count
+        if self.summary.state != RETRYING:
+            self._set_state(RUNNING if count else WAITING_FOR_PARTITIONS)
+
+    def _set_state(self, state: str) -> None:
+        """A change of state is reported at once (a watcher must not mistake an outage for idleness)."""
+        if state != self.summary.state:
+            self.summary.state = state
+            if self.on_progress is not None:
+                self.on_progress(self.summary)
+
     def _commit(self, plans: list[PartitionPlan]) -> bool:
+        """Commit the offsets after `plans`; True when they are committed. During a broker outage
+        the commit is retried with backoff for up to `max_outage_s` (state `retrying`); after that,
+        or when the stream is asked to stop meanwhile, SinkWriteError (the manifest finishes it)."""
         if self._consumer is None or not plans:
             return True
         offsets = {TopicPartition(p.topic, p.partition): OffsetAndMetadata(p.end + 1, "", -1) for p in plans}
-        try:
-            self._consumer.commit(offsets)
-        except CommitFailedError as exc:
-            # The group moved on: the new owner finds our manifest and rolls the flush forward.
-            self.summary.commit_failures += 1
-            log.warning(
-                "%s: commit failed after a rebalance (%s); the new owner will finish it",
-                self.config.name,
-                exc,
-            )
-            return False
-        except KafkaError as exc:
-            msg = f"delivery stream {self.config.name}: files are written but the offsets could not be committed ({exc}); the next run finishes the flush from its manifest"
-            raise SinkWriteError(msg) from exc
+        began = time.monotonic()
+        backoff_s, max_backoff_s = COMMIT_RETRY_BACKOFF_S
+        while True:
+            try:
+                self._consumer.commit(offsets)
+                break
+            except CommitFailedError as exc:
+                # The group moved on: the new owner finds our manifest and rolls the flush forward.
+                self.summary.commit_failures += 1
+                log.warning(
+                    "%s: commit failed after a rebalance (%s); the new owner will finish it",
+                    self.config.name,
+                    exc,
+                )
+                self._set_state(RUNNING)
+                return False
+            except KafkaError as exc:
+                outage_s = time.monotonic() - began
+                stopping = self._stop is not None and self._stop.is_set()
+                if stopping or outage_s + backoff_s > self._max_outage_s:
+                    why = "the stream was stopped" if stopping else f"after {outage_s:.0f} s of retries"
+                    msg = (
+                        f"delivery stream {self.config.name}: files are written but the offsets could not be "
+                        f"committed ({exc.__class__.__name__}: {exc}; gave up: {why}); the next run finishes "
+                        "the flush from its manifest"
+                    )
+                    raise SinkWriteError(msg) from exc
+                self._set_state(RETRYING)
+                log.warning(
+                    "%s: cannot commit offsets (%s); retrying in %.1f s (broker outage for %.0f s of at most %.0f s)",
+                    self.config.name,
+                    exc.__class__.__name__,
+                    backoff_s,
+                    outage_s,
+                    self._max_outage_s,
+                )
+                if self._stop is not None:
+                    self._stop.wait(backoff_s)
+                else:
+                    time.sleep(backoff_s)
+                backoff_s = min(backoff_s * 2, max_backoff_s)
+        self._set_state(RUNNING)
         return True
 
     def _commit_async(self, plans: list[PartitionPlan]) -> None:

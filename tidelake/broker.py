@@ -303,6 +303,21 @@ class LocalBroker:
         self.state_file.unlink(missing_ok=True)
         return state
 
+    def kill(self) -> BrokerState | None:
+        """SIGKILL the broker, as a crash would (no clean shutdown; for outage drills); None if none ran."""
+        state = self.running_state()
+        if state is None:
+            return None
+        os.kill(state.pid, signal.SIGKILL)
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        while self._alive(state.pid):
+            if time.monotonic() > deadline:
+                msg = f"the Kafka broker (pid {state.pid}) did not exit after SIGKILL"
+                raise TidelakeError(msg)
+            time.sleep(POLL_INTERVAL_S)
+        self.state_file.unlink(missing_ok=True)
+        return state
+
     def _terminate(self, pid: int, timeout_s: float = STOP_TIMEOUT_S) -> None:
         """SIGTERM (Kafka's clean shutdown), then SIGKILL if it is still alive after `timeout_s`."""
         for sig, wait_s in ((signal.SIGTERM, timeout_s), (signal.SIGKILL, 10.0)):

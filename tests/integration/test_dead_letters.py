@@ -113,7 +113,7 @@ def test_a_producers_bad_line_and_a_stream_apps_bad_record_reach_the_error_prefi
             None,
             str(data),
             2,
-            "producer",
+            "replay",
         ),
         (
             "bad-event-time",

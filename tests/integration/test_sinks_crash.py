@@ -107,7 +107,7 @@ def test_kill_dash_nine_at_random_moments_leaves_every_event_exactly_once(
         replay.join(120)
         assert produced.is_set(), "the replay did not finish"
         final = subprocess.run(
-            [*command, "--max-idle", "4"], env=env, capture_output=True, text=True, timeout=300, check=False
+            [*command, "--max-idle", "6"], env=env, capture_output=True, text=True, timeout=300, check=False
         )
         assert final.returncode == 0, final.stderr
     finally:

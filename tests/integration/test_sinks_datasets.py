@@ -54,11 +54,11 @@ def test_analytics_topics_land_in_their_own_datasets_with_inferred_growing_schem
         schema="infer",
         time_field="window_start",
     )
-    first = stream().run(max_idle_s=3)
+    first = stream().run(max_idle_s=5)
     assert (first.records_in, first.rows_written, first.error_count) == (5, 4, 1)
     # a later run meets a new aggregate column: old files lack it, union_by_name reads both
     produce(kafka_bootstrap, views, [_window("/c", 2, 5, count_distinct_visitor_id=4, avg_bytes=10)])
-    second = stream().run(max_idle_s=3)
+    second = stream().run(max_idle_s=5)
     assert (second.records_in, second.rows_written) == (1, 1)
     views_dataset = f"{stem}_views_1m"
     with duckdb.connect() as con:
@@ -112,7 +112,7 @@ def test_dead_letter_topics_land_under_the_error_prefix_of_their_source(
         mode="errors",
         time_source="arrival",
     )
-    summary = stream().run(max_idle_s=3)
+    summary = stream().run(max_idle_s=5)
     assert (summary.records_in, summary.rows_written, dict(summary.errors)) == (
         2,
         0,

@@ -62,7 +62,7 @@ def test_every_event_lands_once_with_exact_counts(kafka_bootstrap: str, make_top
     topic = make_topic(partitions=3)
     produce(kafka_bootstrap, topic, (event(i) for i in range(12_345)))
     lake = tmp_path / "lake"
-    summary = DeliveryStream(_config(topic), _settings(kafka_bootstrap, lake)).run(max_idle_s=3)
+    summary = DeliveryStream(_config(topic), _settings(kafka_bootstrap, lake)).run(max_idle_s=5)
     assert lake_rows(lake, "clickstream_events", "count(*), count(DISTINCT event_id)") == (12_345, 12_345)
     assert (summary.records_in, summary.rows_written, summary.error_count, summary.dropped) == (
         12_345,
@@ -121,7 +121,7 @@ def test_bad_records_land_under_the_error_prefix_and_counts_reconcile(
     values = good[:50] + bad + good[50:]
     produce(kafka_bootstrap, topic, values)
     lake = tmp_path / "lake"
-    summary = DeliveryStream(_config(topic), _settings(kafka_bootstrap, lake)).run(max_idle_s=3)
+    summary = DeliveryStream(_config(topic), _settings(kafka_bootstrap, lake)).run(max_idle_s=5)
     assert lake_rows(lake, "clickstream_events", "count(*), count(DISTINCT event_id)") == (100, 100)
     errors = error_rows(lake, "clickstream_events")
     assert [(e[0], e[2]) for e in errors] == [("format-conversion-failed", o) for o in (50, 51, 52, 53)]
@@ -151,10 +151,10 @@ def test_a_write_failure_commits_nothing_and_loses_nothing(
 
     monkeypatch.setattr(sinks.stream, "write_parquet", failing_write)
     with pytest.raises(SinkWriteError, match="disk full"):
-        DeliveryStream(config, _settings(kafka_bootstrap, lake)).run(max_idle_s=3)
+        DeliveryStream(config, _settings(kafka_bootstrap, lake)).run(max_idle_s=5)
     assert _committed(kafka_bootstrap, config.consumer_group, topic, 2) == [None, None]
     monkeypatch.setattr(sinks.stream, "write_parquet", real_write)
-    summary = DeliveryStream(config, _settings(kafka_bootstrap, lake)).run(max_idle_s=3)
+    summary = DeliveryStream(config, _settings(kafka_bootstrap, lake)).run(max_idle_s=5)
     assert lake_rows(lake, "clickstream_events", "count(*), count(DISTINCT event_id)") == (3000, 3000)
     assert summary.recovered_flushes >= 1  # the manifest of the failed flush was rolled forward
     assert not list((lake / "_sinks").rglob("*.json"))
@@ -216,7 +216,7 @@ def test_cli_runs_a_config_file_and_prints_a_json_summary(
     lake = tmp_path / "lake"
     board = tmp_path / "run"
     done = subprocess.run(
-        sink_command(config, lake, kafka_bootstrap, "--max-idle", "3"),
+        sink_command(config, lake, kafka_bootstrap, "--max-idle", "5"),
         env={**os.environ, "TIDELAKE_RUNTIME__STATE_DIR": str(board)},
         capture_output=True,
         text=True,

@@ -70,8 +70,20 @@ def run(
         typer.Option("--instance-id", help="Static group membership: restart without a rebalance wait."),
     ] = None,
     max_idle: Annotated[
-        float | None, typer.Option("--max-idle", help="Stop after this many seconds without records.")
+        float | None,
+        typer.Option(
+            "--max-idle",
+            help="Stop after this many seconds without a new record, counted from the start; what is "
+            "buffered is delivered first. Default: run until Ctrl-C.",
+        ),
     ] = None,
+    max_outage: Annotated[
+        float,
+        typer.Option(
+            "--max-outage",
+            help="Ride out a Kafka outage this long (seconds), retrying the commit, before giving up.",
+        ),
+    ] = 120.0,
     bootstrap_servers: BootstrapOption = None,
     lake: LakeOption = None,
     json_out: JsonOption = False,
@@ -131,7 +143,7 @@ def run(
                     f"-> {settings.lake.root}/{stream_config.dataset or '<dataset of topic>'} (Ctrl-C to stop)",
                     markup=True,
                 )
-            summary = stream.run(stop_event=stop, max_idle_s=max_idle)
+            summary = stream.run(stop_event=stop, max_idle_s=max_idle, max_outage_s=max_outage)
             board.publish(summary.as_dict(), force=True)
     finally:
         for signum, handler in previous.items():
@@ -168,8 +180,9 @@ def _overrides(
 
 
 def _progress_line(summary: Any) -> str:
+    state = "" if summary.state == "running" else f"[yellow]{summary.state}[/]  "
     return (
-        f"in {summary.records_in:,}  written {summary.rows_written:,}  errors {summary.error_count:,}  "
+        f"{state}in {summary.records_in:,}  written {summary.rows_written:,}  errors {summary.error_count:,}  "
         f"dropped {summary.dropped:,}  files {summary.files:,}  behind {summary.millis_behind_latest:,} ms"
     )
 
