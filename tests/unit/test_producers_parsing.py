@@ -315,6 +315,7 @@ def test_csv_header_names_are_those_duckdb_gives(tmp_path: Path, header: str, na
     path = tmp_path / "h.csv"
     path.write_text(header + "\n" + ",".join(str(i) for i in range(len(names))) + "\n")
     relation = duckdb.sql(f"SELECT * FROM read_csv('{path}', header = true, all_varchar = true, delim = ',')")
+    assert relation is not None
     assert relation.columns == names
 
 
