@@ -8,6 +8,7 @@ docs/producers.md; a change of parsing shows up here as a diff to review, never 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -17,7 +18,7 @@ from producers.parsing import ParsedFile, parse_file
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "replay"
 EXPECTED_SUFFIX = ".expected.json"
 #: Parse options of the corpus files that need them (the others use the defaults).
-OPTIONS: dict[str, dict[str, str]] = {
+OPTIONS: dict[str, dict[str, Any]] = {
     "sensors-bom.csv": {"time_field": "ts", "key_field": "sensor"},
     "pandas-index.csv": {"time_field": "timestamp", "key_field": "item_id"},
     "excel-semicolon.csv": {"time_field": "Datum", "key_field": "Kunde"},
