@@ -26,6 +26,9 @@ ERROR_TYPES = ("format-conversion-failed", "processing-failed", "activePartition
 #: A dataset is a table name in the catalog: lower-case letters, digits and underscores.
 DATASET_NAME_MAX = 63
 DATASET_NAME = re.compile(rf"^[a-z][a-z0-9_]{{0,{DATASET_NAME_MAX - 1}}}$")
+#: A partition folder's value when the record's value is NULL or empty (`code=__HIVE_DEFAULT_PARTITION__`),
+#: as Hive names it; Athena and DuckDB read it back as NULL, and it never decides the column's type.
+NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
 #: Files that are still being written start with this and are ignored by readers.
 IN_PROGRESS_PREFIX = "."
 #: Top-level folder of the delivery streams' own state (write-ahead manifests); never a dataset.

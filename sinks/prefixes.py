@@ -27,9 +27,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from core.errors import ConfigError
+from core.lake import NULL_PARTITION
 
-#: What Hive and Athena call a partition whose value is NULL or empty.
-NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
 #: A path segment longer than this is cut and suffixed with a hash (file systems allow 255 bytes).
 MAX_SEGMENT_CHARS = 120
 RANDOM_STRING_CHARS = 11
@@ -272,5 +271,5 @@ def _escaped_column(column: pa.ChunkedArray | None, rows: int) -> pa.Array:
     encoded = pc.dictionary_encode(column.combine_chunks())
     dictionary = [escape_value(v) for v in encoded.dictionary.to_pylist()]
     indices = encoded.indices
-    escaped = pa.array(dictionary, pa.string()).take(indices) if dictionary else pa.array([], pa.string())
+    escaped = pa.array(dictionary, pa.string()).take(indices) if dictionary else pa.nulls(rows, pa.string())
     return pc.fill_null(escaped, NULL_PARTITION)

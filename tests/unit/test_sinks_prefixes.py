@@ -5,7 +5,8 @@ import pyarrow as pa
 import pytest
 
 from core.errors import ConfigError
-from sinks.prefixes import NULL_PARTITION, PrefixTemplate, escape_value, java_to_strftime, random_string
+from core.lake import NULL_PARTITION
+from sinks.prefixes import PrefixTemplate, escape_value, java_to_strftime, random_string
 
 UTC_US = pa.timestamp("us", "UTC")
 
