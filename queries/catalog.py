@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 
 from core.errors import QueryCancelled
 from core.events import CLICKSTREAM_FIELDS
-from core.lake import DATASET_NAME, is_visible_file
+from core.lake import DATASET_NAME, NULL_PARTITION, is_visible_file
 
 #: The raw clickstream dataset; it has a declared schema, so it is a table even before any file lands.
 EVENTS_TABLE = "clickstream_events"
@@ -257,6 +257,9 @@ def _athena_type(arrow_type: str) -> str:
 
 
 def _partition_type(values: list[str]) -> str:
+    """DATE, INTEGER or VARCHAR from a key's folder values; the NULL partition (Hive's
+    `__HIVE_DEFAULT_PARTITION__`, read as NULL) never decides it, as a null never fixes a type."""
+    values = [v for v in values if v != NULL_PARTITION]
     if values and all(_DATE_VALUE.match(v) for v in values):
         return "DATE"
     if values and all(_INT_VALUE.match(v) for v in values):
