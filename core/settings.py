@@ -108,6 +108,19 @@ class QuerySettings(BaseModel):
     max_result_rows: int = Field(
         default=1_000_000, ge=1, description="rows kept per result; more is an error"
     )
+    max_result_bytes: int = Field(
+        default=256 * 1024 * 1024, ge=1, description="Arrow bytes of one result; more is an error"
+    )
+    max_spill: str = Field(
+        default="8GB",
+        pattern=r"^\d+(\.\d+)?\s*[KMGT]i?B$",
+        description="DuckDB max_temp_directory_size: what one query may spill to disk beyond memory_limit",
+    )
+    max_cached_result_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        ge=0,
+        description="results the API keeps in memory; older ones are read from CSV",
+    )
     concurrency: int = Field(default=2, ge=1, description="queries that run at once in the API; others queue")
     results_dir: Path | None = Field(
         default=None, description="<id>.csv results; default: <lake>/../query-results"
@@ -116,6 +129,10 @@ class QuerySettings(BaseModel):
     port: int = Field(default=8080, ge=1, le=65535)
     api_token: str | None = Field(
         default=None, description="if set, the API wants `Authorization: Bearer <token>`"
+    )
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Host names `tidelake serve` answers besides 127.0.0.1, localhost, [::1] and its --host",
     )
 
 

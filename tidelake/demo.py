@@ -259,7 +259,9 @@ class Demo:
         catalog = named.load_all()
         out = []
         q = self.settings.query
-        limits = Limits(q.timeout_s, q.memory_limit, q.threads, q.max_result_rows)
+        limits = Limits(
+            q.timeout_s, q.memory_limit, q.threads, q.max_result_rows, q.max_result_bytes, q.max_spill
+        )
         with Engine(self.settings.lake.root, limits) as engine:
             for name, params in DEMO_QUERIES:
                 query = catalog[name]

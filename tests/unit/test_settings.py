@@ -54,3 +54,19 @@ def test_out_of_range_port_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_env_var_name_joins_sections_with_double_underscore() -> None:
     assert env_var_name(("kafka", "bootstrap_servers")) == "TIDELAKE_KAFKA__BOOTSTRAP_SERVERS"
+
+
+def test_query_limits_and_allowed_hosts_come_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from tidelake.commands.query import _engine
+
+    monkeypatch.setenv("TIDELAKE_QUERY__ALLOWED_HOSTS", '["serve", "tidelake.internal"]')
+    monkeypatch.setenv("TIDELAKE_QUERY__MAX_RESULT_BYTES", "1048576")
+    monkeypatch.setenv("TIDELAKE_QUERY__MAX_SPILL", "512MB")
+    monkeypatch.setenv("TIDELAKE_QUERY__MAX_CACHED_RESULT_BYTES", "0")
+    settings = load_settings(lake={"root": tmp_path})
+    assert settings.query.allowed_hosts == ["serve", "tidelake.internal"]
+    assert settings.query.max_cached_result_bytes == 0
+    with _engine(settings) as engine:
+        assert (engine.limits.max_result_bytes, engine.limits.max_spill) == (1_048_576, "512MB")

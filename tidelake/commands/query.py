@@ -29,7 +29,9 @@ def _engine(settings: Settings, sessions: int = 1) -> Any:
     from queries.engine import Engine, Limits
 
     q = settings.query
-    limits = Limits(q.timeout_s, q.memory_limit, q.threads, q.max_result_rows)
+    limits = Limits(
+        q.timeout_s, q.memory_limit, q.threads, q.max_result_rows, q.max_result_bytes, q.max_spill
+    )
     return Engine(settings.lake.root, limits, sessions=sessions)
 
 
@@ -250,9 +252,11 @@ def serve(
     if generated:
         # Off loopback, anyone on the network could run queries; like Jupyter, make a token and say it.
         api_token = secrets.token_urlsafe(24)
-    hosts = known_hosts(q.host, allowed_host or [])
+    hosts = known_hosts(q.host, [*q.allowed_hosts, *(allowed_host or [])])
     with _engine(settings, sessions=q.concurrency) as engine:
-        service = QueryService(engine, ResultStore(results_dir), q.concurrency)
+        service = QueryService(
+            engine, ResultStore(results_dir, max_cached_bytes=q.max_cached_result_bytes), q.concurrency
+        )
         try:
             err_console.print(
                 f"tidelake serve: http://{q.host}:{q.port} (lake {engine.lake}, results {results_dir}); "
