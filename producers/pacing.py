@@ -78,3 +78,15 @@ def loop_shift_us(pass_no: int, first_time_us: int, last_time_us: int, count: in
     span = max(0, last_time_us - first_time_us)
     gap = span // (count - 1) if count > 1 and span else 1_000_000
     return pass_no * (span + max(gap, 1))
+
+
+def first_pass_after(after_time_us: int, first_time_us: int, last_time_us: int, count: int) -> int:
+    """The first pass of a looping replay whose every event is later than `after_time_us`.
+
+    Pass p's events lie in [first + shift(p), last + shift(p)], shift(p) = `loop_shift_us(p, ...)`
+    = p * step, so they are all later than t when first + p * step > t. Pass 0 when t < first.
+    """
+    if after_time_us < first_time_us:
+        return 0
+    step = loop_shift_us(1, first_time_us, last_time_us, count)
+    return (after_time_us - first_time_us) // step + 1

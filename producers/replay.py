@@ -3,7 +3,9 @@
 Access logs become clickstream events keyed by `visitor_id`; CSV/JSONL rows keep their fields and
 are keyed by `--key-field`. Lines that cannot be published go to `<topic>.dlq` with the reason.
 `loop` replays the file again and again with event times moved forward by the file's span each
-pass (and new event ids), `rebase_time` moves the first event to now.
+pass (and new event ids), `rebase_time` moves the first event to now, `resume` starts at the first
+pass after what the topic already holds of the file (`producers.resume`), so a replay run again,
+or a looping one restarted, never sends an event twice.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from core.topics import KINESIS_RETENTION_MS, TopicSpec, dlq_topic
 from producers.pacing import MAX_SPEED, Pace, Schedule, loop_shift_us
 from producers.parsing import REJECT_KEEP_BYTES, iter_parsed
 from producers.records import TOO_LARGE, Record, Reject
+from producers.resume import TopicTail, id_ends, read_tail, start_pass
 from producers.sender import BatchSender
 from producers.timestamps import TimeFormatter
 
@@ -44,6 +47,7 @@ class ReplayOptions:
     rebase_time: bool = False
     max_events: int | None = None  # stop after this many sent (with --loop: how long to loop)
     source: str | None = None
+    resume: bool = False  # start after what the topic already holds of this file (producers.resume)
 
 
 @dataclass
@@ -54,6 +58,7 @@ class ReplaySummary:
     topic: str
     interrupted: bool = False
     passes: int = 1
+    first_pass: int | None = None  # with --resume: the pass it started at (0: the file's own ids)
 
     @property
     def rate(self) -> float:
@@ -66,6 +71,7 @@ class ReplaySummary:
             "seconds": round(self.seconds, 3),
             "rate": round(self.rate, 1),
             "topic": self.topic,
+            **({"first_pass": self.first_pass} if self.first_pass is not None else {}),
         }
 
 
@@ -135,6 +141,7 @@ class Replayer:
         self.wall_clock_us = wall_clock_us
         self._format_time = TimeFormatter()
         self._sent_events = 0
+        self.tail = TopicTail()  # --resume: what the topic held of the file before this run
 
     async def run(self, items: Iterator[Record | Reject] | None = None) -> ReplaySummary:
         """Publish `items` (default: the records and rejects of `options.path`, parsed as they are read)."""
@@ -152,56 +159,115 @@ class Replayer:
                 max_line_bytes=self.settings.producer.max_record_bytes,
             )
         await asyncio.to_thread(ensure_topics, self.settings, options.topic)
-        passes = 1
         async with BatchSender(self.settings, options.topic, client_id="tidelake-replay") as sender:
             started = self.clock()  # once connected: the pace and the rate count from here
             self._sender = sender
             self._started = started
-            kept: list[EncodedRecord] = []
-            max_bytes = self.settings.producer.max_record_bytes
-            first_time: int | None = None
-            last_time: int | None = None
-            shift = 0
-            batch: list[EncodedRecord] = []
-            for item in items:
-                if isinstance(item, Reject):
-                    await sender.send_reject(item)
-                    continue
-                encoded = EncodedRecord(item)
-                if encoded.size > max_bytes:
-                    msg = f"event of {encoded.size:,} bytes is over the {max_bytes:,}-byte record limit"
-                    raw = orjson.dumps(item.payload())[:REJECT_KEEP_BYTES]
-                    await sender.send_reject(Reject(raw, item.line_no, TOO_LARGE, msg, str(options.path)))
-                    continue
-                if first_time is None:
-                    first_time = last_time = encoded.time_us
-                    shift = (self.wall_clock_us() - first_time) if options.rebase_time else 0
-                    self._schedule = Schedule(options.pace, first_time + shift)
-                else:
-                    first_time = min(first_time, encoded.time_us)
-                    last_time = max(last_time, encoded.time_us)  # type: ignore[type-var]
-                if options.loop:
-                    kept.append(encoded)
-                batch.append(encoded)
-                if len(batch) >= CHUNK:
-                    if not await self._send_chunk(batch, 0, shift):
-                        break
-                    batch = []
+            if options.resume:
+                first_pass, passes = await self._send_resumed(items)
             else:
-                if batch:
-                    await self._send_chunk(batch, 0, shift)
-                if options.loop and kept and first_time is not None and last_time is not None:
-                    while not self._done():
-                        pass_shift = shift + loop_shift_us(passes, first_time, last_time, len(kept))
-                        for start in range(0, len(kept), CHUNK):
-                            if not await self._send_chunk(kept[start : start + CHUNK], passes, pass_shift):
-                                break
-                        passes += 1
+                first_pass, passes = 0, await self._send_streamed(items)
             await sender.flush()
             counts = sender.counts
         seconds = self.clock() - started
         self.on_progress(counts.sent, counts.rejected)
-        return ReplaySummary(counts.sent, counts.rejected, seconds, options.topic, self.stop.is_set(), passes)
+        return ReplaySummary(
+            counts.sent, counts.rejected, seconds, options.topic, self.stop.is_set(), passes,
+            first_pass if options.resume else None,
+        )  # fmt: skip
+
+    def _encode(self, item: Record) -> EncodedRecord | Reject:
+        """The record ready to send, or its reject when it is over the record size limit."""
+        encoded = EncodedRecord(item)
+        max_bytes = self.settings.producer.max_record_bytes
+        if encoded.size <= max_bytes:
+            return encoded
+        msg = f"event of {encoded.size:,} bytes is over the {max_bytes:,}-byte record limit"
+        raw = orjson.dumps(item.payload())[:REJECT_KEEP_BYTES]
+        return Reject(raw, item.line_no, TOO_LARGE, msg, str(self.options.path))
+
+    async def _send_streamed(self, items: Iterator[Record | Reject]) -> int:
+        """Pass 0 sent while the file is read, then (--loop) the next passes; returns passes begun."""
+        options = self.options
+        sender = self._sender
+        passes = 1
+        kept: list[EncodedRecord] = []
+        first_time: int | None = None
+        last_time: int | None = None
+        shift = 0
+        batch: list[EncodedRecord] = []
+        for item in items:
+            encoded = item if isinstance(item, Reject) else self._encode(item)
+            if isinstance(encoded, Reject):
+                await sender.send_reject(encoded)
+                continue
+            if first_time is None:
+                first_time = last_time = encoded.time_us
+                shift = (self.wall_clock_us() - first_time) if options.rebase_time else 0
+                self._schedule = Schedule(options.pace, first_time + shift)
+            else:
+                first_time = min(first_time, encoded.time_us)
+                last_time = max(last_time, encoded.time_us)  # type: ignore[type-var]
+            if options.loop:
+                kept.append(encoded)
+            batch.append(encoded)
+            if len(batch) >= CHUNK:
+                if not await self._send_chunk(batch, 0, shift):
+                    return passes
+                batch = []
+        if batch:
+            await self._send_chunk(batch, 0, shift)
+        if options.loop and kept and first_time is not None and last_time is not None:
+            while not self._done():
+                await self._send_pass(
+                    kept, passes, shift + loop_shift_us(passes, first_time, last_time, len(kept))
+                )
+                passes += 1
+        return passes
+
+    async def _send_resumed(self, items: Iterator[Record | Reject]) -> tuple[int, int]:
+        """--resume: read the whole file, find the first pass after what the topic holds of it
+        (`producers.resume`), send from there (and on, with --loop). The file's rejects go to the
+        DLQ with pass 0 only, as in a loop. Returns (first pass, passes begun)."""
+        options = self.options
+        kept: list[EncodedRecord] = []
+        rejects: list[Reject] = []
+        for item in items:
+            encoded = item if isinstance(item, Reject) else self._encode(item)
+            if isinstance(encoded, Reject):
+                rejects.append(encoded)
+            else:
+                kept.append(encoded)
+        if not kept:  # nothing to place after the topic's records: the rejects are all there is
+            for reject in rejects:
+                await self._sender.send_reject(reject)
+            return 0, 1
+        first_time = min(r.time_us for r in kept)
+        last_time = max(r.time_us for r in kept)
+        shift = (self.wall_clock_us() - first_time) if options.rebase_time else 0
+        ends = id_ends([r.event_id for r in kept])
+        bootstrap = self.settings.kafka.bootstrap_servers
+        self.tail = await asyncio.to_thread(read_tail, bootstrap, options.topic, ends)
+        start = start_pass(self.tail, first_time + shift, last_time + shift, len(kept))
+        if start == 0:
+            for reject in rejects:
+                await self._sender.send_reject(reject)
+        first_shift = shift + loop_shift_us(start, first_time, last_time, len(kept))
+        self._schedule = Schedule(options.pace, first_time + first_shift)
+        self._started = self.clock()  # the pace counts from the first send, not from the reading
+        pass_no = start
+        while not self._done():
+            pass_shift = shift + loop_shift_us(pass_no, first_time, last_time, len(kept))
+            await self._send_pass(kept, pass_no, pass_shift)
+            pass_no += 1
+            if not options.loop:
+                break
+        return start, max(1, pass_no - start)
+
+    async def _send_pass(self, kept: list[EncodedRecord], pass_no: int, shift_us: int) -> None:
+        for start in range(0, len(kept), CHUNK):
+            if not await self._send_chunk(kept[start : start + CHUNK], pass_no, shift_us):
+                return
 
     def _done(self) -> bool:
         limit = self.options.max_events

@@ -99,8 +99,9 @@ def _report(summary: ReplaySummary, json_out: bool, what: str) -> None:
         print_json(summary.to_json())
     else:
         stopped = " (interrupted)" if summary.interrupted else ""
+        resumed = f" from pass {summary.first_pass}" if summary.first_pass is not None else ""
         console.print(
-            f"{what}{stopped}: sent {summary.sent:,} events to {summary.topic}, rejected {summary.rejected:,} "
+            f"{what}{stopped}{resumed}: sent {summary.sent:,} events to {summary.topic}, rejected {summary.rejected:,} "
             f"(in {summary.topic}.dlq), {summary.seconds:.2f} s, {summary.rate:,.0f} events/s"
         )
     if summary.interrupted:
@@ -140,6 +141,15 @@ def replay(
     rebase_time: Annotated[
         bool, typer.Option("--rebase-time", help="Shift event times so the first is now.")
     ] = False,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume",
+            help="Continue after what the topic already holds of this file: start at the first pass "
+            "whose events are all later than the latest there (new event ids and times), pass 0 if it "
+            "holds none, so running again never sends an event twice. Reads the whole file first.",
+        ),
+    ] = False,
     count: Annotated[
         int | None, typer.Option("--count", min=1, help="Stop after this many events.", show_default=False)
     ] = None,
@@ -162,6 +172,7 @@ def replay(
         rebase_time,
         count,
         source,
+        resume,
     )
     total = count if count is not None else (None if loop else _count_lines(path))
 
