@@ -1,8 +1,18 @@
-"""Durable snapshots of an app's engine state in its state folder (the role a Faust table's
-RocksDB store plays), written atomically so a `kill -9` leaves either the old or the new one.
+"""Snapshots of an app's engine state in its state folder, one per Kafka transaction (the role a
+Faust table's RocksDB store and changelog play), written atomically so a `kill -9` leaves whole files.
 
-The snapshot holds the next offset of every partition, the open windows, the watermarks and the
-outbox of rows not yet known to be written. The file is local and trusted (pickle).
+Each checkpoint of a worker is one Kafka transaction (stream_apps/worker.py) numbered by a
+*generation*: the transaction carries the rows, the source offsets and, as the offsets' commit
+metadata, its generation; the snapshot of the state that transaction leaves behind is written under
+the same generation **before** the transaction commits:
+
+    snapshot-<generation>.pending   written (temp file, fsync, rename, fsync the folder) before the commit
+    snapshot-<generation>.pickle    the same file, renamed once the commit has returned
+
+So whichever transaction Kafka holds as committed, its snapshot is on disk, and `load` resumes from
+exactly that one (`choose` has the rules): a newer file belongs to a transaction that never
+committed (its rows were aborted), an older one to a state already superseded. The file is local and
+trusted (pickle).
 """
 
 from __future__ import annotations
@@ -10,18 +20,47 @@ from __future__ import annotations
 import fcntl
 import os
 import pickle
+import re
 from pathlib import Path
 from typing import IO, Any
 
 from core.errors import ConfigError
 
+PENDING, CONFIRMED = ".pending", ".pickle"
+_NAME = re.compile(r"snapshot-(\d+)(\.pending|\.pickle)")
+#: The single snapshot file of tidelake before transactions; read as a confirmed generation 0.
+LEGACY_FILE = "snapshot.pickle"
+
+
+def choose(committed: int | None, pending: set[int], confirmed: set[int]) -> int | None:
+    """The generation to resume from, or None to start from the beginning of the source.
+
+    - Kafka holds generation G as committed: G's snapshot, pending or confirmed (a crash between the
+      commit and the rename leaves it pending). If there is none and every file is newer than G, the
+      folder started over after G (`--reset`, or deleted) and this run starts from the beginning too;
+      a folder with files older than G but not G did not write G: ConfigError.
+    - Nothing committed (first run, or the group's offsets were deleted): the newest confirmed
+      snapshot; pending ones never committed. None without one.
+    """
+    if committed is not None:
+        if committed in pending or committed in confirmed:
+            return committed
+        if any(g < committed for g in pending | confirmed):
+            msg = (
+                f"Kafka holds checkpoint {committed} of this app as committed, but its state folder has no "
+                f"snapshot of it (it has {sorted(pending | confirmed)}): the folder belongs to another run. "
+                "Use the folder that ran this app, or --reset to start it from the beginning of its source"
+            )
+            raise ConfigError(msg)
+        return None
+    return max(confirmed) if confirmed else None
+
 
 class StateFolder:
-    """`<state_dir>/<app>/`: the snapshot file and a lock that keeps a second worker out."""
+    """`<state_dir>/<app>/`: the generation snapshots and a lock that keeps a second worker out."""
 
     def __init__(self, root: Path, app_name: str) -> None:
         self.path = Path(root) / app_name
-        self.snapshot_file = self.path / "snapshot.pickle"
         self._lock: IO[str] | None = None
 
     def lock(self) -> None:
@@ -43,30 +82,59 @@ class StateFolder:
             self._lock.close()
             self._lock = None
 
-    def load(self, fingerprint: str) -> dict[str, Any] | None:
-        """The last snapshot, or None; ConfigError if it was written by a different spec."""
-        try:
-            data = self.snapshot_file.read_bytes()
-        except FileNotFoundError:
-            return None
-        state = pickle.loads(data)
-        if state.get("fingerprint") != fingerprint:
-            msg = (
-                f"the state in {self.path} was written by a different spec ({state.get('fingerprint')!r}); "
-                "delete that folder or run with --reset to start this app from the beginning of its source"
-            )
-            raise ConfigError(msg)
-        return state
+    def file(self, generation: int, suffix: str) -> Path:
+        return self.path / f"snapshot-{generation:012d}{suffix}"
 
-    def save(self, state: dict[str, Any]) -> int:
-        """Write atomically (temp file, fsync, rename, fsync the folder); return the bytes written."""
+    def _files(self) -> tuple[set[int], set[int]]:
+        pending: set[int] = set()
+        confirmed: set[int] = set()
+        for path in self.path.glob("snapshot-*"):
+            match = _NAME.fullmatch(path.name)
+            if match:
+                (pending if match[2] == PENDING else confirmed).add(int(match[1]))
+        if (self.path / LEGACY_FILE).exists():
+            confirmed.add(0)
+        return pending, confirmed
+
+    def load(self, fingerprint: str, committed: int | None) -> tuple[dict[str, Any] | None, int]:
+        """The snapshot to resume from (see `choose`) or None, and the generation of the next
+        checkpoint. Removes every other snapshot; ConfigError if it was written by a different spec."""
+        pending, confirmed = self._files()
+        chosen = choose(committed, pending, confirmed)
+        next_generation = max([committed or 0, *pending, *confirmed]) + 1
+        state = None
+        if chosen is not None:
+            path = self._path_of(chosen, pending)
+            state = pickle.loads(path.read_bytes())
+            if state.get("fingerprint") != fingerprint:
+                msg = (
+                    f"the state in {self.path} was written by a different spec ({state.get('fingerprint')!r}); "
+                    "delete that folder or run with --reset to start this app from the beginning of its source"
+                )
+                raise ConfigError(msg)
+        for generation in pending | confirmed:
+            if generation != chosen:
+                self._path_of(generation, pending).unlink()
+        return state, next_generation
+
+    def _path_of(self, generation: int, pending: set[int]) -> Path:
+        if generation in pending:
+            return self.file(generation, PENDING)
+        if generation == 0:
+            return self.path / LEGACY_FILE
+        return self.file(generation, CONFIRMED)
+
+    def save_pending(self, generation: int, state: dict[str, Any]) -> int:
+        """Write the snapshot of `generation` durably (temp file, fsync, rename, fsync the folder),
+        before its transaction commits; return the bytes written."""
         data = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
-        temp = self.snapshot_file.with_suffix(".tmp")
+        target = self.file(generation, PENDING)
+        temp = target.with_suffix(".tmp")
         with temp.open("wb") as out:
             out.write(data)
             out.flush()
             os.fsync(out.fileno())
-        os.replace(temp, self.snapshot_file)
+        os.replace(temp, target)
         folder = os.open(self.path, os.O_RDONLY)
         try:
             os.fsync(folder)
@@ -74,5 +142,16 @@ class StateFolder:
             os.close(folder)
         return len(data)
 
+    def confirm(self, generation: int) -> None:
+        """Its transaction committed: mark the snapshot so and drop the older ones. Not fsynced: the
+        mark only matters when Kafka has forgotten the committed generation (see `choose`)."""
+        os.replace(self.file(generation, PENDING), self.file(generation, CONFIRMED))
+        pending, confirmed = self._files()
+        for older in pending | confirmed:
+            if older < generation:
+                self._path_of(older, pending).unlink(missing_ok=True)
+
     def reset(self) -> None:
-        self.snapshot_file.unlink(missing_ok=True)
+        pending, confirmed = self._files()
+        for generation in pending | confirmed:
+            self._path_of(generation, pending).unlink(missing_ok=True)

@@ -3,20 +3,25 @@
 One `faust.App` per spec (id `tidelake-<name>`, web server off, data folder under the app's state
 folder). An agent on the source topic takes micro-batches (`stream.take_events(n, within=tick)`)
 and feeds them, per partition, to the engine; an `@app.timer(tick)` closes windows by watermark or
-idle timeout, snapshots the engine and sends the outbox (final rows, late events, bad records)
-through Faust topics, waiting for the broker's acks; then snapshots again with the outbox emptied.
+idle timeout and checkpoints exactly as the aiokafka runtime does (`StreamWorker.commit`): one Kafka
+transaction carrying the outbox (final rows, late events, bad records), the source offsets and the
+checkpoint's generation, with the snapshot made durable before the commit.
 
-State: the engine's snapshot file (stream_apps/checkpoint.py), not a Faust Table. The engine's state
+Output goes through a separate aiokafka transactional producer, not Faust's producer nor Faust's
+`processing_guarantee="exactly_once"`: Faust's transactions follow its own per-partition offset
+commits, and sends from a timer (outside any event) bypass them (faust-streaming#177).
+
+State: the engine's snapshot files (stream_apps/checkpoint.py), not a Faust Table. The engine's state
 is one object spanning every partition (the watermark is a minimum over partitions, and keys such as
 `page` span partitions), while a Faust table is sharded by the source partition of each key; and
 Faust's changelog recovery has open bugs (faust-streaming#176, #597) and restores windows that never
-close (#193). The snapshot keeps the same guarantees as the aiokafka runtime.
+close (#193).
 
-Offsets: the snapshot is authoritative. The source topic is declared with `acks=False`, so Faust
-never commits offsets of it: Faust starts each partition where its group has nothing committed (the
-beginning), and the agent seeks once per partition to the snapshot's next offset and drops records
-below it. Faust's own at-least-once commits would otherwise run ahead of the snapshot and lose events
-after a `kill -9`. The cost: the group shows no committed offsets (lag tools see none).
+Offsets: the checkpoint transactions commit them to `tidelake-stream-<app>`. The source topic is
+declared with `acks=False`, so Faust never commits offsets of it in its own group: Faust starts each
+partition where that group has nothing committed (the beginning), and the agent seeks once per
+partition to the snapshot's next offset and drops records below it. Faust's own at-least-once
+commits would otherwise run ahead of the checkpoint and lose events after a `kill -9`.
 
 Run programmatically with `faust.contrib.asgi.faust_app_running` on the caller's loop: no argv
 parsing (`app.main()`), no signal handlers or logging set up by Faust (`faust.Worker`); Faust's
@@ -30,11 +35,10 @@ import logging
 import time
 from typing import Any
 
+from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from core.errors import BrokerUnavailable
-from core.topics import LATE_EVENTS, dlq_topic
-from stream_apps.engine import WindowEngine
 from stream_apps.worker import Progress, StreamWorker
 
 log = logging.getLogger(__name__)
@@ -58,9 +62,18 @@ class FaustWorker(StreamWorker):
         import faust  # imported here: importing Faust is slow and only this runtime needs it
         from faust.contrib.asgi import faust_app_running
 
-        spec, options = self.spec, self.options
         quiet_faust_logging()
-        engine, hook = self._restored_engine(partitions)
+        producer = self._producer(partitions)  # transactional, beside Faust's own (module docstring)
+        await self._start_producer(producer)
+        try:
+            return await self._run_app(faust, faust_app_running, producer, partitions)
+        finally:
+            await producer.stop()
+
+    async def _run_app(self, faust: Any, faust_app_running: Any, producer: AIOKafkaProducer,
+                       partitions: list[int]) -> Progress:  # fmt: skip
+        spec, options = self.spec, self.options
+        engine, hook = await self._restored_engine(partitions)
         app = faust.App(
             f"tidelake-{spec.name}",
             broker=f"kafka://{options.bootstrap_servers}",
@@ -75,9 +88,13 @@ class FaustWorker(StreamWorker):
             producer_linger=0.005,
             producer_max_batch_size=256 * 1024,
             producer_acks=-1,
+            # Static membership: one worker per app, so a restart after kill -9 takes the dead
+            # member's place at once instead of waiting for its session (60 s by default) to expire.
+            consumer_group_instance_id=f"tidelake-{spec.name}-worker",
+            broker_session_timeout=10.0,
+            broker_heartbeat_interval=3.0,
         )
         source = app.topic(spec.source, acks=False)  # offsets live in the snapshot (module docstring)
-        outputs = {name: app.topic(name) for name in (spec.sink_topic, LATE_EVENTS, dlq_topic(spec.source))}
         lock = asyncio.Lock()
         ready = asyncio.Event()
         halted = asyncio.Event()  # a failure inside Faust's tasks ends this run (run() may retry it)
@@ -139,7 +156,7 @@ class FaustWorker(StreamWorker):
                     now = time.monotonic()
                     engine.advance(now)
                     if len(engine.outbox) or now - last["checkpoint"] >= options.checkpoint_interval_s:
-                        await self._checkpoint_faust(outputs, engine, hook)
+                        await self.commit(producer, engine, hook)
                         last["checkpoint"] = now
                 if self.on_progress is not None and now - last["progress"] >= 1.0:
                     self.on_progress(self.progress())
@@ -155,7 +172,7 @@ class FaustWorker(StreamWorker):
                 wait.cancel()
             if not failure:
                 async with lock:
-                    await self._checkpoint_faust(outputs, engine, hook)
+                    await self.commit(producer, engine, hook)
         if failure:
             exc = failure[0]
             if isinstance(exc, BrokerUnavailable):
@@ -165,27 +182,6 @@ class FaustWorker(StreamWorker):
                 raise BrokerUnavailable(msg) from exc
             raise exc
         return self.progress()
-
-    async def _checkpoint_faust(self, outputs: dict[str, Any], engine: WindowEngine, hook: Any) -> None:
-        """Snapshot, send the outbox through Faust topics and wait for the acks, snapshot again."""
-        await asyncio.to_thread(self.state.save, self._snapshot(engine, hook))
-        outbox = engine.outbox
-        if not len(outbox):
-            return
-        spec = self.spec
-        sink, late, dlq = outputs[spec.sink_topic], outputs[LATE_EVENTS], outputs[dlq_topic(spec.source)]
-        futures = [await sink.send(key=key, value=value) for key, value in outbox.rows]
-        futures += [await late.send(key=key, value=value) for key, value in outbox.late]
-        futures += [
-            await dlq.send(key=key, value=value, headers=headers) for key, value, headers in outbox.errors
-        ]
-        try:
-            await asyncio.gather(*futures)
-        except Exception as exc:
-            msg = f"stream app {spec.name}: writing results to Kafka through Faust failed: {exc}; restart resends them"
-            raise BrokerUnavailable(msg) from exc
-        outbox.clear()
-        await asyncio.to_thread(self.state.save, self._snapshot(engine, hook))
 
 
 def _unread(messages: list[Any], next_offset: int) -> list[Any]:

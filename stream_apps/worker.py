@@ -1,19 +1,27 @@
-"""Run one stream app against Kafka: read the source in micro-batches, window, write the results.
+"""Run one stream app against Kafka: read the source in micro-batches, window, write the results,
+exactly once: every checkpoint is one Kafka transaction.
 
-The loop, in the order it is enforced (each step only after the previous one is durable):
+The loop:
 1. read a batch per partition (`getmany`, at most one timer tick of waiting) and apply it;
-2. on every tick, close the windows the watermark or idleness allows;
-3. checkpoint: write the engine snapshot (offsets + state + outbox) atomically to the state folder;
-4. send the outbox (final rows, late events, bad records) and wait for the broker's acks;
-5. commit the offsets to the consumer group (for lag monitoring; the snapshot is authoritative).
+2. on every tick, close the windows the watermark or idleness allows (rows go to the outbox);
+3. checkpoint (`commit`), at most every `checkpoint_interval_s` while busy, at once when idle; in
+   the order it is enforced:
+   a. begin a transaction of the app's transactional producer;
+   b. send the outbox (final rows, late events, bad records) and wait for the acks;     "after-send"
+   c. add the source offsets to the transaction, their metadata naming the checkpoint's
+      generation G (`send_offsets_to_transaction`, group `tidelake-stream-<app>`);    "after-offsets"
+   d. the snapshot of the state this transaction leaves behind, with an empty outbox, is durable
+      as `snapshot-G.pending` (written beside b and c, awaited here);                 "after-snapshot"
+   e. commit the transaction: rows, offsets and G become visible together;           "after-commit"
+   f. rename the snapshot `snapshot-G.pickle` and drop older ones.                  "after-confirm"
 
-3b. after the acks, snapshot again with the outbox emptied.
-
-A crash before 3 replays from the previous snapshot and recomputes the same rows; a crash between 3
-and 3b resends the outbox on restart. So every final row is written at least once and every copy
-of it carries the same values: a consumer keeping the last row per (key, window_start) sees exactly
-one final row per window (and the output key is `<key>|<window_start>`, so compaction agrees).
-Without a crash (including stop and restart) each row is written once.
+On start the producer's InitProducerId (same transactional id: app, source and partitions) fences a
+previous worker and finishes its open transaction (aborted, or committed if it got that far); then
+the generation Kafka holds as committed picks the snapshot (stream_apps/checkpoint.py `choose`). A
+crash anywhere before e aborts the rows, the offsets and G together and the restart resumes from G-1,
+whose snapshot is still there; a crash after e resumes from G. Readers with `read_committed` (the
+delivery streams, the tests) therefore see each final row exactly once. The quoted names are the
+crash drill's points (`WorkerOptions.crash_at`).
 
 Uses aiokafka, the client under Faust, directly: Faust's own windows close by wall clock, miss
 partitions and forget windows on restart (notes/faust-and-kafka-python.md).
@@ -24,27 +32,47 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import signal
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 from zlib import crc32
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, ProducerFenced
+from kafka import TopicPartition as KafkaTopicPartition
+from kafka.errors import KafkaError as KafkaPythonError
 
-from core.admin import create_topics, describe_topics
+from core.admin import admin_client, create_topics, describe_topics
 from core.errors import BrokerUnavailable, ConfigError
 from core.status_board import RETRYING, RUNNING
 from core.topics import LATE_EVENTS, TopicSpec, dlq_topic, stream_app_group
 from stream_apps.anomaly import make_row_hook
 from stream_apps.checkpoint import StateFolder
 from stream_apps.durations import format_time_us
-from stream_apps.engine import NEVER, WindowEngine
+from stream_apps.engine import NEVER, Outbox, WindowEngine
 from stream_apps.spec import AppSpec
 
 log = logging.getLogger(__name__)
+
+#: A transaction a crashed worker left open blocks `read_committed` readers until the restarted
+#: worker aborts it, or until this timeout; a checkpoint's transaction lasts milliseconds.
+TRANSACTION_TIMEOUT_MS = 30_000
+
+#: The environment variable of `WorkerOptions.crash_at`.
+CRASH_AT_ENV = "TIDELAKE_STREAM_CRASH_AT"
+#: The named moments of a checkpoint where the crash drill can kill the worker, in order.
+CRASH_POINTS = ("after-send", "after-offsets", "after-snapshot", "after-commit", "after-confirm")
+#: The commit metadata of a checkpoint's source offsets: this prefix, then its generation.
+GENERATION_PREFIX = "tidelake-checkpoint "
+
+
+def transactional_id(spec: AppSpec, partitions: Sequence[int]) -> str:
+    """Stable per app and partition set, so a restarted worker fences the one it replaces."""
+    return f"{stream_app_group(spec.name)}:{spec.source}:{','.join(map(str, sorted(partitions)))}"
 
 
 @dataclass
@@ -61,6 +89,9 @@ class WorkerOptions:
     stop_after_events: int | None = None
     #: How long Kafka may stay unreachable before the app gives up (it resumes from its snapshot).
     max_outage_s: float = 120.0
+    #: Crash drill (tests): `POINT` or `POINT:N` kills the worker with SIGKILL the N-th time (default
+    #: 1st) a checkpoint with rows reaches POINT (one of CRASH_POINTS). From $TIDELAKE_STREAM_CRASH_AT.
+    crash_at: str | None = field(default_factory=lambda: os.environ.get(CRASH_AT_ENV) or None)
 
 
 @dataclass
@@ -102,6 +133,17 @@ class StreamWorker:
         self._stop = asyncio.Event()
         self._partitions: dict[str, list[int]] = {}
         self._state = RUNNING
+        self._crash = _parse_crash_at(options.crash_at)
+        self._generation = 1  # of the next checkpoint; set from the state folder and Kafka on start
+        self._committed_mark: tuple[Any, ...] = ()
+
+    def _reached(self, point: str) -> None:
+        """The crash drill: die here, as `kill -9` would, if this is the moment it names."""
+        if self._crash is not None and self._crash[0] == point:
+            self._crash[1] -= 1
+            if self._crash[1] == 0:
+                log.warning("crash drill: SIGKILL at %s", point)
+                os.kill(os.getpid(), signal.SIGKILL)
 
     def stop(self) -> None:
         self._stop.set()
@@ -169,46 +211,91 @@ class StreamWorker:
                     await asyncio.wait_for(self._stop.wait(), delay_s)
                 delay_s = min(delay_s * 2, 5.0)
 
-    def _restored_engine(self, partitions: list[int]) -> tuple[WindowEngine, Any]:
-        """A fresh engine (and anomaly hook) holding the last snapshot's state, if there is one."""
+    async def _restored_engine(self, partitions: list[int]) -> tuple[WindowEngine, Any]:
+        """A fresh engine (and anomaly hook) holding the state of the checkpoint Kafka holds as
+        committed. Call only once the transactional producer has started: its InitProducerId has
+        finished the previous worker's transaction, so the committed generation is final."""
         hook = self.hook = make_row_hook(self.spec)
         engine = self.engine = WindowEngine(self.spec, partitions, time.monotonic(), row_hook=hook)
-        saved = self.state.load(self.spec.fingerprint)
+        committed = await asyncio.to_thread(self._committed_generation, partitions)
+        saved, self._generation = self.state.load(self.spec.fingerprint, committed)
         if saved is not None:
             engine.restore(saved)
             if hook is not None:
                 hook.restore(saved.get("hook"))
+        self._committed_mark = self._mark(engine)
+        self._state = RUNNING  # connected (after a retry too)
         return engine, hook
 
-    async def _run(self, partitions: list[int]) -> Progress:
-        spec, options = self.spec, self.options
-        engine, hook = self._restored_engine(partitions)
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=options.bootstrap_servers,
-            group_id=stream_app_group(spec.name),
-            client_id=f"tidelake-stream-{spec.name}",
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            max_partition_fetch_bytes=4 * 1024 * 1024,
-            fetch_max_bytes=16 * 1024 * 1024,
-        )
-        producer = AIOKafkaProducer(
-            bootstrap_servers=options.bootstrap_servers,
-            client_id=f"tidelake-stream-{spec.name}",
+    def _committed_generation(self, partitions: list[int]) -> int | None:
+        """The generation in the commit metadata of the app's group on the source partitions."""
+        group = stream_app_group(self.spec.name)
+        tps = [KafkaTopicPartition(self.spec.source, p) for p in partitions]
+        deadline = time.monotonic() + 30.0
+        while True:
+            try:
+                with admin_client(self.options.bootstrap_servers) as client:
+                    committed = client.list_group_offsets({group: tps}).get(group, {})
+                break
+            except KafkaPythonError as exc:  # e.g. no group coordinator yet on a fresh broker
+                if not exc.retriable or time.monotonic() > deadline:
+                    msg = f"stream app {self.spec.name}: cannot read the committed offsets of {group}: {exc}"
+                    raise BrokerUnavailable(msg) from exc
+                time.sleep(0.2)
+        generations = {
+            int(meta.metadata.removeprefix(GENERATION_PREFIX))
+            for meta in committed.values()
+            if meta.offset >= 0 and meta.metadata and meta.metadata.startswith(GENERATION_PREFIX)
+        }
+        return max(generations) if generations else None
+
+    @staticmethod
+    def _mark(engine: WindowEngine) -> tuple[Any, ...]:
+        """What a checkpoint without rows would change: nothing to commit while it stays the same."""
+        return tuple(sorted(engine.offsets.items())), engine.closed_through
+
+    def _producer(self, partitions: list[int]) -> AIOKafkaProducer:
+        """The app's transactional producer (idempotent, acks=all)."""
+        return AIOKafkaProducer(
+            bootstrap_servers=self.options.bootstrap_servers,
+            client_id=f"tidelake-stream-{self.spec.name}",
+            transactional_id=transactional_id(self.spec, partitions),
+            transaction_timeout_ms=TRANSACTION_TIMEOUT_MS,
             acks="all",
-            enable_idempotence=True,
             linger_ms=5,
             max_batch_size=256 * 1024,
         )
+
+    async def _start_producer(self, producer: AIOKafkaProducer) -> None:
         try:
-            await consumer.start()
             await producer.start()
         except KafkaError as exc:
-            await consumer.stop()
             await producer.stop()
-            msg = f"stream app {spec.name}: cannot reach Kafka at {options.bootstrap_servers}: {exc}"
+            msg = (
+                f"stream app {self.spec.name}: cannot reach Kafka at {self.options.bootstrap_servers}: {exc}"
+            )
             raise BrokerUnavailable(msg) from exc
+
+    async def _run(self, partitions: list[int]) -> Progress:
+        spec, options = self.spec, self.options
+        producer = self._producer(partitions)
+        await self._start_producer(producer)
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=options.bootstrap_servers,
+            client_id=f"tidelake-stream-{spec.name}",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",  # the source may be another app's transactional output
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+            fetch_max_bytes=16 * 1024 * 1024,
+        )
         try:
+            engine, hook = await self._restored_engine(partitions)
+            try:
+                await consumer.start()
+            except KafkaError as exc:
+                msg = f"stream app {spec.name}: cannot reach Kafka at {options.bootstrap_servers}: {exc}"
+                raise BrokerUnavailable(msg) from exc
             tps = [TopicPartition(spec.source, p) for p in partitions]
             consumer.assign(tps)
             await self._check_snapshot_fits(consumer, engine, tps)
@@ -217,11 +304,10 @@ class StreamWorker:
                     consumer.seek(tp, engine.offsets[tp.partition])
                 else:
                     await consumer.seek_to_beginning(tp)
-            if len(engine.outbox):
-                await self._send(producer, engine)  # rows a crash left unsent (or unacknowledged)
-                await asyncio.to_thread(self.state.save, self._snapshot(engine, hook))
+            if len(engine.outbox):  # only a snapshot of tidelake before transactions has one
+                await self.commit(producer, engine, hook)
             await self._loop(consumer, producer, engine, tps)
-            await self._checkpoint(consumer, producer, engine, hook)
+            await self.commit(producer, engine, hook)
         finally:
             await consumer.stop()
             await producer.stop()
@@ -261,7 +347,7 @@ class StreamWorker:
             # tick brought nothing new (idle close), they are written at once.
             due = now - last_checkpoint >= options.checkpoint_interval_s
             if (len(engine.outbox) and (due or not batches)) or (dirty and due):
-                await self._checkpoint(consumer, producer, engine, hook)
+                await self.commit(producer, engine, hook)
                 last_checkpoint, dirty = now, False
             if self.on_progress is not None and now - last_progress >= 1.0:
                 self.on_progress(self.progress())
@@ -272,19 +358,46 @@ class StreamWorker:
             ):
                 break
 
-    async def _checkpoint(self, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer, engine: WindowEngine,
-                          hook: Any) -> None:  # fmt: skip
-        await asyncio.to_thread(self.state.save, self._snapshot(engine, hook))
-        if len(engine.outbox):
-            await self._send(producer, engine)
-            # the outbox is delivered: record that, so a clean restart does not send it again
-            await asyncio.to_thread(self.state.save, self._snapshot(engine, hook))
-        offsets = {TopicPartition(self.spec.source, p): o for p, o in engine.offsets.items()}
-        if offsets:
+    async def commit(self, producer: AIOKafkaProducer, engine: WindowEngine, hook: Any) -> None:
+        """One checkpoint, one transaction: rows + source offsets + generation, and the snapshot of the
+        state they leave behind made durable before the commit (the order: module docstring)."""
+        outbox = engine.outbox
+        mark = self._mark(engine)
+        if not engine.offsets or (not len(outbox) and mark == self._committed_mark):
+            return  # nothing read yet, or nothing new since the last commit
+        drill = self._reached if len(outbox) else _no_drill
+        generation = self._generation
+        state = self._snapshot(engine, hook)
+        state["outbox"] = Outbox()  # the state once this transaction has committed
+        metadata = f"{GENERATION_PREFIX}{generation}"
+        offsets = {TopicPartition(self.spec.source, p): (o, metadata) for p, o in engine.offsets.items()}
+        try:
+            await producer.begin_transaction()
+            saving = asyncio.ensure_future(asyncio.to_thread(self.state.save_pending, generation, state))
             try:
-                await consumer.commit(offsets)
-            except KafkaError as exc:  # informational only: the snapshot holds the real positions
-                log.warning("could not commit offsets of %s to its group: %s", self.spec.name, exc)
+                await self._send(producer, outbox)
+                drill("after-send")
+                await producer.send_offsets_to_transaction(offsets, stream_app_group(self.spec.name))
+                drill("after-offsets")
+            finally:
+                await saving
+            drill("after-snapshot")
+            await producer.commit_transaction()
+        except ProducerFenced as exc:
+            msg = (
+                f"stream app {self.spec.name}: another worker of this app took over its transactional id "
+                f"{transactional_id(self.spec, engine.partitions)!r}; this one stops (run one worker per app)"
+            )
+            raise ConfigError(msg) from exc
+        except KafkaError as exc:
+            msg = f"stream app {self.spec.name}: checkpoint {generation} failed: {exc}; a restart redoes it"
+            raise BrokerUnavailable(msg) from exc
+        outbox.clear()
+        self._generation = generation + 1
+        self._committed_mark = mark
+        drill("after-commit")
+        await asyncio.to_thread(self.state.confirm, generation)
+        drill("after-confirm")
 
     @staticmethod
     def _snapshot(engine: WindowEngine, hook: Any) -> dict[str, Any]:
@@ -293,8 +406,8 @@ class StreamWorker:
             state["hook"] = hook.state()
         return state
 
-    async def _send(self, producer: AIOKafkaProducer, engine: WindowEngine) -> None:
-        outbox = engine.outbox
+    async def _send(self, producer: AIOKafkaProducer, outbox: Outbox) -> None:
+        """Send the outbox and wait for the acks (inside the checkpoint's transaction)."""
         spec = self.spec
         futures = await self._send_batches(producer, spec.sink_topic, outbox.rows)
         futures += await self._send_batches(producer, LATE_EVENTS, outbox.late)
@@ -302,12 +415,7 @@ class StreamWorker:
             await producer.send(dlq_topic(spec.source), value, key=key, headers=headers)
             for key, value, headers in outbox.errors
         ]
-        try:
-            await asyncio.gather(*futures)
-        except KafkaError as exc:
-            msg = f"stream app {spec.name}: writing results to Kafka failed: {exc}; restart resends them"
-            raise BrokerUnavailable(msg) from exc
-        outbox.clear()
+        await asyncio.gather(*futures)
 
     async def _send_batches(self, producer: AIOKafkaProducer, topic: str,
                             messages: Sequence[tuple[bytes | None, bytes]]) -> list[Any]:  # fmt: skip
@@ -334,3 +442,18 @@ class StreamWorker:
         for partition, batch in batches.items():
             futures.append(await producer.send_batch(batch, topic, partition=partition))
         return futures
+
+
+def _no_drill(point: str) -> None:
+    """Checkpoints without rows are not drill moments."""
+
+
+def _parse_crash_at(text: str | None) -> list[Any] | None:
+    """`POINT[:N]` -> [POINT, N]; a mistyped point is refused rather than never firing."""
+    if not text:
+        return None
+    point, _, count = text.partition(":")
+    if point not in CRASH_POINTS or (count and not count.isdigit()):
+        msg = f"{CRASH_AT_ENV}={text!r}: expected one of {', '.join(CRASH_POINTS)}, optionally with :N"
+        raise ConfigError(msg)
+    return [point, int(count or 1)]

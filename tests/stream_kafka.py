@@ -63,9 +63,11 @@ def write_spec(spec: AppSpec, path: Path) -> Path:
 
 @contextmanager
 def worker_process(spec_file: Path, bootstrap: str, state_dir: Path, tick_s: float = 0.2,
-                   extra: tuple[str, ...] = ()) -> Iterator[subprocess.Popen[str]]:  # fmt: skip
+                   extra: tuple[str, ...] = (),
+                   env_extra: dict[str, str] | None = None) -> Iterator[subprocess.Popen[str]]:  # fmt: skip
     """`tidelake stream run SPEC` in a subprocess; stopped (SIGTERM, then SIGKILL) on exit."""
     env = dict(os.environ, TIDELAKE_STREAM__TICK_S=str(tick_s), TIDELAKE_STREAM__CHECKPOINT_INTERVAL_S="0.2")
+    env.update(env_extra or {})
     command = [sys.executable, "-m", "tidelake.cli", "stream", "run", str(spec_file), "-b", bootstrap,
                "--state-dir", str(state_dir), "--json", *extra]  # fmt: skip
     process = subprocess.Popen(
@@ -86,10 +88,17 @@ def worker_process(spec_file: Path, bootstrap: str, state_dir: Path, tick_s: flo
 
 
 class TopicReader:
-    """Reads every message of a topic from the beginning, keeping all of them in order of arrival."""
+    """Reads every committed message of a topic from the beginning, keeping all of them in order of
+    arrival. Stream apps write in Kafka transactions: like the delivery streams, the reader sees only
+    committed ones (`read_committed`), never the rows of a transaction a crash aborted."""
 
     def __init__(self, bootstrap: str, topic: str) -> None:
-        self.consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+        self.consumer = KafkaConsumer(
+            bootstrap_servers=bootstrap,
+            enable_auto_commit=False,
+            group_id=None,
+            isolation_level="read_committed",
+        )
         partitions = None
         deadline = time.monotonic() + 30
         while not partitions:

@@ -10,6 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from core.dead_letters import (
+    BAD_EVENT_TIME,
+    ERROR_PROCESS,
+    ERROR_TYPE,
+    MALFORMED_RECORD,
+    stream_app_process,
+)
 from core.topics import LATE_EVENTS, dlq_topic
 from tests.stream_events import clickstream
 from tests.stream_kafka import (
@@ -62,36 +69,58 @@ def test_final_rows_equal_duckdb_with_four_partitions(
     assert (summary["rows_pending"], summary["state"]) == (0, "running")
 
 
-def test_kill_9_mid_stream_and_restart_gives_the_same_last_row_per_window(
+#: The crash drill: run k reads part k of the events and dies at DRILL[k] - None is `kill -9` from
+#: outside as soon as rows appear; a named point makes the worker SIGKILL itself there, on its first
+#: checkpoint that carries rows (TIDELAKE_STREAM_CRASH_AT). A last run finishes the job.
+DRILL = (None, "after-send", "after-offsets", "after-snapshot", "after-commit", "after-confirm")
+BAD_RECORDS = [b"not json", b'{"page": "/", "event_time": "yesterday"}']
+
+
+def test_kill_9_at_every_checkpoint_moment_leaves_one_final_row_per_window(
     runtime, kafka_bootstrap, make_topic, tmp_path
 ) -> None:
     source = make_topic(partitions=4)
-    spec = make_spec(source, "tumbling:60s", f"{runtime}-kill", filters=["is_bot = false"])
-    events = clickstream(40_000, seed=4, spread_s=0.05)
+    spec = make_spec(source, "tumbling:60s", f"{runtime}-drill", aggregates=["count", "sum:bytes"])
+    events = clickstream(6000, seed=4, spread_s=0.5)
     expected = expected_rows(events, spec)
     spec_file = write_spec(spec, tmp_path / "spec.toml")
-    produce(kafka_bootstrap, source, events[:30_000])
-    with worker_process(spec_file, kafka_bootstrap, tmp_path / "state", extra=RUNTIMES[runtime]) as worker:
-        reader = TopicReader(kafka_bootstrap, spec.sink_topic)
-        reader.wait_until(lambda r: len(r) >= 1, 120, "the first rows", worker)
-        worker.send_signal(signal.SIGKILL)
-        worker.wait(timeout=30)
-    first_run = len(reader.values())
-    produce(kafka_bootstrap, source, events[30_000:])
+    part = len(events) // len(DRILL)
+    deaths = []
+    assert DRILL[0] is None
+    for k, point in enumerate(DRILL):
+        produce(kafka_bootstrap, source, events[k * part : (k + 1) * part])
+        if k == 2:
+            produce_raw(kafka_bootstrap, source, BAD_RECORDS)
+        env = {"TIDELAKE_STREAM_CRASH_AT": point} if point else {}
+        with worker_process(spec_file, kafka_bootstrap, tmp_path / "state", extra=RUNTIMES[runtime],
+                            env_extra=env) as worker:  # fmt: skip
+            if point is None:  # the first run: it creates the output topic
+                reader = TopicReader(kafka_bootstrap, spec.sink_topic)
+                reader.wait_until(lambda r: len(r) >= 1, 120, "the first rows", worker)
+                worker.send_signal(signal.SIGKILL)
+            deaths.append(worker.wait(timeout=120))
+    produce(kafka_bootstrap, source, events[len(DRILL) * part :])
     with worker_process(spec_file, kafka_bootstrap, tmp_path / "state", extra=RUNTIMES[runtime]) as worker:
         reader.wait_until(
             lambda r: len(last_per_window(r, spec)) >= len(expected), 180, f"{len(expected)} windows", worker
         )
         summary = stop_and_summary(worker)
+    reader.poll()
     rows = reader.values()
     reader.close()
-    assert 0 < first_run < len(expected)
-    assert last_per_window(rows, spec) == expected
-    by_window: dict[tuple, list[dict]] = {}
-    for row in rows:
-        by_window.setdefault((row["page"], row["window_start"]), []).append(row)
-    assert all(all(copy == copies[0] for copy in copies) for copies in by_window.values())  # copies agree
-    assert summary["events_in"] == 40_000  # every event counted once, across the crash
+    dlq = TopicReader(kafka_bootstrap, dlq_topic(source))
+    dlq.wait_until(lambda r: len(r) >= len(BAD_RECORDS), 30, "the bad records on the DLQ")
+    dlq.poll()
+    assert deaths == [-signal.SIGKILL] * len(DRILL)  # every run died where it was meant to
+    copies = len(rows) - len(expected)
+    assert copies == 0, f"{copies} duplicate rows"
+    assert sorted(rows, key=row_sort_key) == expected  # exactly one final row per window, read committed
+    assert sum(row["count"] for row in rows) == len(events)
+    assert [m.value for m in dlq.messages] == BAD_RECORDS  # side outputs once each, too
+    dlq.close()
+    assert summary["events_in"] == len(events) + len(BAD_RECORDS)  # every event counted once
+    assert (summary["errors"], summary["late"]) == (len(BAD_RECORDS), 0)
+    assert summary["rows_out"] == len(expected)
 
 
 def test_windows_close_on_idle_without_new_events(runtime, kafka_bootstrap, make_topic, tmp_path) -> None:
@@ -148,7 +177,8 @@ def test_late_and_bad_events_are_routed_and_counted(runtime, kafka_bootstrap, ma
     assert summary["windowed"] == 301
     headers = [dict(m.headers) for m in dlq.messages]
     assert [m.value for m in dlq.messages] == [b"not json", b'{"page": "/", "event_time": "yesterday"}']
-    assert all(h["error_type"] == b"processing-failed" and h["app"] == app.encode() for h in headers)
+    assert [h[ERROR_TYPE] for h in headers] == [MALFORMED_RECORD.encode(), BAD_EVENT_TIME.encode()]
+    assert all(h[ERROR_PROCESS] == stream_app_process(app).encode() for h in headers)
     for reader in (rows_reader, late_reader, dlq):
         reader.close()
 
