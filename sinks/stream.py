@@ -259,6 +259,16 @@ class DeliveryStream:
             consumer.subscribe(pattern=self.config.topic_pattern, listener=listener)
         else:
             consumer.subscribe(topics=self.config.topics, listener=listener)
+        # kafka-python (3.0) snapshots the subscribed topics' partitions only when metadata arrives
+        # after `subscribe`. A first join before that assigns with an empty snapshot: either no
+        # partitions, never revisited, or a second rebalance right away that can stall for good
+        # (about 1 start in 3 right after the topic was made). One metadata round trip first.
+        try:
+            consumer.topics()
+        except KafkaError as exc:
+            consumer.close(autocommit=False)
+            msg = f"delivery stream {self.config.name}: cannot read the cluster's metadata ({exc.__class__.__name__}: {exc}); check the broker"
+            raise BrokerUnavailable(msg) from exc
         self._consumer = consumer
         return consumer
 

@@ -140,3 +140,18 @@ def test_a_sink_without_partitions_waits_quietly_and_max_idle_counts_from_the_st
     assert 4 <= elapsed_s < 30
     # a busy loop burns about as much CPU as time passes; waiting quietly uses a small share of it
     assert result["cpu_s"] < 0.25 * elapsed_s, f"{result['cpu_s']:.2f} s of CPU in {elapsed_s:.1f} s"
+
+
+def test_a_sink_started_right_after_its_topic_was_made_gets_its_partitions(
+    kafka_bootstrap: str, make_topic, tmp_path: Path
+) -> None:
+    """kafka-python's group leader could join before its metadata snapshot held the new topic, then
+    assign no partitions for good, or rebalance again at once and stall (3 starts in 11 before the
+    fix); each start here must deliver."""
+    for attempt in range(6):
+        topic = make_topic(partitions=4)
+        produce(kafka_bootstrap, topic, (event(i, run=f"a{attempt}") for i in range(300)))
+        states: list[str] = []
+        stream = _stream(kafka_bootstrap, tmp_path / f"lake{attempt}", topic, 0.5, states)
+        summary = stream.run(max_records=300, max_idle_s=20)
+        assert (summary.records_in, summary.partitions) == (300, 4), f"start {attempt}: {states}"
