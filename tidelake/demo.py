@@ -17,13 +17,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.admin import admin_client, create_topics, delete_consumer_groups, describe_topics
+from core.admin import (
+    GroupLag,
+    PartitionLag,
+    admin_client,
+    create_topics,
+    delete_consumer_groups,
+    describe_topics,
+)
 from core.errors import ConfigError, TableNotFound, TidelakeError
 from core.settings import Settings
 from core.status_board import RUNNING
 from core.topics import CLICKSTREAM_EVENTS, TopicSpec, analytics_topic, default_topics, stream_app_group
 from tidelake.broker import LocalBroker
-from tidelake.status import PipelineStatus, collect_status
+from tidelake.status import PipelineStatus, collect_status, lake_datasets
 from tidelake.supervisor import Supervisor
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -86,6 +93,58 @@ class DemoReport:
     console_url: str = ""
     seconds_to_answers: float = 0.0
     reused: bool = False
+
+
+@dataclass(frozen=True)
+class ReplayPlan:
+    """What a demo run does about the events, decided from the topic *and* the lake it will query
+    (the broker's state is per user, the lake per checkout: one may hold what the other lacks)."""
+
+    replay: bool  # start `replay --resume` (after what the topic holds: never an event twice)
+    redeliver: bool  # the delivery streams start over from the topics' beginning, into this lake
+    message: str
+    #: Raw events the lake will hold once what is in the topic now has been delivered.
+    lake_base: int
+
+
+def plan_replay(topic_events: int, lake_events: int, loop: bool, lake: Path | str = "the lake") -> ReplayPlan:
+    """Whether to replay and whether to deliver the topics again, from the events `clickstream.events`
+    holds and the raw events (`clickstream_events` rows) the lake holds.
+
+    - nothing anywhere: replay the sample (pass 0);
+    - the topic holds events, this lake none (a second checkout, or the lake was removed): the delivery
+      streams deliver the topics again from the start into this lake, nothing is replayed twice;
+    - both hold events: nothing to do, the lake keeps them;
+    - the lake holds events the topic lost (a new broker): replaying pass 0 again would put each of
+      them in the lake twice, so it does not replay (--fresh starts over);
+    - with --loop, the replay continues after what the topic holds (`replay --resume`), except in the
+      last case.
+    """
+    topic = CLICKSTREAM_EVENTS
+    if topic_events == 0 and lake_events == 0:
+        return ReplayPlan(True, False, "", 0)
+    if topic_events == 0:
+        return ReplayPlan(
+            False, False,
+            f"{lake} holds {lake_events:,} events but {topic} is empty (a new broker?): not replaying, which "
+            "would put them in the lake twice; the answers are the lake's. Use --fresh to start from nothing.",
+            lake_events,
+        )  # fmt: skip
+    looping = " --loop: replaying after them, with new event ids and later event times." if loop else ""
+    if lake_events == 0:
+        return ReplayPlan(
+            loop, True,
+            f"{topic} already holds {topic_events:,} events from an earlier demo but {lake} holds none of "
+            "them: the delivery streams deliver the topics again from their start into this lake."
+            + (looping or " Not replaying again. Use --fresh to start from nothing."),
+            topic_events,
+        )  # fmt: skip
+    return ReplayPlan(
+        loop, False,
+        f"{topic} already holds {topic_events:,} events from an earlier demo and {lake} holds "
+        f"{lake_events:,}." + (looping or " Not replaying again (the lake keeps them). Use --fresh to start from nothing."),
+        lake_events,
+    )  # fmt: skip
 
 
 def demo_topics(partitions: int) -> list[TopicSpec]:
@@ -154,6 +213,21 @@ class Demo:
         found = describe_topics(self.settings.kafka.bootstrap_servers, [CLICKSTREAM_EVENTS])
         return found[0].records if found else 0
 
+    def events_in_lake(self) -> int:
+        """Raw events (rows of `clickstream_events`) in the lake this demo queries."""
+        return next(
+            (d.rows for d in lake_datasets(self.settings.lake.root) if d.name == "clickstream_events"), 0
+        )
+
+    def redeliver(self) -> None:
+        """The delivery streams forget how far they read, so they deliver every topic from its start
+        into this lake (another lake got them first). Stream apps keep their state: their output
+        topics already hold every window."""
+        from sinks.config import load_shipped
+
+        groups = {load_shipped(stream).consumer_group for stream in DELIVERY_STREAMS}
+        delete_consumer_groups(self.settings.kafka.bootstrap_servers, groups)
+
     def start_pipeline(self) -> None:
         create_topics(self.settings.kafka.bootstrap_servers, demo_topics(self.options.partitions))
         for app in STREAM_APPS:
@@ -170,7 +244,11 @@ class Demo:
             raise ConfigError(msg)
         pace = ["--max-speed"] if self.options.speed is None else ["--speed", str(self.options.speed)]
         loop = ["--loop"] if self.options.loop else []
-        self.supervisor.start("replay", "replay", str(self.options.sample), *pace, *loop, "--json")
+        # --resume: after what the topic holds of the sample, so a demo run again (or a loop
+        # restarted) never sends an event twice
+        self.supervisor.start(
+            "replay", "replay", str(self.options.sample), *pace, *loop, "--resume", "--json"
+        )
 
     def sample_lines(self) -> int:
         """Lines in the sample: one pass of the replay (parsed or rejected, each line counts once)."""
@@ -221,7 +299,7 @@ class Demo:
         }
 
     def drained(self, expected_rows: int) -> Callable[[PipelineStatus], bool]:
-        """Done when, for `settle_s` in a row: every consumer group has caught up, every stream app
+        """Done when, for `settle_s` in a row: every consumer group has caught up (`caught_up`), every stream app
         of this demo has closed all its windows, every delivery stream has flushed its buffers, and
         the lake holds every raw event."""
         ours = {child.process.pid for child in self.supervisor.children}
@@ -235,12 +313,12 @@ class Demo:
             raw_rows = self.raw_rows(status)
             quiet = (
                 status.broker_up
-                and all(g.caught_up for g in status.groups if g.group in groups)
                 and len(streams) == len(STREAM_APPS)
                 and all(_stream_settled(p.metrics) for p in streams)
                 and len(sinks) == len(DELIVERY_STREAMS)
                 and all(p.metrics.get("buffered") == 0 for p in sinks)
                 and raw_rows >= expected_rows
+                and self.caught_up([g for g in status.groups if g.group in groups])
             )
             if not quiet:
                 since.clear()
@@ -249,6 +327,43 @@ class Demo:
             return since[-1] - since[0] >= self.options.settle_s
 
         return check
+
+    def caught_up(self, groups: list[GroupLag]) -> bool:
+        """Every group has read every record. A transactional producer's commit marker takes an
+        offset that no consumer gets as a record (the stream apps write their rows in transactions),
+        so a group may lag by markers alone: then a read-committed look past its offsets finds
+        nothing more."""
+        behind = [p for g in groups for p in g.partitions if p.lag > 0]
+        return not behind or not self.records_left(behind)
+
+    def records_left(self, partitions: list[PartitionLag], timeout_s: float = 5.0) -> bool:
+        """Whether a committed record lies between a partition's committed offset and its end."""
+        from kafka import KafkaConsumer, TopicPartition
+        from kafka.errors import KafkaError
+
+        try:
+            consumer = KafkaConsumer(
+                bootstrap_servers=self.settings.kafka.bootstrap_servers, group_id=None,
+                enable_auto_commit=False, isolation_level="read_committed", client_id="tidelake-demo",
+            )  # fmt: skip
+        except KafkaError:
+            return True  # cannot tell: not drained yet
+        ends = {TopicPartition(p.topic, p.partition): p.end_offset for p in partitions}
+        try:
+            consumer.assign(list(ends))
+            for p in partitions:
+                consumer.seek(TopicPartition(p.topic, p.partition), p.committed or 0)
+            deadline = time.monotonic() + timeout_s
+            while time.monotonic() < deadline:
+                if any(consumer.poll(timeout_ms=100).values()):
+                    return True
+                if all(consumer.position(tp) >= end for tp, end in ends.items()):
+                    return False
+            return True
+        except KafkaError:
+            return True
+        finally:
+            consumer.close()
 
     def answers(self) -> list[Answer]:
         """Each demo query's first rows; a dataset the pipeline has not written (no late event

@@ -22,7 +22,7 @@ from tidelake.commands.options import (
     print_json,
     settings_from,
 )
-from tidelake.demo import DEFAULT_SAMPLE, DEFAULT_SPEED, Answer, Demo, DemoOptions
+from tidelake.demo import DEFAULT_SAMPLE, DEFAULT_SPEED, Answer, Demo, DemoOptions, plan_replay
 from tidelake.status import PipelineStatus
 
 
@@ -70,7 +70,12 @@ def register(app: typer.Typer) -> None:
             bool, typer.Option("--max-speed", help="Replay as fast as Kafka takes it.")
         ] = False,
         loop: Annotated[
-            bool, typer.Option("--loop", help="Keep replaying (event time moves on); Ctrl-C stops.")
+            bool,
+            typer.Option(
+                "--loop",
+                help="Keep replaying, after what clickstream.events already holds (new event ids, event "
+                "time moving on); the answers come after the first pass; Ctrl-C stops.",
+            ),
         ] = False,
         keep_running: Annotated[
             bool,
@@ -102,18 +107,17 @@ def register(app: typer.Typer) -> None:
                 demo.reset()
                 say("reset: empty lake, topics and app state")
             previous = demo.events_already_in()
-            replaying = previous == 0 or loop
+            plan = plan_replay(previous, demo.events_in_lake(), loop, demo.settings.lake.root)
+            if plan.message:
+                say(plan.message)
+            if plan.redeliver:
+                demo.redeliver()
             demo.start_pipeline()
             say(f"started {len(demo.supervisor.children)} processes (logs in {demo.supervisor.log_dir})")
-            if replaying:
+            if plan.replay:
                 demo.start_replay()
                 pace = "at full speed" if options.speed is None else f"at {options.speed:g}x"
                 say(f"replaying {sample.name} {pace} into clickstream.events ...")
-            else:
-                say(
-                    f"clickstream.events already holds {previous:,} events from an earlier demo: not replaying "
-                    "again (the lake keeps them). Use --fresh to start from nothing."
-                )
             began = demo.began
             with Live(console=console, refresh_per_second=4) if not json_out else nullcontext() as live:
 
@@ -123,18 +127,19 @@ def register(app: typer.Typer) -> None:
                     return lambda status: live.update(_progress_line(status, phase, began))
 
                 summary: dict = {}
-                if loop:
-                    # a looping replay never ends: answer once the first pass is in the lake
-                    first_pass = previous + demo.sample_lines()
+                if loop and plan.replay:
+                    # a looping replay never ends: answer once its first pass is in the lake
+                    lines = demo.sample_lines()
                     final = demo.watch(
-                        lambda s: s.events_in >= first_pass and demo.raw_rows(s) >= first_pass - s.rejected,
+                        lambda s: s.events_in >= previous + lines - s.rejected
+                        and demo.raw_rows(s) >= plan.lake_base + lines - s.rejected,
                         options.drain_timeout_s + 3600, show("first pass"),
                     )  # fmt: skip
                 else:
-                    if replaying:
+                    if plan.replay:
                         demo.watch(lambda s: demo.replay_summary() is not None, 3600 * 24, show("replaying"))
                         summary = demo.replay_summary() or {}
-                    expected = summary.get("sent", previous) - summary.get("rejected", 0) if summary else 0
+                    expected = plan.lake_base + summary.get("sent", 0)
                     final = demo.watch(demo.drained(expected), options.drain_timeout_s, show("draining"))
             if not json_out:
                 console.line()
@@ -149,8 +154,10 @@ def register(app: typer.Typer) -> None:
                 })  # fmt: skip
             else:
                 if summary:
+                    first_pass = summary.get("first_pass", 0)
+                    resumed = f" (from pass {first_pass}: new event ids and times)" if first_pass else ""
                     say(
-                        f"replay: {summary.get('sent', 0):,} sent, {summary.get('rejected', 0):,} rejected in {summary.get('seconds', 0):.1f} s"
+                        f"replay: {summary.get('sent', 0):,} sent, {summary.get('rejected', 0):,} rejected in {summary.get('seconds', 0):.1f} s{resumed}"
                     )
                 for answer in answers:
                     console.print(_answers_table(answer))
