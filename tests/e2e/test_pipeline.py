@@ -3,6 +3,7 @@ runs it, and a broker restart in the middle of the replay."""
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 import signal
@@ -13,11 +14,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
+import orjson
 import pytest
+from kafka import KafkaConsumer, TopicPartition
 
 from core.admin import describe_topics
 from core.settings import BrokerSettings, load_settings
 from core.topics import CLICKSTREAM_EVENTS, dlq_topic
+from producers.resume import id_ends, pass_of
 from tests.e2e.pipeline_checks import app_mismatches, processes_with_env, sample_events
 from tidelake.broker import LocalBroker, free_port
 from tidelake.demo import Demo, DemoOptions
@@ -43,10 +47,10 @@ def own_broker(tmp_path: Path) -> Iterator[LocalBroker]:
 
 
 def demo_command(
-    bootstrap: str, state_dir: Path, lake: Path, *extra: str
+    bootstrap: str, state_dir: Path, lake: Path, *extra: str, pace: tuple[str, ...] = ("--max-speed",)
 ) -> tuple[list[str], dict[str, str]]:
     """(argv, env) of `tidelake demo --max-speed --json` on `bootstrap`, its state in `state_dir`."""
-    command = [sys.executable, "-m", "tidelake.cli", "demo", "--max-speed", "--json", "--lake", str(lake),
+    command = [sys.executable, "-m", "tidelake.cli", "demo", *pace, "--json", "--lake", str(lake),
                "--port", str(free_port()), *extra]  # fmt: skip
     env = {
         **os.environ,
@@ -166,3 +170,119 @@ def test_sigterm_stops_a_kept_running_demo_and_everything_it_started(
                 demo.kill()
         demo.communicate(timeout=30)
     assert processes_with_env("TIDELAKE_RUNTIME__STATE_DIR", str(state_dir)) == []
+
+
+def stop_demo(demo: subprocess.Popen) -> int:
+    """SIGTERM, as Ctrl-C would: the demo stops every process it started; its exit code."""
+    if demo.poll() is None:
+        demo.send_signal(signal.SIGTERM)
+        try:
+            demo.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            demo.kill()
+    demo.communicate(timeout=30)
+    return demo.returncode
+
+
+def test_demo_run_again_or_looped_never_sends_an_event_twice_and_a_new_lake_gets_the_events(
+    own_broker: LocalBroker, tmp_path: Path, events: list[dict]
+) -> None:
+    """Issue 13: a second `make demo` then `make demo DEMO_ARGS="--keep-running --loop"` replayed
+    pass 0 again (the lake held 23,890 rows of 13,890 ids); a second checkout's new lake got nothing."""
+    state_dir = tmp_path / "state"
+    bootstrap = own_broker.read_state().bootstrap_servers  # type: ignore[union-attr]
+    lake, other_lake = tmp_path / "lake", tmp_path / "other-checkout" / "lake"
+
+    def run_demo(demo_lake: Path) -> dict:
+        command, env = demo_command(bootstrap, state_dir, demo_lake)
+        done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    first, second = run_demo(lake), run_demo(lake)
+    assert (first["replay"]["sent"], first["replay"]["first_pass"]) == (SAMPLE_LINES, 0)
+    assert second["replay"] == {}  # nothing replayed: the topic and this lake hold the sample
+    assert raw_event_counts(lake) == (SAMPLE_LINES, SAMPLE_LINES)
+    logo = ["2019-01-22 00:00:00+00:00", "1", "/settings/logo", "195"]
+    assert first["answers"]["top_pages_per_hour"][0] == logo
+    assert second["answers"] == first["answers"]
+
+    # a second checkout: same broker and state, a lake of its own that holds nothing yet
+    third = run_demo(other_lake)
+    assert third["replay"] == {}
+    assert raw_event_counts(other_lake) == (SAMPLE_LINES, SAMPLE_LINES)
+    assert third["answers"] == first["answers"]
+
+    # the first lake once more, looping: it continues after what the topic holds (pass 1 on)
+    command, env = demo_command(bootstrap, state_dir, lake, "--loop", pace=("--speed", "500"))
+    demo = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path
+    )
+    try:
+        line = demo.stdout.readline()  # type: ignore[union-attr]  # the answers, once its first pass is in
+    finally:
+        code = stop_demo(demo)
+    assert line, f"the looping demo printed no answers (exit {code})"
+    looped = json.loads(line)
+    assert code == 130
+    assert processes_with_env("TIDELAKE_RUNTIME__STATE_DIR", str(state_dir)) == []
+
+    ids = pass_counts(ends := id_ends([e["event_id"] for e in events]), lake_event_ids(lake))
+    assert ids[0] == SAMPLE_LINES and ids[1] >= 1  # pass 0 once, and the loop's passes after it
+    rows, distinct = raw_event_counts(lake)
+    assert rows == distinct == sum(ids.values())
+    assert rows >= 2 * SAMPLE_LINES  # the demo answered once its first pass was in the lake
+    # the first pass's answers are unchanged: its hour 00 still has 195 views of /settings/logo
+    assert first_pass_logo_views(lake) == 195
+    assert looped["answers"]["bounce_rate"] != []
+
+    # the topic itself holds each event once: pass 0 and every pass the loop began, none twice
+    (topic,) = describe_topics(bootstrap, [CLICKSTREAM_EVENTS])
+    in_topic = topic_event_ids(bootstrap, topic.records)
+    assert len(in_topic) == len(set(in_topic)) == topic.records
+    topic_passes = pass_counts(ends, in_topic)
+    assert topic_passes[0] == topic_passes[1] == SAMPLE_LINES
+    assert raw_event_counts(other_lake) == (SAMPLE_LINES, SAMPLE_LINES)  # untouched by the loop
+
+
+def lake_event_ids(lake: Path) -> list[str]:
+    files = [str(p) for p in (lake / "clickstream_events").rglob("*.parquet") if not p.name.startswith(".")]
+    return [row[0] for row in duckdb.sql(f"SELECT event_id FROM read_parquet({files})").fetchall()]
+
+
+def pass_counts(ends: dict[str, str], event_ids: list[str]) -> collections.Counter:
+    return collections.Counter(pass_of(event_id, ends) for event_id in event_ids)
+
+
+def first_pass_logo_views(lake: Path) -> int:
+    """Views of /settings/logo by people in hour 00 of 2019-01-22 among the first pass's events
+    (those whose id is the line's own: pass 1 reaches into hour 00 too, from 00:40:44)."""
+    files = [str(p) for p in (lake / "clickstream_events").rglob("*.parquet") if not p.name.startswith(".")]
+    ends = id_ends([e["event_id"] for e in sample_events()])
+    rows = duckdb.sql(
+        f"SELECT event_id FROM read_parquet({files}, hive_partitioning = true) "
+        "WHERE dt = DATE '2019-01-22' AND hour = 0 AND page = '/settings/logo' AND NOT is_bot"
+    ).fetchall()
+    return sum(1 for (event_id,) in rows if pass_of(event_id, ends) == 0)
+
+
+def topic_event_ids(bootstrap: str, expected: int) -> list[str]:
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, isolation_level="read_committed"
+    )
+    ids: list[str] = []
+    try:
+        tps = [
+            TopicPartition(CLICKSTREAM_EVENTS, p)
+            for p in sorted(consumer.partitions_for_topic(CLICKSTREAM_EVENTS) or ())
+        ]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        deadline = time.monotonic() + 120
+        while len(ids) < expected and time.monotonic() < deadline:
+            for records in consumer.poll(timeout_ms=200).values():
+                ids.extend(orjson.loads(r.value)["event_id"] for r in records)
+    finally:
+        consumer.close()
+    assert len(ids) == expected, f"read {len(ids)} of {expected} records of {CLICKSTREAM_EVENTS} in 120 s"
+    return ids
