@@ -11,8 +11,10 @@ import pytest
 
 from core.admin import admin_client, create_topics, delete_consumer_groups
 from core.errors import TidelakeError
+from core.settings import BrokerSettings
 from core.topics import TopicSpec
 from tests.kafka_broker import session_kafka
+from tidelake.broker import LocalBroker, free_port
 
 _broker_label = ""
 _cleanup_note = ""
@@ -83,3 +85,17 @@ def make_topic(kafka_bootstrap: str, request: pytest.FixtureRequest) -> Callable
         return name
 
     return make
+
+
+@pytest.fixture
+def own_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBroker]:
+    """A local broker for one test alone, which it may stop, kill or restart (the session's broker is
+    shared, so drills that take Kafka away use this one)."""
+    broker = LocalBroker(
+        BrokerSettings(
+            port=free_port(), controller_port=free_port(), data_dir=tmp_path_factory.mktemp("own-kafka")
+        )
+    )
+    broker.start()
+    yield broker
+    broker.stop()

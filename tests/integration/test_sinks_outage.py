@@ -7,33 +7,21 @@ import gc
 import resource
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from core.admin import create_topics
-from core.settings import BrokerSettings, load_settings
+from core.settings import load_settings
 from core.status_board import RETRYING, RUNNING
 from core.topics import TopicSpec
 from sinks.config import parse_config
 from sinks.metrics import WAITING_FOR_PARTITIONS, SinkSummary
 from sinks.stream import DeliveryStream
 from tests.integration.sinks_support import event, lake_rows, produce, unique_group, wait_until
-from tidelake.broker import LocalBroker, free_port
+from tidelake.broker import LocalBroker
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def own_broker(tmp_path: Path) -> Iterator[LocalBroker]:
-    """A broker this test alone may crash."""
-    broker = LocalBroker(
-        BrokerSettings(port=free_port(), controller_port=free_port(), data_dir=tmp_path / "kafka")
-    )
-    broker.start()
-    yield broker
-    broker.stop()
 
 
 def _stream(
