@@ -11,6 +11,7 @@ or a looping one restarted, never sends an event twice.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -25,9 +26,11 @@ from core.topics import KINESIS_RETENTION_MS, TopicSpec, dlq_topic
 from producers.pacing import MAX_SPEED, Pace, Schedule, loop_shift_us
 from producers.parsing import REJECT_KEEP_BYTES, iter_parsed
 from producers.records import TOO_LARGE, Record, Reject
-from producers.resume import TopicTail, id_ends, read_tail, start_pass
+from producers.resume import MAX_TAIL_RECORDS, TopicTail, id_ends, read_tail, start_pass
 from producers.sender import BatchSender
 from producers.timestamps import TimeFormatter
+
+log = logging.getLogger(__name__)
 
 #: Records appended between checks of pace, progress and Ctrl-C.
 CHUNK = 2_000
@@ -249,6 +252,12 @@ class Replayer:
         bootstrap = self.settings.kafka.bootstrap_servers
         self.tail = await asyncio.to_thread(read_tail, bootstrap, options.topic, ends)
         start = start_pass(self.tail, first_time + shift, last_time + shift, len(kept))
+        if not self.tail.complete:
+            log.warning(
+                "resume: some partitions of %s hold none of this file's events in their last %s records "
+                "(read no further); starting at pass %d from what the others hold",
+                options.topic, f"{MAX_TAIL_RECORDS:,}", start,
+            )  # fmt: skip
         if start == 0:
             for reject in rejects:
                 await self._sender.send_reject(reject)
