@@ -60,6 +60,21 @@ class LakeReader(threading.Thread):
             time.sleep(0.02)
 
 
+def _wait_until_reading(board: Path, sink: subprocess.Popen, timeout_s: float = 90) -> None:
+    """Until the sink's status board entry (its own pid) counts a record read."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        assert sink.poll() is None, f"the sink exited early with {sink.returncode}"
+        try:
+            entry = json.loads(board.read_text())
+        except (OSError, ValueError):
+            entry = {}
+        if entry.get("pid") == sink.pid and entry.get("metrics", {}).get("records_in", 0) > 0:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"the sink read no record within {timeout_s} s")
+
+
 def _produce_slowly(bootstrap: str, topic: str, done: threading.Event) -> None:
     """The replay: 100,000 events over about 20 s, so the kills land while records keep coming."""
     with producer(bootstrap) as out:
@@ -97,7 +112,9 @@ def test_kill_dash_nine_at_random_moments_leaves_every_event_exactly_once(
         while kills < KILLS:
             with (tmp_path / f"run-{kills}.log").open("w") as log:
                 sink = subprocess.Popen(command, stdout=log, stderr=log, env=env)
-                time.sleep(chance.uniform(1.5, 3.5))  # imports and group join take ~1 s; then it delivers
+                # a random moment once it reads records (imports and the group join take 1-5 s)
+                _wait_until_reading(tmp_path / "run" / "sink.crash-drill.json", sink)
+                time.sleep(chance.uniform(0.2, 2.0))
                 sink.kill()  # SIGKILL: no flush, no commit, no cleanup
                 sink.wait(30)
             kills += 1
