@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
@@ -19,7 +18,7 @@ import pytest
 from kafka import KafkaConsumer, TopicPartition
 
 from core.admin import describe_topics
-from core.settings import BrokerSettings, load_settings
+from core.settings import load_settings
 from core.topics import CLICKSTREAM_EVENTS, dlq_topic
 from producers.resume import id_ends, pass_of
 from tests.e2e.pipeline_checks import app_mismatches, processes_with_env, sample_events
@@ -33,17 +32,6 @@ SAMPLE_LINES = 10_000
 @pytest.fixture(scope="module")
 def events() -> list[dict]:
     return sample_events()
-
-
-@pytest.fixture
-def own_broker(tmp_path: Path) -> Iterator[LocalBroker]:
-    """A broker for this test alone: the demo uses the fixed topic names of the pipeline."""
-    broker = LocalBroker(
-        BrokerSettings(port=free_port(), controller_port=free_port(), data_dir=tmp_path / "kafka")
-    )
-    broker.start()
-    yield broker
-    broker.stop()
 
 
 def demo_command(
