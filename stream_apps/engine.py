@@ -35,6 +35,8 @@ from stream_apps.spec import AppSpec
 from stream_apps.windows import fixed_starts, session_continues, stagger_continues
 
 NEVER = -(2**62)
+#: What no time field's value equals, not even JSON null: the cache of the last parsed time starts empty.
+_NO_TIME_YET = object()
 STATE_VERSION = 1
 
 
@@ -151,7 +153,7 @@ class WindowEngine:
         parse_time = self._parse_time
         pmax = self.partition_max.get(partition)
         top = NEVER if pmax is None else pmax
-        last_text, last_t = None, 0
+        last_text, last_t = _NO_TIME_YET, 0  # a null time must be parsed (and refused), never reused
         for record in records:
             offset, key_bytes, raw = record.offset, record.key, record.value
             counters.events_in += 1

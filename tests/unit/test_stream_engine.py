@@ -249,3 +249,25 @@ def test_anomaly_score_is_highest_on_the_spike() -> None:
     restored = AnomalyScorer(num_trees=30, tree_size=64, shingle_size=2)
     restored.restore(scorer.state())
     assert restored.values == scorer.values
+
+
+def test_a_null_event_time_is_dead_lettered_even_as_the_first_record_of_a_batch() -> None:
+    """The engine reuses the last parsed time while the text repeats; a JSON null at the start of a
+    batch must not match that cache's empty start and be windowed at the epoch."""
+    spec = spec_from_mapping({"name": "t", "window": "tumbling:60s", "aggregates": ["count"]})
+    engine = WindowEngine(spec, [0], now_s=0.0)
+    engine.process(
+        0,
+        [
+            Record(0, None, b'{"event_time": null}'),
+            Record(1, None, b'{"event_time": "2019-01-22T00:00:05Z"}'),
+            Record(2, None, b'{"event_time": null}'),
+        ],
+        1.0,
+    )
+    letters = [DeadLetter.from_headers(headers) for _, _, headers in engine.outbox.errors]
+    assert [(letter.offset, letter.error_type) for letter in letters] == [
+        (0, "bad-event-time"),
+        (2, "bad-event-time"),
+    ]
+    assert (engine.counters.errors, engine.counters.windowed) == (2, 1)
