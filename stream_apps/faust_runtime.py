@@ -91,8 +91,6 @@ class FaustWorker(StreamWorker):
             # Static membership: one worker per app, so a restart after kill -9 takes the dead
             # member's place at once instead of waiting for its session (60 s by default) to expire.
             consumer_group_instance_id=f"tidelake-{spec.name}-worker",
-            broker_session_timeout=10.0,
-            broker_heartbeat_interval=3.0,
         )
         source = app.topic(spec.source, acks=False)  # offsets live in the snapshot (module docstring)
         lock = asyncio.Lock()
