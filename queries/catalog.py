@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from core.errors import QueryCancelled
@@ -221,9 +222,9 @@ def athena_ddl(table: Table, location: str) -> str:
             continue  # a broken footer: the next file describes the table as well
     partition_keys = list(table.partitions)
     if schema is not None:
-        columns = [(f.name, _athena_type(str(f.type))) for f in schema if f.name not in partition_keys]
+        columns = [(f.name, _athena_type(f.type)) for f in schema if f.name not in partition_keys]
     else:
-        columns = [(n, _athena_type(kind)) for n, kind, _ in CLICKSTREAM_FIELDS]
+        columns = [(n, _athena_type(_DECLARED_KINDS[kind])) for n, kind, _ in CLICKSTREAM_FIELDS]
     body = ",\n".join(f"  `{n}` {t}" for n, t in columns)
     parts = ",\n".join(
         f"  `{k}` {'date' if t == 'DATE' else 'int' if t == 'INTEGER' else 'string'}"
@@ -239,21 +240,69 @@ def athena_ddl(table: Table, location: str) -> str:
     return "\n".join(lines)
 
 
-def _athena_type(arrow_type: str) -> str:
-    if arrow_type.startswith("timestamp"):
+def _athena_type(arrow_type: pa.DataType) -> str:
+    """The Athena (Hive DDL) type of an Arrow type, nested types included.
+
+    Source: the Athena "Data types" page (boolean, tinyint ... bigint, float, double,
+    decimal(p,s), string, binary, date, timestamp, `array<T>`, `map<K,V>`,
+    `struct<name:T,...>`). Athena has no unsigned integers, so each widens to the next signed
+    type (uint64 to decimal(20,0)); a time of day, a duration or a null-typed column is a string.
+    """
+    t = arrow_type
+    if pa.types.is_struct(t):
+        fields = (t.field(i) for i in range(t.num_fields))
+        return (
+            "struct<" + ",".join(f"{_struct_field_name(f.name)}:{_athena_type(f.type)}" for f in fields) + ">"
+        )
+    if pa.types.is_map(t):
+        return f"map<{_athena_type(t.key_type)},{_athena_type(t.item_type)}>"
+    if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
+        return f"array<{_athena_type(t.value_type)}>"
+    if pa.types.is_dictionary(t):
+        return _athena_type(t.value_type)
+    if pa.types.is_timestamp(t):
         return "timestamp"
-    return {
-        "string": "string",
-        "large_string": "string",
-        "int8": "tinyint",
-        "int16": "smallint",
-        "int32": "int",
-        "int64": "bigint",
-        "bool": "boolean",
-        "double": "double",
-        "float": "float",
-        "date32[day]": "date",
-    }.get(arrow_type, "string")
+    if pa.types.is_date(t):
+        return "date"
+    if pa.types.is_decimal(t):
+        return f"decimal({t.precision},{t.scale})"
+    if pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t):
+        return "binary"
+    for check, name in _ATHENA_SCALARS:
+        if check(t):
+            return name
+    return "string"
+
+
+_ATHENA_SCALARS = (
+    (pa.types.is_boolean, "boolean"),
+    (pa.types.is_int8, "tinyint"),
+    (pa.types.is_int16, "smallint"),
+    (pa.types.is_int32, "int"),
+    (pa.types.is_int64, "bigint"),
+    (pa.types.is_uint8, "smallint"),
+    (pa.types.is_uint16, "int"),
+    (pa.types.is_uint32, "bigint"),
+    (pa.types.is_uint64, "decimal(20,0)"),
+    (pa.types.is_float16, "float"),
+    (pa.types.is_float32, "float"),
+    (pa.types.is_float64, "double"),
+)
+_PLAIN_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _struct_field_name(name: str) -> str:
+    return name if _PLAIN_NAME.match(name) else "`" + name.replace("`", "``") + "`"
+
+
+#: The declared clickstream kinds (core.events.CLICKSTREAM_FIELDS) as Arrow types.
+_DECLARED_KINDS = {
+    "string": pa.string(),
+    "timestamp[us, UTC]": pa.timestamp("us", tz="UTC"),
+    "int32": pa.int32(),
+    "int64": pa.int64(),
+    "bool": pa.bool_(),
+}
 
 
 def _partition_type(values: list[str]) -> str:

@@ -119,3 +119,39 @@ def test_athena_ddl_declares_columns_partitions_and_location(lake: Path) -> None
     assert "PARTITIONED BY (\n  `dt` date,\n  `hour` int\n)" in ddl
     assert "STORED AS PARQUET\nLOCATION 's3://bucket/lake/clickstream_events/';" in ddl
     assert ddl.endswith("MSCK REPAIR TABLE `clickstream_events`;")
+
+
+def test_athena_ddl_maps_nested_types(tmp_path: Path) -> None:
+    """A late_events-like file: the `event` struct and a list become Athena's struct<>/array<>/map<>."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder = tmp_path / "late_events" / "dt=2019-01-22" / "hour=00"
+    folder.mkdir(parents=True)
+    table = pa.table(
+        {
+            "app": pa.array(["page-views-1m"]),
+            "event": pa.array(
+                [{"page": "/", "status": 200, "bytes": 5, "is_bot": False}],
+                pa.struct(
+                    [
+                        ("page", pa.string()),
+                        ("status", pa.int32()),
+                        ("bytes", pa.int64()),
+                        ("is_bot", pa.bool_()),
+                    ]
+                ),
+            ),
+            "top_10": pa.array(
+                [[{"page": "/", "count": 3}]],
+                pa.list_(pa.struct([("page", pa.string()), ("count", pa.int64())])),
+            ),
+            "tags": pa.array([[("k", 1.5)]], pa.map_(pa.string(), pa.float64())),
+        }
+    )
+    pq.write_table(table, folder / "late.parquet")
+    (late,) = discover(tmp_path)
+    ddl = athena_ddl(late, "s3://bucket/lake")
+    assert "  `event` struct<page:string,status:int,bytes:bigint,is_bot:boolean>," in ddl
+    assert "  `top_10` array<struct<page:string,count:bigint>>," in ddl
+    assert "  `tags` map<string,double>\n)" in ddl
