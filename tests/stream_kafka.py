@@ -18,6 +18,8 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from stream_apps.spec import AppSpec, spec_from_mapping, spec_to_mapping
 
 REPO = Path(__file__).resolve().parents[1]
+#: The stream-app runtimes every stream test runs on, and the `tidelake stream run` flags that pick them.
+RUNTIMES: dict[str, tuple[str, ...]] = {"aiokafka": (), "faust": ("--runtime", "faust")}
 
 
 def produce(bootstrap: str, topic: str, events: list[dict[str, Any]], key_field: str = "visitor_id") -> None:

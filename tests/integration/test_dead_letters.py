@@ -21,6 +21,7 @@ from sinks.config import load_shipped
 from sinks.stream import DeliveryStream
 from tests.integration.sinks_support import unique_group
 from tests.stream_kafka import (
+    RUNTIMES,
     TopicReader,
     make_spec,
     produce_raw,
@@ -32,8 +33,6 @@ from tests.stream_kafka import (
 pytestmark = pytest.mark.integration
 
 #: The extra arguments of `tidelake stream run` per runtime: both send the engine's outbox as it is.
-RUNTIMES = {"aiokafka": (), "faust": ("--runtime", "faust")}
-
 GOOD_LINE = '{"event_time": "2019-01-22T00:00:01.000000Z", "page": "/a", "visitor_id": "v1"}'
 BAD_LINE = '{"event_time": "2019-01-22T00:00:02.000000Z", "page": "/b"'  # cut short: not JSON
 #: What the stream app reads from partition 1 of the source topic: the third has no event time.

@@ -20,6 +20,7 @@ from core.dead_letters import (
 from core.topics import LATE_EVENTS, dlq_topic
 from tests.stream_events import clickstream
 from tests.stream_kafka import (
+    RUNTIMES,
     TopicReader,
     make_spec,
     produce,
@@ -33,7 +34,6 @@ from tests.stream_oracle import expected_rows, last_per_window, row_sort_key
 pytestmark = pytest.mark.integration
 
 #: The extra arguments of `tidelake stream run` per runtime.
-RUNTIMES = {"aiokafka": (), "faust": ("--runtime", "faust")}
 
 
 @pytest.fixture(params=sorted(RUNTIMES))
