@@ -134,10 +134,24 @@ class PartitionLag:
     committed: int | None  # next offset the group will read; None before its first commit
     end_offset: int
     millis_behind_latest: int  # latest record's timestamp - next unread record's timestamp; 0 when caught up
+    #: Whether a read_committed consumer at `committed` still has a record to read (or an open
+    #: transaction will give it one). None when nobody looked (`lag` <= 0, or the look timed out).
+    records_left: bool | None = None
 
     @property
     def lag(self) -> int:
+        """Offsets between the committed offset and the end, as `kafka-consumer-groups.sh` shows them:
+        transaction markers included (each commit or abort takes an offset no consumer receives)."""
         return self.end_offset - (self.committed or 0)
+
+    @property
+    def caught_up(self) -> bool:
+        """Nothing left to read: no offset left, or only transaction markers and aborted records (a
+        read_committed consumer skips them; the stream apps write in transactions, so a group
+        reading their topics commits the offset after its last record and stays behind by the marker).
+        A committed offset past the end (the topic was deleted and created again) counts as caught up:
+        the group will start over at the beginning."""
+        return self.lag <= 0 or self.records_left is False
 
 
 @dataclass(frozen=True)
@@ -151,19 +165,24 @@ class GroupLag:
 
     @property
     def caught_up(self) -> bool:
-        """Nothing left to read on any partition. A committed offset past the end (the topic was
-        deleted and created again) counts as caught up: the group will start over at the beginning."""
-        return all(p.lag <= 0 for p in self.partitions)
+        """Nothing left to read on any partition (see `PartitionLag.caught_up`)."""
+        return all(p.caught_up for p in self.partitions)
 
     @property
     def millis_behind_latest(self) -> int:
         return max((p.millis_behind_latest for p in self.partitions), default=0)
 
 
-def _record_timestamps(
-    bootstrap_servers: str, positions: dict[TopicPartition, int]
-) -> dict[TopicPartition, int]:
-    """The timestamp (ms) of the record at each given offset, read with one short-lived consumer."""
+def _first_unread(
+    bootstrap_servers: str,
+    positions: dict[TopicPartition, int],
+    ends: dict[TopicPartition, int],
+    timeout_s: float = 2.0,
+) -> dict[TopicPartition, int | None]:
+    """For each partition read from the given offset by a read_committed consumer: the timestamp (ms)
+    of the first record it gets, or None when it reaches `ends` (the last stable offset, with no
+    transaction open) without one: only transaction markers or aborted records were left. A
+    partition it could not settle within `timeout_s` is left out."""
     from kafka import KafkaConsumer  # imported here: only `status` pays for a consumer
 
     if not positions:
@@ -171,19 +190,25 @@ def _record_timestamps(
     consumer = KafkaConsumer(
         bootstrap_servers=bootstrap_servers, enable_auto_commit=False, group_id=None, max_poll_records=1,
         client_id="tidelake-status", fetch_max_bytes=1024 * 1024, max_partition_fetch_bytes=64 * 1024,
+        isolation_level="read_committed",
     )  # fmt: skip
-    found: dict[TopicPartition, int] = {}
+    found: dict[TopicPartition, int | None] = {}
     try:
         consumer.assign(list(positions))
         for tp, offset in positions.items():
             consumer.seek(tp, offset)
-        for _ in range(20):
+        deadline = time.monotonic() + timeout_s
+        while len(found) < len(positions) and time.monotonic() < deadline:
             for tp, records in consumer.poll(timeout_ms=100, max_records=len(positions)).items():
                 if records and tp not in found:
                     found[tp] = records[0].timestamp
                     consumer.pause(tp)
-            if len(found) == len(positions):
-                break
+            for tp in positions:
+                if tp not in found and consumer.position(tp) >= ends[tp]:
+                    found[tp] = None  # read to the end: nothing but markers
+                    consumer.pause(tp)
+    except KafkaError:
+        pass  # what was settled stands; the rest counts as not looked at
     finally:
         consumer.close()
     return found
@@ -255,14 +280,54 @@ def consumer_group_lag(bootstrap_servers: str, timeout_ms: int = 10_000) -> list
         for tp, meta in offsets.items()
         if meta.offset is not None and 0 <= meta.offset < ends[tp].offset
     }
-    timestamps = _record_timestamps(bootstrap_servers, {tp: off for (_, tp), off in behind.items()})
+    looked = _look_past_committed(bootstrap_servers, behind, {tp: o.offset for tp, o in ends.items()})
     result = []
     for group in groups:
         rows = []
         for tp, meta in sorted(committed.get(group, {}).items()):
-            next_ts = timestamps.get(tp) if (group, tp) in behind else None
+            left, next_ts = looked.get((group, tp), (None, None))
             millis = max(0, latest_ts[tp].timestamp - next_ts) if next_ts is not None else 0
             offset = meta.offset if meta.offset is not None and meta.offset >= 0 else None
-            rows.append(PartitionLag(tp.topic, tp.partition, offset, ends[tp].offset, millis))
+            rows.append(PartitionLag(tp.topic, tp.partition, offset, ends[tp].offset, millis, left))
         result.append(GroupLag(group, tuple(rows)))
     return result
+
+
+def _look_past_committed(
+    bootstrap_servers: str, behind: dict[tuple[str, TopicPartition], int], ends: dict[TopicPartition, int]
+) -> dict[tuple[str, TopicPartition], tuple[bool, int | None]]:
+    """For each (group, partition) behind its end: whether a record is left for it, and the timestamp
+    of the next one it will read. Only transaction markers (or aborted records) left: (False, None).
+    A transaction still open on the partition (its last stable offset below the end) counts as a
+    record left: its rows are coming. A partition that could not be read is left out."""
+    if not behind:
+        return {}
+    try:
+        with admin_client(bootstrap_servers) as client:
+            stable = {
+                tp: info.offset
+                for tp, info in client.list_partition_offsets(
+                    {tp: OffsetSpec.LATEST for _, tp in behind}, isolation_level="read_committed"
+                ).items()
+            }
+    except (KafkaError, BrokerUnavailable):
+        return {}
+    # groups on one partition may sit at different offsets: one consumer pass per distinct offset
+    rounds: list[dict[TopicPartition, int]] = []
+    for (_, tp), offset in sorted(behind.items(), key=lambda item: item[1]):
+        fits = next((r for r in rounds if r.get(tp, offset) == offset), None)
+        if fits is None:
+            rounds.append(fits := {})
+        fits[tp] = offset
+    seen: dict[tuple[TopicPartition, int], int | None] = {}
+    for positions in rounds:
+        first = _first_unread(bootstrap_servers, positions, {tp: stable[tp] for tp in positions})
+        seen.update({(tp, positions[tp]): ts for tp, ts in first.items()})
+    out: dict[tuple[str, TopicPartition], tuple[bool, int | None]] = {}
+    for (group, tp), offset in behind.items():
+        if stable[tp] < ends[tp]:
+            out[group, tp] = (True, seen.get((tp, offset)))
+        elif (tp, offset) in seen:
+            ts = seen[tp, offset]
+            out[group, tp] = (ts is not None, ts)
+    return out
