@@ -123,7 +123,7 @@ class QuerySettings(BaseModel):
     )
     concurrency: int = Field(default=2, ge=1, description="queries that run at once in the API; others queue")
     results_dir: Path | None = Field(
-        default=None, description="<id>.csv results; default: <lake>/../query-results"
+        default=None, description="<id>.csv results; default: <runtime.state_dir>/query-results"
     )
     host: str = Field(default="127.0.0.1", description="`tidelake serve` binds here")
     port: int = Field(default=8080, ge=1, le=65535)
@@ -165,6 +165,11 @@ class Settings(BaseSettings):
     producer: ProducerSettings = Field(default_factory=ProducerSettings)
     query: QuerySettings = Field(default_factory=QuerySettings)
     stream: StreamSettings = Field(default_factory=StreamSettings)
+
+    def query_results_dir(self) -> Path:
+        """Where `tidelake serve` keeps `<id>.csv` results: `query.results_dir`, else
+        `<runtime.state_dir>/query-results` (runtime state, never the checkout or the lake)."""
+        return self.query.results_dir or self.runtime.state_dir / "query-results"
 
 
 def env_var_name(location: tuple[int | str, ...]) -> str:

@@ -1,9 +1,14 @@
 """`tidelake query` and `tidelake catalog` as a person runs them (a real process, a lake made here)."""
 
 import json
+import socket
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
@@ -103,3 +108,54 @@ def test_dot_dot_after_a_link_to_root_is_refused(tmp_path: Path) -> None:
     done = tidelake("query", sql, "--lake", str(lake), "--format", "json")
     assert (done.returncode, done.stdout) == (2, "")
     assert done.stderr.startswith("error: refused: table function read_csv() is not allowed")
+
+
+def _athena(port: int, action: str, body: dict[str, str]) -> dict[str, Any]:
+    """One call of Athena's JSON protocol to `tidelake serve`, as boto3 makes it."""
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/", data=json.dumps(body).encode(),
+        headers={"X-Amz-Target": f"AmazonAthena.{action}", "content-type": "application/x-amz-json-1.1"},
+    )  # fmt: skip
+    with urllib.request.urlopen(request, timeout=5) as answer:
+        return dict(json.load(answer))
+
+
+def _run_one_query(port: int, sql: str) -> str:
+    """Start `sql` once the server listens, wait until it SUCCEEDED; its execution id."""
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            query_id = str(_athena(port, "StartQueryExecution", {"QueryString": sql})["QueryExecutionId"])
+            break
+        except urllib.error.URLError as exc:  # not listening yet
+            assert not isinstance(exc, urllib.error.HTTPError), exc
+            assert time.monotonic() < deadline, "serve did not answer"
+            time.sleep(0.1)
+    while True:
+        execution = _athena(port, "GetQueryExecution", {"QueryExecutionId": query_id})["QueryExecution"]
+        if execution["Status"]["State"] == "SUCCEEDED":
+            return query_id
+        assert execution["Status"]["State"] in ("QUEUED", "RUNNING"), execution["Status"]
+        assert time.monotonic() < deadline, "the query did not finish"
+        time.sleep(0.05)
+
+
+def test_serve_keeps_results_under_the_runtime_state_folder(lake: Path, tmp_path: Path) -> None:
+    """`tidelake serve` run from a checkout leaves no `query-results/` beside the lake: results are
+    runtime state, in `<TIDELAKE_RUNTIME__STATE_DIR>/query-results`."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    state = tmp_path / "run"
+    env = {"COLUMNS": "200", "PATH": "/usr/bin:/bin", "TIDELAKE_RUNTIME__STATE_DIR": str(state)}
+    command = [sys.executable, "-m", "tidelake.cli", "serve", "--port", str(port), "--lake", "lake"]
+    with subprocess.Popen(command, cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True) as server:
+        try:
+            assert server.stderr is not None
+            banner = server.stderr.readline()
+            assert f"results {state / 'query-results'});" in banner, banner
+            query_id = _run_one_query(port, "SELECT count(*) AS n FROM clickstream_events")
+        finally:
+            server.terminate()
+    assert (state / "query-results" / f"{query_id}.csv").read_text() == '"n"\n"3"\n'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lake", "run"]

@@ -246,7 +246,7 @@ def serve(
     }
     settings = settings_from(lake=lake, bootstrap_servers=bootstrap_servers, query=overrides)
     q = settings.query
-    results_dir = q.results_dir or settings.lake.root.resolve().parent / "query-results"
+    results_dir = settings.query_results_dir()
     api_token = q.api_token
     generated = api_token is None and not is_loopback(q.host)
     if generated:
