@@ -9,6 +9,12 @@ How the sandbox is built, in this order, on one DuckDB database:
 Statements are checked by `queries.sandbox` before they reach DuckDB; each runs under a time limit
 (DuckDB's interrupt), a memory limit and a result-row limit.
 
+A query whose lake files vanish under it is run once more, by itself: a compaction
+(`tidelake sink compact`) swaps a partition folder's small files for one merged file, and a query
+that listed the old files before the swap and opens one after it would fail with DuckDB's "No files
+found" IO error, or would see the folder as if it held no file. The second run lists the lake again
+(the swap is atomic: it sees the old files or the merged one) and its rows are exact.
+
 Bytes scanned are what DuckDB itself read from the lake's files for the query: the profiler's
 `io.total_bytes_read` (Parquet footers plus the column chunks of the row groups it touched), with
 DuckDB's external file cache off so that a repeated query is measured, and billed, again.
@@ -17,6 +23,8 @@ DuckDB's external file cache off so that a repeated query is measured, and bille
 from __future__ import annotations
 
 import json
+import logging
+import os
 import queue
 import re
 import tempfile
@@ -36,6 +44,18 @@ from queries.catalog import Table, discover
 from queries.sandbox import check_statement, describe_parser_error
 
 _MISSING_TABLE = re.compile(r"Table with name (\S+) does not exist", re.IGNORECASE)
+#: Runs of a query after the first when lake files it listed vanished (see the module docstring).
+VANISHED_FILE_RETRIES = 1
+log = logging.getLogger(__name__)
+
+
+class _FilesVanished(Exception):
+    """Files listed for this run of a query were gone when they were read (a compaction swap)."""
+
+    def __init__(self, paths: list[Path], cause: BaseException | None = None) -> None:
+        super().__init__(", ".join(str(p) for p in paths[:3]))
+        self.paths = paths
+        self.cause = cause
 
 
 @dataclass(frozen=True)
@@ -195,31 +215,73 @@ class Engine:
     def run(
         self, sql: str, params: dict[str, Any] | None = None, control: RunControl | None = None
     ) -> QueryResult:
-        """Check, run and measure one statement. Raises QueryRefused, TableNotFound, QueryCancelled or QueryError."""
+        """Check, run and measure one statement. Raises QueryRefused, TableNotFound, QueryCancelled or QueryError.
+
+        Run once more when lake files it listed vanished meanwhile (a compaction swap), within the
+        same time limit; see the module docstring."""
         control = control or RunControl()
         with self._session() as session:
             text = check_statement(sql, parser=session)
             deadline = time.monotonic() + self.limits.timeout_s
-            try:
-                self.refresh(deadline)
-            except QueryCancelled as exc:
-                control.reason = control.reason or f"time limit of {self.limits.timeout_s:g} s"
-                raise QueryCancelled(f"query cancelled: {control.reason} (listing the lake)") from exc
-            watcher = control._watch(session, deadline, self.limits.timeout_s)
-            started = time.perf_counter()
-            try:
-                table = self._fetch(session, text, params or {})
-                bytes_scanned = _bytes_read(session)
-            except duckdb.InterruptException as exc:
-                msg = f"query cancelled: {control.reason or 'interrupted'}"
-                raise QueryCancelled(msg) from exc
-            except duckdb.Error as exc:
-                raise self._translate(exc) from exc
-            finally:
-                control._done.set()
-                watcher.join()
-            engine_ms = round((time.perf_counter() - started) * 1000)
+            for attempt in range(VANISHED_FILE_RETRIES + 1):
+                try:
+                    return self._run_once(session, text, params or {}, control, deadline)
+                except _FilesVanished as exc:
+                    if attempt == VANISHED_FILE_RETRIES:
+                        msg = (
+                            f"lake files vanished while the query read them, in {attempt + 1} runs in a row "
+                            f"({exc}): the lake is being rewritten (compaction); run the query again"
+                        )
+                        raise QueryError(msg) from exc.cause
+                    log.info("lake files vanished under a query (%s); running it again", exc)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _run_once(
+        self,
+        session: duckdb.DuckDBPyConnection,
+        text: str,
+        params: dict[str, Any],
+        control: RunControl,
+        deadline: float,
+    ) -> QueryResult:
+        try:
+            self.refresh(deadline)
+        except QueryCancelled as exc:
+            control.reason = control.reason or f"time limit of {self.limits.timeout_s:g} s"
+            raise QueryCancelled(f"query cancelled: {control.reason} (listing the lake)") from exc
+        gone = self._vanished(all_files=False)
+        if gone:  # listed, then gone before its footer was read: the view would miss its rows
+            raise _FilesVanished(gone)
+        watcher = control._watch(session, deadline, self.limits.timeout_s)
+        started = time.perf_counter()
+        try:
+            table = self._fetch(session, text, params)
+            bytes_scanned = _bytes_read(session)
+        except duckdb.InterruptException as exc:
+            msg = f"query cancelled: {control.reason or 'interrupted'}"
+            raise QueryCancelled(msg) from exc
+        except duckdb.IOException as exc:
+            gone = self._vanished(all_files=True)
+            if gone:
+                raise _FilesVanished(gone, exc) from exc
+            raise self._translate(exc) from exc
+        except duckdb.Error as exc:
+            raise self._translate(exc) from exc
+        finally:
+            control._done.set()
+            watcher.join()
+        engine_ms = round((time.perf_counter() - started) * 1000)
         return QueryResult(table, bytes_scanned, engine_ms)
+
+    def _vanished(self, *, all_files: bool) -> list[Path]:
+        """Paths the last refresh listed that are gone now: of every table when `all_files`, else
+        the entries it skipped and the files of tables whose view could not be built."""
+        gone: list[Path] = []
+        for table in self._tables.values():
+            failed = table.location in table.skipped
+            paths = [*table.files, *table.skipped] if all_files or failed else list(table.skipped)
+            gone.extend(path for path in paths if not os.path.lexists(path))
+        return gone
 
     @contextmanager
     def _session(self) -> Iterator[duckdb.DuckDBPyConnection]:
