@@ -7,15 +7,21 @@ the old files or the merged one: never both (duplicates) and never neither (a ga
 
 The swap is Linux's `renameat2(RENAME_EXCHANGE)`, which exchanges two folders atomically:
 
-    1. read the partition's files; write the merged file into a hidden sibling `.hour=00.compacting`,
-       hard-linking there every file that is not merged (in flight in a sink's manifest)
-    2. exchange the two folders in one system call
-    3. move back any file a sink added to the old folder meanwhile (invisible for that moment:
-       compact closed partitions, e.g. yesterday's, while sinks write today's); remove the old folder
+    1. list the partition's files, then read the delivery streams' unfinished manifests (in this
+       order: a sink writes its manifest before its files, so every in-flight file listed is known);
+       write the merged file into a hidden sibling `.hour=00.compacting`, hard-linking there every
+       file that is not merged (in flight in a sink's manifest)
+    2. exchange the two folders in one system call, unless a sink is writing a file into the folder
+       right then (an in-progress `.name.tmp` is there): the folder is left for a later round
+    3. move back any file a sink added to the old folder meanwhile (invisible for that moment);
+       remove the old folder
 
 Files listed in a delivery stream's unfinished manifest are never merged (the stream may rewrite
-them). A query that had listed the old files before the swap and opens them after it fails with
-"file not found" and can simply be run again; it never returns wrong rows.
+them). A sink that renames its file into the folder just as it is swapped fails its flush (nothing
+is committed, the stream's next run delivers it again): compact closed partitions, e.g. yesterday's,
+while sinks write today's (`sinks.compactor` decides which are closed). A query that had listed the
+old files before the swap and opens them after it fails with "file not found" and can be run again
+(the query engine does so once, by itself); it never returns wrong rows.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from core.errors import ConfigError, SinkWriteError
-from core.lake import PARQUET_SUFFIX, STATE_DIR, dataset_dir, is_visible_file
+from core.lake import IN_PROGRESS_PREFIX, PARQUET_SUFFIX, STATE_DIR, dataset_dir, is_visible_file
 from sinks.writer import fsync_dir, write_parquet
 
 _AT_FDCWD = -100
@@ -93,20 +99,40 @@ def compact(
     lake: Path, dataset: str, only: list[str] | None = None, *, compression: str = "snappy"
 ) -> list[Compaction]:
     """Compact every partition folder of `dataset` that has two or more mergeable files."""
+    return compact_folders(lake, dataset, partition_folders(lake, dataset, only), compression=compression)
+
+
+def compact_folders(
+    lake: Path, dataset: str, folders: list[Path], *, compression: str = "snappy"
+) -> list[Compaction]:
+    """Compact the given partition folders of `dataset` (each with two or more mergeable files);
+    a folder that vanished meanwhile, or that a sink is writing into right now, is skipped."""
     root = dataset_dir(lake, dataset)
-    in_flight = pending_files(lake)
     results = []
-    for folder in partition_folders(lake, dataset, only):
-        result = _compact_folder(folder, root, in_flight, compression)
+    for folder in folders:
+        result = _compact_folder(folder, root, lake, compression)
         if result is not None:
             results.append(result)
     return results
 
 
-def _compact_folder(folder: Path, root: Path, in_flight: set[Path], compression: str) -> Compaction | None:
-    present = sorted(
+def _data_files(folder: Path) -> list[Path]:
+    return sorted(
         p for p in folder.iterdir() if p.is_file() and is_visible_file(p) and p.suffix == PARQUET_SUFFIX
     )
+
+
+def _being_written(folder: Path) -> bool:
+    """A sink's file is in progress there (`write_parquet`'s temp name, renamed when complete)."""
+    return any(p.name.startswith(IN_PROGRESS_PREFIX) and p.name.endswith(".tmp") for p in folder.iterdir())
+
+
+def _compact_folder(folder: Path, root: Path, lake: Path, compression: str) -> Compaction | None:
+    try:
+        present = _data_files(folder)
+    except FileNotFoundError:
+        return None
+    in_flight = pending_files(lake)  # after the listing: see step 1 of the module docstring
     merge = [p for p in present if p not in in_flight]
     if len(merge) < 2:
         return None
@@ -122,6 +148,8 @@ def _compact_folder(folder: Path, root: Path, in_flight: set[Path], compression:
             if keep not in merge:
                 os.link(keep, staging / keep.name)
         fsync_dir(staging)
+        if _being_written(folder):
+            return None  # a sink is delivering into this folder: not closed after all
         exchange(folder, staging)  # readers now see the merged file, never both sets
         merged = {p.name for p in merge}
         for late in staging.iterdir():  # files a sink renamed into the folder during the merge
