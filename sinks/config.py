@@ -5,7 +5,7 @@ A config is a TOML file (the shipped ones are in `sinks/configs/`, run by name):
     name = "clickstream-events"
     topics = ["clickstream.events"]          # or topic_pattern = "^analytics\\..*"
     dataset = "clickstream_events"           # default: from the topic (analytics.page-views-1m -> page_views_1m)
-    schema = "clickstream"                   # or "infer", or [[fields]] name/type/nullable
+    schema = "clickstream"                   # or "late-events", "infer", or [[fields]] name/type/nullable
     time_field = "event_time"                # event time for !{timestamp:...}
     time_source = "event"                    # or "arrival" (the Kafka record timestamp, as Firehose does)
     prefix = "dt=!{timestamp:yyyy-MM-dd}/hour=!{timestamp:HH}/"
@@ -32,7 +32,7 @@ from core.toml_files import read_toml
 from core.topics import DLQ_SUFFIX
 from sinks.buffering import BufferPolicy
 from sinks.prefixes import PrefixTemplate
-from sinks.schemas import BUILTIN_SCHEMAS, DatasetSchema
+from sinks.schemas import BUILTIN_SCHEMAS, ERROR_OUTPUT, DatasetSchema
 from sinks.writer import COMPRESSIONS, ENGINES
 
 #: Like Firehose's default error prefix, with the error type first so `_errors/<dataset>/<type>/` holds.
@@ -124,6 +124,16 @@ class DeliveryStreamConfig(BaseModel):
         if not self.fields and self.schema_ not in BUILTIN_SCHEMAS:
             msg = f"schema {self.schema_!r}: use one of {', '.join(BUILTIN_SCHEMAS)} or declare [[fields]]"
             raise ValueError(msg)
+        if self.mode == "errors":
+            # dead letters are not converted: every record becomes an error row (sinks.error_records)
+            if "schema_" not in self.model_fields_set:
+                self.schema_ = ERROR_OUTPUT
+            if self.schema_ != ERROR_OUTPUT or self.fields:
+                msg = f"mode = 'errors' writes the error output's columns: give schema = '{ERROR_OUTPUT}' or none"
+                raise ValueError(msg)
+        elif self.schema_ == ERROR_OUTPUT:
+            msg = f"schema '{ERROR_OUTPUT}' is for mode = 'errors' (dead-letter topics)"
+            raise ValueError(msg)
         if self.time_source == "event" and not self.time_field and "!{timestamp:" in self.prefix:
             msg = "the prefix uses !{timestamp:...} by event time, so time_field is needed (or time_source = 'arrival')"
             raise ValueError(msg)
@@ -147,9 +157,7 @@ class DeliveryStreamConfig(BaseModel):
             schema = DatasetSchema.from_declared(self.fields)
             schema.name = f"{self.name} declared"
             return schema
-        if self.schema_ == "clickstream":
-            return DatasetSchema.clickstream()
-        return DatasetSchema.inferred()
+        return DatasetSchema.builtin(self.schema_)
 
     def templates(self) -> tuple[PrefixTemplate, PrefixTemplate]:
         return PrefixTemplate.parse(self.prefix), PrefixTemplate.parse(self.error_prefix, error_prefix=True)
