@@ -31,6 +31,7 @@ are assigned, an unfinished flush found in a manifest is rolled forward before n
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import threading
 import time
@@ -43,7 +44,7 @@ from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import CommitFailedError, KafkaError
 from kafka.structs import OffsetAndMetadata
 
-from core.errors import BrokerUnavailable, SinkWriteError
+from core.errors import BrokerUnavailable, ConfigError, SinkWriteError
 from core.settings import Settings
 from core.status_board import RETRYING, RUNNING
 from core.throttle import Throttle
@@ -54,6 +55,7 @@ from sinks.conversion import Conversion
 from sinks.delivery import PartitionPlan, Planner
 from sinks.manifest import Manifest, ManifestStore
 from sinks.metrics import WAITING_FOR_PARTITIONS, SinkSummary
+from sinks.ownership import DatasetClaims
 from sinks.records import RecordColumns
 from sinks.writer import sync_folders, write_parquet
 
@@ -145,6 +147,10 @@ class DeliveryStream:
         self.planner = Planner(config, handler)
         self.buffer = Buffer(config.buffer)
         self.manifests = ManifestStore(self.lake, config.name)
+        #: The datasets this stream writes are its own (sinks.ownership): claimed before any write.
+        self.claims = DatasetClaims(
+            self.lake, config.name, config.consumer_group, dead_letters=config.mode == "errors"
+        )
         self.summary = SinkSummary(config.name)
         self.on_progress = on_progress
         self._consumer: KafkaConsumer | None = None
@@ -173,7 +179,12 @@ class DeliveryStream:
         start, whether partitions are assigned or not), or `max_records` were read; then flush what
         is buffered. A broker outage is ridden out for `max_outage_s` (seconds).
 
-        Returns the summary; raises SinkWriteError (nothing committed) or BrokerUnavailable."""
+        Returns the summary; raises SinkWriteError (nothing committed), BrokerUnavailable, or
+        ConfigError when a dataset it would write belongs to another delivery stream (before it
+        writes anything there: at the start for the datasets it knows, else before that flush)."""
+        if self.config.dataset or not self.config.topic_pattern:
+            for topic in self.config.topics or [""]:
+                self.claims.claim(self.config.dataset_of(topic))
         self._stop = stop_event or threading.Event()
         self._max_outage_s = max_outage_s
         with _switch_interval:
@@ -264,11 +275,19 @@ class DeliveryStream:
         # partitions, never revisited, or a second rebalance right away that can stall for good
         # (about 1 start in 3 right after the topic was made). One metadata round trip first.
         try:
-            consumer.topics()
+            topics = consumer.topics()
         except KafkaError as exc:
             consumer.close(autocommit=False)
             msg = f"delivery stream {self.config.name}: cannot read the cluster's metadata ({exc.__class__.__name__}: {exc}); check the broker"
             raise BrokerUnavailable(msg) from exc
+        if self.config.topic_pattern and not self.config.dataset:
+            pattern = re.compile(self.config.topic_pattern)
+            try:  # the datasets of the topics that match now; later ones are claimed before their flush
+                for topic in sorted(t for t in topics if pattern.match(t)):
+                    self.claims.claim(self.config.dataset_of(topic))
+            except ConfigError:
+                consumer.close(autocommit=False)
+                raise
         self._consumer = consumer
         return consumer
 
@@ -394,6 +413,10 @@ class DeliveryStream:
         conversions: dict[Partition, list[Future[Conversion]]] | None = None,
     ) -> list[PartitionPlan]:
         """Steps 1-3 of a flush; see the module docstring. Runs in the writer thread or inline."""
+        for topic, _partition in taken:  # nothing of a dataset another stream owns is written
+            self.claims.claim(self.config.dataset_of(topic))
+        if pending is not None:
+            self.claims.claim(self.config.dataset_of(pending.topic))
         open_prefixes: set[str] = set()
         conversions = conversions or {}
         plans = [
