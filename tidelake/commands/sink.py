@@ -235,11 +235,42 @@ def list_streams(json_out: JsonOption = False) -> None:
 
 @app.command("compact")
 def compact_dataset(
-    dataset: Annotated[str, typer.Argument(help="The dataset (folder under the lake) to compact.")],
+    datasets: Annotated[
+        list[str] | None, typer.Argument(help="Datasets (folders under the lake) to compact.")
+    ] = None,
+    all_datasets: Annotated[
+        bool,
+        typer.Option("--all", help="Every dataset of the lake (with --watch, also those that appear later)."),
+    ] = False,
     partition: Annotated[
         list[str] | None,
         typer.Option("--partition", help="Only folders under this, e.g. dt=2019-01-22 (repeatable)."),
     ] = None,
+    watch: Annotated[
+        bool,
+        typer.Option(
+            "--watch",
+            help="Keep running: every --interval seconds, compact the partitions that are closed "
+            "(hour over by --lateness, no new file for --quiet); Ctrl-C stops.",
+        ),
+    ] = False,
+    interval: Annotated[
+        float, typer.Option("--interval", min=1, help="With --watch: seconds between two rounds.")
+    ] = 60.0,
+    lateness: Annotated[
+        float,
+        typer.Option(
+            "--lateness",
+            min=0,
+            help="With --watch: seconds after its hour ends (event time) before a partition may close.",
+        ),
+    ] = 900.0,
+    quiet: Annotated[
+        float,
+        typer.Option(
+            "--quiet", min=0, help="With --watch: seconds without a new file before a partition may close."
+        ),
+    ] = 120.0,
     compression: Annotated[str, typer.Option("--compression", help="snappy, zstd, gzip or none.")] = "snappy",
     lake: LakeOption = None,
     json_out: JsonOption = False,
@@ -247,28 +278,102 @@ def compact_dataset(
     """Merge the small files of each partition into one, swapping folders atomically for readers."""
     from core.lake import check_dataset_name
     from sinks.compaction import compact
+    from sinks.compactor import lake_datasets
     from sinks.writer import COMPRESSIONS
 
-    try:
-        check_dataset_name(dataset)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from exc
+    if all_datasets == bool(datasets):
+        raise ConfigError("give the datasets to compact, or --all (see `tidelake catalog`)")
+    for dataset in datasets or []:
+        try:
+            check_dataset_name(dataset)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from exc
     if compression not in COMPRESSIONS:
         raise ConfigError(f"--compression must be one of {', '.join(COMPRESSIONS)}, got {compression!r}")
     settings = settings_from(lake=lake)
-    done = compact(settings.lake.root, dataset, partition, compression=compression)
+    if watch:
+        if partition:
+            raise ConfigError(
+                "--partition is for a one-off compaction; --watch chooses the closed partitions"
+            )
+        _watch_compaction(settings, datasets or None, interval, lateness, quiet, compression, json_out)
+        return
+    chosen = datasets or lake_datasets(settings.lake.root)
+    done = [
+        (d, c) for d in chosen for c in compact(settings.lake.root, d, partition, compression=compression)
+    ]
     if json_out:
-        print_json({"dataset": dataset, "partitions": [c.__dict__ for c in done]})
+        print_json({"partitions": [{"dataset": d} | c.__dict__ for d, c in done]})
         return
     if not done:
-        console.print(f"nothing to compact in {dataset} (no partition has two or more files)")
+        console.print(
+            f"nothing to compact in {', '.join(chosen) or settings.lake.root} (no partition has two or more files)"
+        )
         return
-    table = Table("partition", "files before", "files after", "rows", "bytes after")
-    for c in done:
+    table = Table("dataset", "partition", "files before", "files after", "rows", "bytes after")
+    for d, c in done:
         table.add_row(
-            c.partition, str(c.files_before), str(c.files_after), f"{c.rows:,}", f"{c.bytes_after:,}"
+            d, c.partition, str(c.files_before), str(c.files_after), f"{c.rows:,}", f"{c.bytes_after:,}"
         )
     console.print(table)
+
+
+def _watch_compaction(
+    settings: Any,
+    datasets: list[str] | None,
+    interval_s: float,
+    lateness_s: float,
+    quiet_s: float,
+    compression: str,
+    json_out: bool,
+) -> None:
+    """`sink compact --watch`: a BackgroundCompactor in the foreground until Ctrl-C or SIGTERM."""
+    import json
+
+    from sinks.compactor import BackgroundCompactor, ClosedRule, Round
+
+    board = StatusPublisher(settings.runtime.state_dir, "compactor", "compactor")
+    totals = {"rounds": 0, "partitions_compacted": 0, "files_merged": 0, "open_partitions": 0, "failures": 0}
+
+    def report(done: Round) -> None:
+        totals["rounds"] += 1
+        totals["partitions_compacted"] += len(done.compacted)
+        totals["files_merged"] += sum(c.files_before for _, c in done.compacted)
+        totals["open_partitions"] = done.open_partitions
+        totals["failures"] += len(done.failed)
+        board.publish(dict(totals), force=bool(done.compacted or done.failed))
+        if json_out:
+            for dataset, c in done.compacted:
+                print(json.dumps({"dataset": dataset} | c.__dict__), flush=True)
+            return
+        for dataset, c in done.compacted:
+            console.print(
+                f"{dataset}/{c.partition}: {c.files_before} files -> {c.files_after} ({c.rows:,} rows, {c.bytes_after:,} bytes)"
+            )
+        for why in done.failed:
+            err_console.print(f"[yellow]not compacted, tried again next round:[/] {why}", markup=True)
+
+    compactor = BackgroundCompactor(
+        settings.lake.root,
+        datasets,
+        interval_s=interval_s,
+        rule=ClosedRule(lateness_s=lateness_s, quiet_s=quiet_s),
+        compression=compression,
+        on_round=report,
+    )
+    stop = threading.Event()
+    previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
+    if not json_out:
+        err_console.print(
+            f"compacting closed partitions of {', '.join(datasets) if datasets else 'every dataset'} in "
+            f"{settings.lake.root} every {interval_s:g} s (Ctrl-C to stop)"
+        )
+    try:
+        compactor.run(stop)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        board.publish(dict(totals), force=True)
 
 
 def register(root: typer.Typer) -> None:
