@@ -39,6 +39,8 @@ class PipelineStatus:
     processes: list[ProcessStatus] = field(default_factory=list)
     datasets: list[DatasetStats] = field(default_factory=list)
     note: str = ""
+    #: board entries left out of `processes`: stopped longer than `RECENT_S` ago
+    hidden_processes: int = 0
 
     def topic_records(self, name: str) -> int:
         return next((t.records for t in self.topics if t.name == name), 0)
@@ -81,7 +83,7 @@ class PipelineStatus:
                 )
                 entry["late_events"] = process.metrics.get("late", 0)
                 entry["windows_open"] = process.metrics.get("windows_open", 0)
-                entry["alive"] = process.alive
+                entry["alive"] = process.alive_at(self.taken_at)
         return {
             "bootstrap_servers": self.bootstrap_servers,
             "lake": self.lake,
@@ -112,7 +114,8 @@ class PipelineStatus:
                 for g in self.groups
             ],
             "apps": sorted(apps.values(), key=lambda a: a["name"]),
-            "processes": [asdict(p) | {"alive": p.alive} for p in self.processes],
+            "processes": [asdict(p) | {"alive": p.alive_at(self.taken_at)} for p in self.processes],
+            "hidden_processes": self.hidden_processes,
             "datasets": [asdict(d) for d in self.datasets],
             "note": self.note,
         }
@@ -125,10 +128,25 @@ def lake_datasets(lake: Path) -> list[DatasetStats]:
     return [DatasetStats(t.name, len(t.files), t.row_count(), t.total_bytes) for t in discover(lake)]
 
 
-def collect_status(settings: Settings, *, with_groups: bool = True) -> PipelineStatus:
-    """Read the pipeline's state; a broker that does not answer is reported, not raised."""
+def board_processes(
+    state_dir: Path, now: float, *, all_processes: bool = False
+) -> tuple[list[ProcessStatus], int]:
+    """(entries alive or stopped within `RECENT_S` of `now`, how many others there are) on the
+    status board; every entry with `all_processes`. Reading prunes entries older than a day."""
+    board = read_board(state_dir, now=now)
+    shown = [p for p in board if all_processes or p.recent_at(now)]
+    return shown, len(board) - len(shown)
+
+
+def collect_status(
+    settings: Settings, *, with_groups: bool = True, all_processes: bool = False, now: float | None = None
+) -> PipelineStatus:
+    """Read the pipeline's state at `now` (Unix seconds, default the current time); a broker that
+    does not answer is reported, not raised. `processes` holds the board's entries alive or stopped
+    within `RECENT_S` (all of them with `all_processes`); entries older than a day are pruned."""
     bootstrap = settings.kafka.bootstrap_servers
-    status = PipelineStatus(bootstrap, str(settings.lake.root), time.time(), broker_up=True)
+    taken_at = time.time() if now is None else now
+    status = PipelineStatus(bootstrap, str(settings.lake.root), taken_at, broker_up=True)
     try:
         status.topics = describe_topics(bootstrap, timeout_ms=5_000)
         if with_groups:
@@ -136,6 +154,8 @@ def collect_status(settings: Settings, *, with_groups: bool = True) -> PipelineS
     except BrokerUnavailable as exc:
         status.broker_up = False
         status.note = str(exc)
-    status.processes = read_board(settings.runtime.state_dir)
+    status.processes, status.hidden_processes = board_processes(
+        settings.runtime.state_dir, taken_at, all_processes=all_processes
+    )
     status.datasets = lake_datasets(settings.lake.root)
     return status

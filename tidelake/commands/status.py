@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from core.status_board import RUNNING
+from core.status_board import RECENT_S, RUNNING
 from tidelake.commands.options import (
     BootstrapOption,
     JsonOption,
@@ -52,7 +53,7 @@ def render(status: PipelineStatus) -> None:
     for p in status.processes:
         counters = ", ".join(f"{k}={v}" for k, v in p.metrics.items() if isinstance(v, int | float))
         updated = dt.datetime.fromtimestamp(p.updated_at).strftime("%H:%M:%S")
-        state = str(p.metrics.get("state", RUNNING)) if p.alive else "stopped"
+        state = str(p.metrics.get("state", RUNNING)) if p.alive_at(status.taken_at) else "stopped"
         processes.add_row(p.kind, p.name, state, counters, updated)
     lake = Table("dataset", "files", "rows", "bytes", title="lake datasets (tables)", title_justify="left")
     for d in status.datasets:
@@ -60,17 +61,34 @@ def render(status: PipelineStatus) -> None:
     for table in (topics, groups, processes, lake):
         if table.row_count:
             console.print(table)
+    if status.hidden_processes:
+        console.print(
+            f"{status.hidden_processes:,} processes stopped more than {RECENT_S / 60:.0f} min ago "
+            "are not shown (--all lists them)"
+        )
 
 
 def register(app: typer.Typer) -> None:
     @app.command("status")
     def status_command(
-        bootstrap_servers: BootstrapOption = None, lake: LakeOption = None, json_out: JsonOption = False
+        bootstrap_servers: BootstrapOption = None,
+        lake: LakeOption = None,
+        json_out: JsonOption = False,
+        all_processes: Annotated[
+            bool,
+            typer.Option(
+                "--all",
+                help=f"List every process on the status board, also those stopped more than "
+                f"{RECENT_S / 60:.0f} minutes ago (entries older than a day are deleted).",
+            ),
+        ] = False,
     ) -> None:
         """The pipeline at a glance: topics and offsets, consumer lag (records and ms behind latest),
-        stream apps, delivery streams and lake datasets. Exit 1 when Kafka does not answer."""
+        stream apps and delivery streams (running, or stopped in the last 10 minutes), and lake
+        datasets. A process is running while it beats on the status board, from any host or
+        container that shares the state folder. Exit 1 when Kafka does not answer."""
         settings = settings_from(bootstrap_servers=bootstrap_servers, lake=lake)
-        status = collect_status(settings)
+        status = collect_status(settings, all_processes=all_processes)
         if json_out:
             print_json(status.to_dict())
         else:
