@@ -22,16 +22,18 @@ PortOption = Annotated[
     int | None,
     typer.Option(
         "--port",
-        help="PLAINTEXT port on 127.0.0.1 [default: 9092]. Env: TIDELAKE_BROKER__PORT.",
-        show_default=False,
+        metavar="PORT",
+        help="PLAINTEXT port on 127.0.0.1; the KRaft controller takes the next one. Env: TIDELAKE_BROKER__PORT.",
+        show_default="9092",
     ),
 ]
 DataDirOption = Annotated[
     Path | None,
     typer.Option(
         "--data-dir",
-        help="Where the broker keeps its log, state and data [default: ~/.local/share/tidelake/broker]. Env: TIDELAKE_BROKER__DATA_DIR.",
-        show_default=False,
+        metavar="DIR",
+        help="Where the broker keeps its log, state and data. Env: TIDELAKE_BROKER__DATA_DIR.",
+        show_default="~/.local/share/tidelake/broker",
     ),
 ]
 

@@ -35,18 +35,34 @@ from tidelake.commands.options import (
     settings_from,
 )
 
-TopicOption = Annotated[str, typer.Option("--topic", "-t", help="Topic (like a Kinesis stream) to write to.")]
+TopicOption = Annotated[
+    str, typer.Option("--topic", "-t", metavar="TOPIC", help="Topic (like a Kinesis stream) to write to.")
+]
 FormatOption = Annotated[
     str,
-    typer.Option("--format", help=f"Input format: {', '.join(FORMATS)} (auto: by extension, then content)."),
+    typer.Option(
+        "--format",
+        metavar="FORMAT",
+        help=f"Input format: {', '.join(FORMATS)} (auto: by extension, then content).",
+    ),
 ]
 TimeFieldOption = Annotated[
     str | None,
-    typer.Option("--time-field", help="CSV/JSONL: field holding the event time.", show_default=False),
+    typer.Option(
+        "--time-field",
+        metavar="FIELD",
+        help="CSV/JSONL: field holding the event time.",
+        show_default="the first of event_time, timestamp, @timestamp, time, ts, datetime, date",
+    ),
 ]
 KeyFieldOption = Annotated[
     str | None,
-    typer.Option("--key-field", help="CSV/JSONL: field used as the key (partition key).", show_default=False),
+    typer.Option(
+        "--key-field",
+        metavar="FIELD",
+        help="CSV/JSONL: field used as the key (partition key).",
+        show_default="none: Kafka spreads the records",
+    ),
 ]
 
 
@@ -129,10 +145,12 @@ def replay(
     topic: TopicOption = CLICKSTREAM_EVENTS,
     speed: Annotated[
         float | None,
-        typer.Option("--speed", help="Original gaps divided by X (default 1).", show_default=False),
+        typer.Option(
+            "--speed", metavar="X", help="Original gaps divided by X.", show_default="1, the original pace"
+        ),
     ] = None,
     rate: Annotated[
-        float | None, typer.Option("--rate", help="Events per second.", show_default=False)
+        float | None, typer.Option("--rate", metavar="N", help="Events per second.", show_default=False)
     ] = None,
     max_speed: Annotated[bool, typer.Option("--max-speed", help="As fast as the broker takes them.")] = False,
     loop: Annotated[
@@ -151,10 +169,17 @@ def replay(
         ),
     ] = False,
     count: Annotated[
-        int | None, typer.Option("--count", min=1, help="Stop after this many events.", show_default=False)
+        int | None,
+        typer.Option("--count", metavar="N", min=1, help="Stop after this many events.", show_default=False),
     ] = None,
     source: Annotated[
-        str | None, typer.Option("--source", help="Dataset name in `source` (default: folder or file name).")
+        str | None,
+        typer.Option(
+            "--source",
+            metavar="NAME",
+            help="Dataset name in the events' `source` field.",
+            show_default="the folder holding SOURCE.md, else the file name",
+        ),
     ] = None,
     bootstrap_servers: BootstrapOption = None,
     json_out: JsonOption = False,
@@ -187,20 +212,30 @@ def replay(
 
 
 def generate(
-    count: Annotated[int, typer.Option("--count", "-n", min=1, help="Events to generate.")] = 10_000,
+    count: Annotated[
+        int, typer.Option("--count", "-n", metavar="N", min=1, help="Events to generate.")
+    ] = 10_000,
     rate: Annotated[
         float | None,
-        typer.Option("--rate", help="Events per second (default: as fast as possible).", show_default=False),
+        typer.Option("--rate", metavar="N", help="Events per second.", show_default="as fast as possible"),
     ] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Same seed, same events.")] = 0,
+    seed: Annotated[int, typer.Option("--seed", metavar="N", help="Same seed, same events.")] = 0,
     topic: TopicOption = CLICKSTREAM_EVENTS,
-    visitors: Annotated[int, typer.Option("--visitors", min=1, help="Distinct human visitors.")] = 1_000,
+    visitors: Annotated[
+        int, typer.Option("--visitors", metavar="N", min=1, help="Distinct human visitors.")
+    ] = 1_000,
     bot_share: Annotated[
-        float, typer.Option("--bot-share", min=0, max=1, help="Share of visits by crawlers.")
+        float, typer.Option("--bot-share", metavar="SHARE", min=0, max=1, help="Share of visits by crawlers.")
     ] = 0.04,
     hot_key_share: Annotated[
         float,
-        typer.Option("--hot-key-share", min=0, max=1, help="Share of events from one hot visitor (skew)."),
+        typer.Option(
+            "--hot-key-share",
+            metavar="SHARE",
+            min=0,
+            max=1,
+            help="Share of events from one hot visitor (skew).",
+        ),
     ] = 0.0,
     bootstrap_servers: BootstrapOption = None,
     json_out: JsonOption = False,
@@ -227,7 +262,8 @@ def agent(
     path: Annotated[Path, typer.Argument(help="Log file to follow (like the Kinesis Agent's filePattern).")],
     topic: TopicOption = CLICKSTREAM_EVENTS,
     checkpoint: Annotated[
-        Path, typer.Option("--checkpoint", help="JSON file remembering how far the file was sent.")
+        Path,
+        typer.Option("--checkpoint", metavar="FILE", help="JSON file remembering how far the file was sent."),
     ] = Path(".tidelake-agent.checkpoint.json"),
     fmt: FormatOption = "auto",
     time_field: TimeFieldOption = None,
@@ -235,7 +271,10 @@ def agent(
     from_end: Annotated[
         bool, typer.Option("--from-end", help="Without a checkpoint, skip what the file holds already.")
     ] = False,
-    poll_ms: Annotated[int, typer.Option("--poll-ms", min=10, help="How often to look for new lines.")] = 100,
+    poll_ms: Annotated[
+        int,
+        typer.Option("--poll-ms", metavar="MILLISECONDS", min=10, help="How often to look for new lines."),
+    ] = 100,
     bootstrap_servers: BootstrapOption = None,
     json_out: JsonOption = False,
 ) -> None:

@@ -37,13 +37,19 @@ def _engine(settings: Settings, sessions: int = 1) -> Any:
 
 def query(
     sql: Annotated[str | None, typer.Argument(help="SQL, or the name of a named query (see --list).")] = None,
-    file: Annotated[Path | None, typer.Option("--file", "-f", help="Run the SQL in this file.")] = None,
-    param: Annotated[
-        list[str] | None, typer.Option("--param", "-p", help="name=value for a named query.")
+    file: Annotated[
+        Path | None, typer.Option("--file", "-f", metavar="FILE.sql", help="Run the SQL in this file.")
     ] = None,
-    fmt: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
+    param: Annotated[
+        list[str] | None,
+        typer.Option("--param", "-p", metavar="NAME=VALUE", help="A named query's parameter (repeatable)."),
+    ] = None,
+    fmt: Annotated[
+        str, typer.Option("--format", metavar="table|csv|json", help="How to print the result.")
+    ] = "table",
     out: Annotated[
-        Path | None, typer.Option("--out", help="Also write the result to this Parquet file.")
+        Path | None,
+        typer.Option("--out", metavar="FILE.parquet", help="Also write the result to this Parquet file."),
     ] = None,
     list_named: Annotated[
         bool, typer.Option("--list", help="List the named queries and their parameters.")
@@ -150,9 +156,14 @@ def _print_named(catalog: dict[str, Any]) -> None:
 
 def catalog(
     lake: LakeOption = None,
-    emit_ddl: Annotated[str | None, typer.Option("--emit-ddl", help="Print DDL for: athena.")] = None,
+    emit_ddl: Annotated[
+        str | None,
+        typer.Option(
+            "--emit-ddl", metavar="athena", help="Print CREATE EXTERNAL TABLE DDL for Athena (or Trino)."
+        ),
+    ] = None,
     location: Annotated[
-        str, typer.Option("--location", help="Where the lake's copy lives, for --emit-ddl.")
+        str, typer.Option("--location", metavar="S3_URL", help="Where the lake's copy lives, for --emit-ddl.")
     ] = ("s3://my-bucket/lake"),
     as_json: JsonOption = False,
 ) -> None:
@@ -211,12 +222,27 @@ def catalog(
 
 
 def serve(
-    port: Annotated[int | None, typer.Option("--port", help="TCP port (default 8080).")] = None,
-    host: Annotated[str | None, typer.Option("--host", help="Address to bind (default 127.0.0.1).")] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(
+            "--port", metavar="PORT", help="TCP port. Env: TIDELAKE_QUERY__PORT.", show_default="8080"
+        ),
+    ] = None,
+    host: Annotated[
+        str | None,
+        typer.Option(
+            "--host",
+            metavar="ADDRESS",
+            help="Address to bind. Env: TIDELAKE_QUERY__HOST.",
+            show_default="127.0.0.1",
+        ),
+    ] = None,
     token: Annotated[
         str | None,
         typer.Option(
             "--token",
+            metavar="TOKEN",
+            show_default="none on loopback",
             help="Require this bearer token. Off loopback one is required; if none is given, one is generated and printed.",
         ),
     ] = None,
@@ -224,6 +250,7 @@ def serve(
         list[str] | None,
         typer.Option(
             "--allowed-host",
+            metavar="NAME",
             help="Also serve requests whose Host is this name (repeatable), e.g. a compose service name. "
             "Always: 127.0.0.1, localhost, [::1] and the --host address.",
         ),

@@ -136,17 +136,26 @@ def run(
         str | None,
         typer.Argument(metavar="NAME|SPEC", help="A shipped app (`tidelake stream list`) or a TOML spec."),
     ] = None,
-    source: Annotated[str, typer.Option("--source", help="Ad hoc: topic to read.")] = CLICKSTREAM_EVENTS,
+    source: Annotated[
+        str, typer.Option("--source", metavar="TOPIC", help="Ad hoc: topic to read.")
+    ] = CLICKSTREAM_EVENTS,
     key_field: Annotated[
-        str | None, typer.Option("--key-field", help="Ad hoc: group by this field (default: all events).")
+        str | None,
+        typer.Option(
+            "--key-field",
+            metavar="FIELD",
+            help="Ad hoc: group by this field.",
+            show_default="none: one row per window over all events",
+        ),
     ] = None,
     time_field: Annotated[
-        str, typer.Option("--time-field", help="Ad hoc: event-time field.")
+        str, typer.Option("--time-field", metavar="FIELD", help="Ad hoc: event-time field.")
     ] = EVENT_TIME_FIELD,
     window: Annotated[
         str | None,
         typer.Option(
             "--window",
+            metavar="WINDOW",
             help="Ad hoc: tumbling:60s | hopping:300s/60s | sliding:60s | session:30m | stagger:60s.",
         ),
     ] = None,
@@ -154,37 +163,70 @@ def run(
         list[str] | None,
         typer.Option(
             "--agg",
+            metavar="AGG",
             help="Ad hoc, repeatable: count, count_distinct:F, sum:F, min:F, max:F, avg:F, top:N:F, "
             "first:F, last:F, duration.",
         ),
     ] = None,
     filters: Annotated[
         list[str] | None,
-        typer.Option("--filter", help="Ad hoc, repeatable: FIELD OP VALUE, e.g. 'is_bot = false'."),
+        typer.Option(
+            "--filter", metavar="CONDITION", help="Ad hoc, repeatable: FIELD OP VALUE, e.g. 'is_bot = false'."
+        ),
     ] = None,
     allowed_lateness: Annotated[
-        str | None, typer.Option("--allowed-lateness", help="Ad hoc: watermark delay, e.g. 5s.")
+        str | None,
+        typer.Option(
+            "--allowed-lateness",
+            metavar="DURATION",
+            help="Ad hoc: watermark delay, e.g. 5s.",
+            show_default="0s",
+        ),
     ] = None,
     idle_timeout: Annotated[
         str | None,
-        typer.Option("--idle-timeout", help="Ad hoc: close windows after this long without events."),
+        typer.Option(
+            "--idle-timeout",
+            metavar="DURATION",
+            help="Ad hoc: close windows after this long without events, e.g. 2s.",
+            show_default="10s",
+        ),
     ] = None,
     emit: Annotated[
-        str, typer.Option("--emit", help="Ad hoc: final (one row per window) or changes.")
+        str,
+        typer.Option(
+            "--emit", metavar="final|changes", help="Ad hoc: final (one row per window) or changes."
+        ),
     ] = "final",
-    sink_topic: Annotated[str | None, typer.Option("--sink-topic", help="Ad hoc: output topic.")] = None,
+    sink_topic: Annotated[
+        str | None, typer.Option("--sink-topic", metavar="TOPIC", help="Ad hoc (required): output topic.")
+    ] = None,
     name: Annotated[
-        str | None, typer.Option("--name", help="Ad hoc: app name (state folder, consumer group).")
+        str | None,
+        typer.Option(
+            "--name",
+            metavar="NAME",
+            help="Ad hoc: app name (state folder, consumer group).",
+            show_default="the --sink-topic without analytics.",
+        ),
     ] = None,
     state_dir: Annotated[
-        Path | None, typer.Option("--state-dir", help="Folder of app state. Env: TIDELAKE_STREAM__STATE_DIR.")
+        Path | None,
+        typer.Option(
+            "--state-dir",
+            metavar="DIR",
+            help="Folder of app state. Env: TIDELAKE_STREAM__STATE_DIR.",
+            show_default="~/.local/share/tidelake/stream",
+        ),
     ] = None,
     reset: Annotated[
         bool, typer.Option("--reset", help="Forget saved state; read the source from the start.")
     ] = False,
     stop_after: Annotated[
         int | None,
-        typer.Option("--stop-after", help="Stop after reading this many events (tests, benchmarks)."),
+        typer.Option(
+            "--stop-after", metavar="N", help="Stop after reading this many events (tests, benchmarks)."
+        ),
     ] = None,
     runtime: Annotated[
         Runtime,

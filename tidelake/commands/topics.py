@@ -18,11 +18,18 @@ app = typer.Typer(
 
 @app.command()
 def create(
-    name: Annotated[str, typer.Argument(help="Topic name, e.g. clickstream.events.")],
-    partitions: Annotated[int, typer.Option("--partitions", "-p", min=1, help="Partitions (shards).")] = 4,
+    name: Annotated[str, typer.Argument(metavar="TOPIC", help="Topic name, e.g. clickstream.events.")],
+    partitions: Annotated[
+        int, typer.Option("--partitions", "-p", metavar="N", min=1, help="Partitions (shards).")
+    ] = 4,
     retention_hours: Annotated[
         float,
-        typer.Option("--retention-hours", min=0.001, help="How long records are kept (Kinesis default: 24)."),
+        typer.Option(
+            "--retention-hours",
+            metavar="HOURS",
+            min=0.001,
+            help="How long records are kept (retention.ms), like a Kinesis stream's retention period.",
+        ),
     ] = KINESIS_RETENTION_MS / 3_600_000,
     bootstrap_servers: BootstrapOption = None,
     json_out: JsonOption = False,
@@ -44,7 +51,9 @@ def create(
 
 @app.command()
 def init(
-    partitions: Annotated[int, typer.Option("--partitions", "-p", min=1, help="Partitions (shards).")] = 4,
+    partitions: Annotated[
+        int, typer.Option("--partitions", "-p", metavar="N", min=1, help="Partitions (shards).")
+    ] = 4,
     bootstrap_servers: BootstrapOption = None,
     json_out: JsonOption = False,
 ) -> None:
