@@ -12,6 +12,8 @@ LOCK := requirements.lock
 UV_VERSION := 0.13.8
 UV := $(VENV)/bin/uv
 EXTRAS := dev,bench
+# pytest-xdist workers for make test: each has its own local Kafka; one test file runs on one worker.
+TEST_WORKERS ?= 2
 
 .PHONY: help install lock upgrade test unit demo up down bench lint clean
 
@@ -39,7 +41,7 @@ upgrade: lock ## Refresh the lock, reinstall from it and run the whole suite
 	$(MAKE) test
 
 test: install ## Run the whole suite (unit + integration + e2e) against a real Kafka it starts itself
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 unit: install ## Run only the unit tests (no broker)
 	$(PY) -m pytest tests/unit

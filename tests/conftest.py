@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 
 import pytest
 
@@ -18,6 +19,8 @@ from tidelake.broker import LocalBroker, free_port
 
 _broker_label = ""
 _cleanup_note = ""
+#: (address, its topics) when the session began, on a broker given by TIDELAKE_KAFKA__BOOTSTRAP_SERVERS.
+_topics_before: tuple[str, set[str]] | None = None
 
 
 @pytest.fixture(scope="session")
@@ -29,20 +32,39 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             address, _broker_label = stack.enter_context(session_kafka(tmp_path_factory.mktemp("broker")))
         except Exception as exc:  # a broker that cannot start fails every broker test, never skips it
             pytest.fail(f"no Kafka broker for the integration tests: {exc}", pytrace=False)
-        if _broker_label.startswith("external"):
-            stack.enter_context(_leave_no_trace(address))
         yield address
 
 
-@contextmanager
-def _leave_no_trace(address: str) -> Iterator[None]:
+def _is_xdist_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """On a broker the session did not start (TIDELAKE_KAFKA__BOOTSTRAP_SERVERS), note its topics, so
+    that the end of the run deletes those the tests created. With pytest-xdist, the controller does
+    it once for all workers (a worker alone would delete the topics of tests still running on
+    another)."""
+    global _topics_before
+    address = os.environ.get("TIDELAKE_KAFKA__BOOTSTRAP_SERVERS")
+    if not address or _is_xdist_worker(session.config):
+        return
+    try:
+        with admin_client(address) as admin:
+            _topics_before = (address, set(admin.list_topics()))
+    except Exception:  # the kafka_bootstrap fixture fails the broker tests loudly
+        _topics_before = None
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if _topics_before is not None and not _is_xdist_worker(session.config):
+        _leave_no_trace(*_topics_before)
+
+
+def _leave_no_trace(address: str, topics: set[str]) -> None:
     """On a broker the session did not start (someone's dev broker), delete the topics and consumer
     groups that appeared while the tests ran: left there, a demo's pattern-subscribed sinks would
     deliver them. Do not run anything else on that broker at the same time."""
     global _cleanup_note
-    with admin_client(address) as admin:
-        topics = set(admin.list_topics())
-    yield
     with admin_client(address) as admin:
         new_topics = sorted(set(admin.list_topics()) - topics)
         # a group goes only if every offset it committed is on a topic the tests created (the list
