@@ -331,3 +331,31 @@ def _look_past_committed(
             ts = seen[tp, offset]
             out[group, tp] = (ts is not None, ts)
     return out
+
+
+def group_assignments(
+    bootstrap_servers: str, groups: Iterable[str], timeout_ms: int = 5_000
+) -> dict[str, int]:
+    """Partitions assigned to each consumer group's members now (0: no member holds one, or the group
+    has no member). Groups the broker cannot describe are left out."""
+    wanted = sorted(set(groups))
+    if not wanted:
+        return {}
+    with admin_client(bootstrap_servers, timeout_ms) as client:
+        try:
+            described = client.describe_groups(wanted)
+        except KafkaError:
+            return {}
+    out = {}
+    for group, info in described.items():
+        if info.get("error"):
+            continue
+        count = 0
+        for member in info.get("members", []):
+            assignment = member.get("member_assignment")
+            if hasattr(assignment, "partitions"):
+                count += len(assignment.partitions())
+            elif isinstance(assignment, dict):
+                count += sum(len(t.get("partitions", [])) for t in assignment.get("assigned_partitions", []))
+        out[group] = count
+    return out

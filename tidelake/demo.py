@@ -1,10 +1,12 @@
-"""`tidelake demo`: the whole pipeline on a real clickstream, started, watched, answered, stopped.
+"""`tidelake demo`: the whole pipeline on a real clickstream, started, watched, answered, left running.
 
-    broker (local, unless one is configured) -> topics -> stream apps + delivery streams + query
-    server (child processes) -> replay of the shipped sample -> drain (windows closed, files
-    flushed) -> the answers of the named queries -> stop everything it started
+    `tidelake up` (broker, topics, stream apps, delivery streams, query server; reused when they
+    already run) -> replay of the shipped sample -> drain (windows closed, files flushed) -> the
+    answers of the named queries -> the stack keeps running for the console, boto3 and `tidelake
+    status` until `tidelake down` (`--stop`: stopped at once)
 
-Every child is a `tidelake ...` command, exactly what docker-compose.yml runs in containers.
+A demo that fails or is interrupted before its answers stops what it started itself. Every child
+is a `tidelake ...` command, exactly what docker-compose.yml runs in containers.
 """
 
 from __future__ import annotations
@@ -17,19 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.admin import (
-    GroupLag,
-    PartitionLag,
-    admin_client,
-    create_topics,
-    delete_consumer_groups,
-    describe_topics,
-)
+from core.admin import admin_client, delete_consumer_groups, describe_topics, group_assignments
 from core.errors import ConfigError, TableNotFound, TidelakeError
 from core.settings import Settings
 from core.status_board import RUNNING
-from core.topics import CLICKSTREAM_EVENTS, TopicSpec, analytics_topic, default_topics, stream_app_group
-from tidelake.broker import LocalBroker
+from core.topics import CLICKSTREAM_EVENTS, stream_app_group
+from tidelake.diagnosis import Finding, diagnose
+from tidelake.stack import DELIVERY_STREAMS, STREAM_APPS, DownReport, Stack, StackProcess, stack_topics
 from tidelake.status import PipelineStatus, collect_status, lake_datasets
 from tidelake.supervisor import Supervisor
 
@@ -38,15 +34,6 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SAMPLE = REPO_ROOT / "data" / "zanbil-access-10k" / "access-10k.log"
 #: Original gaps / 50: the sample's 2,443 s of event time replay in about 49 s.
 DEFAULT_SPEED = 50.0
-STREAM_APPS = (
-    "page-views-1m",
-    "active-visitors-5m",
-    "visitor-sessions",
-    "top-pages-5m",
-    "error-rate-1m",
-    "page-view-anomalies",
-)
-DELIVERY_STREAMS = ("clickstream-events", "analytics", "late-events", "dead-letters")
 #: Named queries whose answers the demo prints, with their parameters.
 DEMO_QUERIES: tuple[tuple[str, dict[str, str]], ...] = (
     ("top_pages_per_hour", {"top": "3"}),
@@ -63,7 +50,6 @@ class DemoOptions:
     sample: Path = DEFAULT_SAMPLE
     speed: float | None = DEFAULT_SPEED  # None = as fast as the broker takes them
     loop: bool = False
-    keep_running: bool = False
     fresh: bool = False
     serve_port: int = 8080
     partitions: int = 4
@@ -147,48 +133,28 @@ def plan_replay(topic_events: int, lake_events: int, loop: bool, lake: Path | st
     )  # fmt: skip
 
 
-def demo_topics(partitions: int) -> list[TopicSpec]:
-    return [
-        *default_topics(partitions),
-        *(TopicSpec(analytics_topic(app), partitions) for app in STREAM_APPS),
-    ]
-
-
 class Demo:
     """One run of the demo. `run` returns the report; `stop` leaves nothing of it running."""
 
     def __init__(self, settings: Settings, options: DemoOptions, *, broker_configured: bool) -> None:
         self.settings = settings
         self.options = options
-        self.broker_configured = broker_configured
-        self.work_dir = settings.runtime.state_dir / "demo"
-        self.supervisor = Supervisor(self.work_dir / "logs", env=self._child_env())
-        self.started_broker: LocalBroker | None = None
+        self.stack = Stack(
+            settings, console_port=options.serve_port, partitions=options.partitions,
+            broker_configured=broker_configured,
+        )  # fmt: skip
+        #: The replay of one pass: the demo's own child, not part of the stack.
+        self.supervisor = Supervisor(self.stack.log_dir)
         self.began = time.monotonic()
 
-    def _child_env(self) -> dict[str, str]:
-        return {
-            "TIDELAKE_KAFKA__BOOTSTRAP_SERVERS": self.settings.kafka.bootstrap_servers,
-            "TIDELAKE_LAKE__ROOT": str(self.settings.lake.root.resolve()),
-            "TIDELAKE_RUNTIME__STATE_DIR": str(self.settings.runtime.state_dir),
-            # the apps' state belongs to this demo's topics, next to its logs
-            "TIDELAKE_STREAM__STATE_DIR": str(self.settings.runtime.state_dir / "stream"),
-            "COLUMNS": "120",
-        }
-
     # ------------------------------------------------------------------ steps
+    def preflight(self) -> bool:
+        """Fail before anything starts (exit 2) on a taken port or a stack running with other
+        settings; True when the stack already runs."""
+        return self.stack.preflight() is not None
+
     def start_broker(self) -> str:
-        if self.broker_configured:
-            return f"using the Kafka at {self.settings.kafka.bootstrap_servers}"
-        broker = LocalBroker(self.settings.broker)
-        already = broker.running_state()
-        state = already or broker.start()
-        if already is None:
-            self.started_broker = broker
-        self.settings.kafka.bootstrap_servers = state.bootstrap_servers
-        self.supervisor.env.update(self._child_env())
-        verb = "reusing" if already else "started"
-        return f"{verb} local Kafka {state.kafka_version} at {state.bootstrap_servers} (pid {state.pid})"
+        return self.stack.start_broker()
 
     def reset(self) -> None:
         """--fresh: an empty lake, empty topics and no app state, as on a first run."""
@@ -200,7 +166,7 @@ class Demo:
         bootstrap = self.settings.kafka.bootstrap_servers
         with admin_client(bootstrap) as admin:
             existing = set(admin.list_topics())
-            doomed = [t.name for t in demo_topics(self.options.partitions) if t.name in existing]
+            doomed = [t.name for t in stack_topics(self.options.partitions) if t.name in existing]
             if doomed:
                 admin.delete_topics(doomed)
         # only the demo's own groups: offsets left from old topics would point past the new ends
@@ -228,13 +194,18 @@ class Demo:
         groups = {load_shipped(stream).consumer_group for stream in DELIVERY_STREAMS}
         delete_consumer_groups(self.settings.kafka.bootstrap_servers, groups)
 
-    def start_pipeline(self) -> None:
-        create_topics(self.settings.kafka.bootstrap_servers, demo_topics(self.options.partitions))
-        for app in STREAM_APPS:
-            self.supervisor.start(f"stream-{app}", "stream", "run", app)
-        for stream in DELIVERY_STREAMS:
-            self.supervisor.start(f"sink-{stream}", "sink", "run", stream)
-        self.supervisor.start("serve", "serve", "--port", str(self.options.serve_port))
+    def start_pipeline(
+        self, say: Callable[[str], None] = lambda _: None, before_wait: Callable[[], None] | None = None
+    ) -> list[StackProcess]:
+        """`tidelake up`: start what does not run yet, wait until every process runs. The demo starts
+        its replay in `before_wait`, as the stream apps start: an app that has sat idle for its idle
+        timeout (10 s) leaves idle partitions out of its watermark, so a replay at full speed into
+        an idle app makes events late that a starting app reads as one backlog."""
+        return self.stack.up(say, before_wait=before_wait)
+
+    def looping_replay(self) -> StackProcess | None:
+        """A `replay --loop` an earlier `demo --loop` left running in the stack."""
+        return next((p for p in self.stack.running() if p.name == "replay"), None)
 
     def start_replay(self) -> None:
         if not self.options.sample.is_file():
@@ -243,12 +214,14 @@ class Demo:
             )
             raise ConfigError(msg)
         pace = ["--max-speed"] if self.options.speed is None else ["--speed", str(self.options.speed)]
-        loop = ["--loop"] if self.options.loop else []
         # --resume: after what the topic holds of the sample, so a demo run again (or a loop
         # restarted) never sends an event twice
-        self.supervisor.start(
-            "replay", "replay", str(self.options.sample), *pace, *loop, "--resume", "--json"
-        )
+        args = ["replay", str(self.options.sample), *pace, "--resume", "--json"]
+        if self.options.loop:  # it outlives the demo, in the stack, until `tidelake down`
+            self.stack.start_process("replay", [*args, "--loop"], restart=False)
+        else:
+            self.supervisor.env.update(self.stack.env())
+            self.supervisor.start("replay", *args)
 
     def sample_lines(self) -> int:
         """Lines in the sample: one pass of the replay (parsed or rejected, each line counts once)."""
@@ -275,18 +248,70 @@ class Demo:
 
     def watch(self, until: Callable[[PipelineStatus], bool], timeout_s: float,
               on_status: Callable[[PipelineStatus], None]) -> PipelineStatus:  # fmt: skip
-        """Poll the pipeline every second until `until(status)` or the timeout; children must live."""
+        """Poll the pipeline every second until `until(status)` or the timeout; the stack's processes
+        (and a looping replay) must live. On the timeout, says which process is stuck and why."""
         deadline = time.monotonic() + timeout_s
         while True:
-            self.supervisor.check_running(except_names={"replay"})
+            self.stack.check_alive()
+            if self.options.loop:
+                self._check_loop_alive()
             status = collect_status(self.settings)
             on_status(status)
             if until(status):
                 return status
             if time.monotonic() > deadline:
-                msg = f"the pipeline did not settle within {timeout_s:.0f} s; logs of every process are in {self.supervisor.log_dir}"
-                raise TidelakeError(msg)
+                raise TidelakeError(self.stuck_report(status, timeout_s))
             time.sleep(1.0)
+
+    def _check_loop_alive(self) -> None:
+        replay = next((p for p in self.stack.started_now if p.name == "replay"), None)
+        if replay is not None and not replay.alive:
+            msg = f"the looping replay has exited; its last lines ({replay.log}):\n{replay.log_tail()}"
+            raise TidelakeError(msg)
+
+    def findings(self, status: PipelineStatus) -> list[tuple[StackProcess, Finding]]:
+        """Each stream app's and delivery stream's finding (see `tidelake.diagnosis`)."""
+        from sinks.config import load_shipped
+
+        board = {(p.kind, p.pid): p for p in status.processes}
+        lags = {g.group: g for g in status.groups}
+        groups = {}
+        for process in self.stack.pipeline():
+            if process.kind == "stream":
+                groups[process.name] = stream_app_group(process.args[2])
+            elif process.kind == "sink":
+                groups[process.name] = load_shipped(process.args[2]).consumer_group
+        try:
+            # only the delivery streams join their groups; a stream app assigns itself every partition
+            sink_groups = [g for name, g in groups.items() if name.startswith("sink-")]
+            assigned = group_assignments(self.settings.kafka.bootstrap_servers, sink_groups)
+        except TidelakeError:
+            assigned = {}
+        out = []
+        for process in self.stack.pipeline():
+            if process.name not in groups:
+                continue
+            entry = board.get((process.kind, process.pid))
+            group = groups[process.name]
+            out.append((process, diagnose(
+                process.kind, process.args[2], alive=process.alive,
+                metrics=entry.metrics if entry is not None else None,
+                group=lags.get(group), assigned=assigned.get(group) if process.kind == "sink" else None,
+            )))  # fmt: skip
+        return out
+
+    def stuck_report(self, status: PipelineStatus, timeout_s: float) -> str:
+        """What the demo says when the pipeline does not settle: a line per process, then the last
+        log lines of each one that is not done."""
+        findings = self.findings(status)
+        lines = [f"the pipeline did not settle within {timeout_s:.0f} s:"]
+        lines += [f"  {finding.line()}" for _, finding in findings]
+        for process, finding in findings:
+            if not finding.settled:
+                lines.append(f"--- last lines of {process.name} ({process.log}):")
+                lines.append(process.log_tail(8))
+        lines.append(f"logs of every process are in {self.stack.log_dir}")
+        return "\n".join(lines)
 
     @staticmethod
     def consumer_groups() -> set[str]:
@@ -302,7 +327,7 @@ class Demo:
         """Done when, for `settle_s` in a row: every consumer group has caught up (`caught_up`), every stream app
         of this demo has closed all its windows, every delivery stream has flushed its buffers, and
         the lake holds every raw event."""
-        ours = {child.process.pid for child in self.supervisor.children}
+        ours = {p.pid for p in self.stack.pipeline()}
         groups = self.consumer_groups()
         since: list[float] = []
 
@@ -318,7 +343,7 @@ class Demo:
                 and len(sinks) == len(DELIVERY_STREAMS)
                 and all(p.metrics.get("buffered") == 0 for p in sinks)
                 and raw_rows >= expected_rows
-                and self.caught_up([g for g in status.groups if g.group in groups])
+                and all(g.caught_up for g in status.groups if g.group in groups)
             )
             if not quiet:
                 since.clear()
@@ -327,43 +352,6 @@ class Demo:
             return since[-1] - since[0] >= self.options.settle_s
 
         return check
-
-    def caught_up(self, groups: list[GroupLag]) -> bool:
-        """Every group has read every record. A transactional producer's commit marker takes an
-        offset that no consumer gets as a record (the stream apps write their rows in transactions),
-        so a group may lag by markers alone: then a read-committed look past its offsets finds
-        nothing more."""
-        behind = [p for g in groups for p in g.partitions if p.lag > 0]
-        return not behind or not self.records_left(behind)
-
-    def records_left(self, partitions: list[PartitionLag], timeout_s: float = 5.0) -> bool:
-        """Whether a committed record lies between a partition's committed offset and its end."""
-        from kafka import KafkaConsumer, TopicPartition
-        from kafka.errors import KafkaError
-
-        try:
-            consumer = KafkaConsumer(
-                bootstrap_servers=self.settings.kafka.bootstrap_servers, group_id=None,
-                enable_auto_commit=False, isolation_level="read_committed", client_id="tidelake-demo",
-            )  # fmt: skip
-        except KafkaError:
-            return True  # cannot tell: not drained yet
-        ends = {TopicPartition(p.topic, p.partition): p.end_offset for p in partitions}
-        try:
-            consumer.assign(list(ends))
-            for p in partitions:
-                consumer.seek(TopicPartition(p.topic, p.partition), p.committed or 0)
-            deadline = time.monotonic() + timeout_s
-            while time.monotonic() < deadline:
-                if any(consumer.poll(timeout_ms=100).values()):
-                    return True
-                if all(consumer.position(tp) >= end for tp, end in ends.items()):
-                    return False
-            return True
-        except KafkaError:
-            return True
-        finally:
-            consumer.close()
 
     def answers(self) -> list[Answer]:
         """Each demo query's first rows; a dataset the pipeline has not written (no late event
@@ -392,13 +380,16 @@ class Demo:
                 )
         return out
 
-    def stop(self) -> list[str]:
-        """Stop every child (newest first), then the broker if this demo started it."""
-        killed = self.supervisor.stop_all()
-        if self.started_broker is not None:
-            self.started_broker.stop()
-            self.started_broker = None
-        return killed
+    def stop_started(self) -> DownReport:
+        """Stop what this run started (the replay, processes, the broker), leaving what it reused."""
+        self.supervisor.stop_all()
+        return self.stack.stop_started()
+
+    def stop(self) -> DownReport:
+        """`tidelake down`: stop the replay and every process of the stack, then the broker if the
+        stack started it."""
+        self.supervisor.stop_all()
+        return self.stack.down()
 
 
 def _stream_settled(metrics: dict[str, Any]) -> bool:

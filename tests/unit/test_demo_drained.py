@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -12,34 +11,30 @@ from core.admin import GroupLag, PartitionLag
 from core.settings import load_settings
 from core.status_board import ProcessStatus
 from tidelake.demo import DELIVERY_STREAMS, STREAM_APPS, Demo, DemoOptions
+from tidelake.stack import StackProcess, StackRecord
 from tidelake.status import DatasetStats, PipelineStatus
 
 EXPECTED_ROWS = 100
 
 
-class _Demo(Demo):
-    """A demo whose look past a lagging group's offsets (a read-committed consumer, in `Demo`) gives
-    the answer set here: whether a record, not only transaction markers, is left to read."""
-
-    def __init__(self, *args: Any, records_left: bool = True, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.left = records_left
-        self.asked: list[list[PartitionLag]] = []
-
-    def records_left(self, partitions: list[PartitionLag], timeout_s: float = 5.0) -> bool:
-        self.asked.append(partitions)
-        return self.left
-
-
-def _demo(tmp_path: Path, records_left: bool = True) -> _Demo:
+def _demo(tmp_path: Path) -> Demo:
     settings = load_settings(lake={"root": tmp_path / "lake"}, runtime={"state_dir": tmp_path / "state"})
-    demo = _Demo(settings, DemoOptions(settle_s=0), broker_configured=True, records_left=records_left)
-    pids = range(1000, 1000 + len(STREAM_APPS) + len(DELIVERY_STREAMS))
-    demo.supervisor.children = [SimpleNamespace(process=SimpleNamespace(pid=pid)) for pid in pids]  # type: ignore[misc]
+    demo = Demo(settings, DemoOptions(settle_s=0), broker_configured=True)
+    names = [("stream", app) for app in STREAM_APPS] + [("sink", stream) for stream in DELIVERY_STREAMS]
+    record = StackRecord("127.0.0.1:9", str(tmp_path / "lake"), 8080)
+    record.processes = [
+        StackProcess(f"{kind}-{name}", [kind, "run", name], 1000 + i, None, "x.log")
+        for i, (kind, name) in enumerate(names)
+    ]
+    demo.stack.save(record)
     return demo
 
 
-def _status(stream_metrics: list[dict[str, Any]], lagging_groups: tuple[str, ...] = ()) -> PipelineStatus:
+def _status(
+    stream_metrics: list[dict[str, Any]],
+    lagging_groups: tuple[str, ...] = (),
+    records_left: bool | None = True,
+) -> PipelineStatus:
     settled = {"windows_open": 0, "rows_pending": 0, "state": "running"}
     streams = [
         ProcessStatus("stream", name, 1000 + i, 0.0, 0.0, {**settled, **metrics})
@@ -56,7 +51,7 @@ def _status(stream_metrics: list[dict[str, Any]], lagging_groups: tuple[str, ...
         broker_up=True,
         processes=streams + sinks,
         datasets=[DatasetStats("clickstream_events", 1, EXPECTED_ROWS, 1)],
-        groups=[GroupLag(g, (PartitionLag("t", 0, 0, 2000, 5),)) for g in lagging_groups],
+        groups=[GroupLag(g, (PartitionLag("t", 0, 0, 2000, 5, records_left),)) for g in lagging_groups],
     )
 
 
@@ -94,16 +89,9 @@ def test_only_the_demos_own_consumer_groups_must_catch_up(tmp_path: Path) -> Non
 
 def test_a_group_behind_by_transaction_markers_alone_has_caught_up(tmp_path: Path) -> None:
     """The stream apps write in transactions: each commit marker takes an offset of the analytics
-    topics that no consumer receives, so the sinks' group stays 'behind' by them for good."""
-    demo = _demo(tmp_path, records_left=False)
-    check = demo.drained(EXPECTED_ROWS)
-    assert check(_status([{}] * len(STREAM_APPS), ("tidelake-sink-analytics",))) is True
-    assert demo.asked == [[PartitionLag("t", 0, 0, 2000, 5)]]
-
-
-def test_nothing_is_looked_up_while_the_pipeline_is_busy(tmp_path: Path) -> None:
-    demo = _demo(tmp_path)
-    metrics: list[dict[str, Any]] = [{}] * len(STREAM_APPS)
-    metrics[0] = {"windows_open": 3}
-    assert demo.drained(EXPECTED_ROWS)(_status(metrics, ("tidelake-sink-analytics",))) is False
-    assert demo.asked == []
+    topics that no consumer receives, so the sinks' group stays 'behind' by them for good;
+    `consumer_group_lag` says no record is left (tests/integration/test_group_lag.py)."""
+    check = _demo(tmp_path).drained(EXPECTED_ROWS)
+    settled = [{}] * len(STREAM_APPS)
+    assert check(_status(settled, ("tidelake-sink-analytics",), records_left=False)) is True
+    assert check(_status(settled, ("tidelake-sink-analytics",), records_left=None)) is False  # not looked at

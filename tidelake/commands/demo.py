@@ -1,8 +1,8 @@
-"""`tidelake demo`: the whole pipeline on the shipped clickstream, then the answers."""
+"""`tidelake demo`: `tidelake up`, a replay of the shipped clickstream, then the answers; the stack
+keeps running for the console until `tidelake down` (or `--stop`)."""
 
 from __future__ import annotations
 
-import os
 import signal
 import time
 from collections.abc import Callable
@@ -20,9 +20,9 @@ from tidelake.commands.options import (
     LakeOption,
     console,
     print_json,
-    settings_from,
 )
-from tidelake.demo import DEFAULT_SAMPLE, DEFAULT_SPEED, Answer, Demo, DemoOptions, plan_replay
+from tidelake.commands.stack import BrokerPortOption, stack_settings, summary_lines
+from tidelake.demo import DEFAULT_SAMPLE, DEFAULT_SPEED, Answer, Demo, DemoOptions, ReplayPlan, plan_replay
 from tidelake.status import PipelineStatus
 
 
@@ -49,9 +49,9 @@ def _answers_table(answer: Answer) -> Table | str:
 
 
 def _stop_on_signals() -> None:
-    """Ctrl-C, SIGTERM and SIGHUP all stop the demo the same way: through its `finally`, which
-    stops every process it started. (A background job may inherit SIGINT ignored, and SIGTERM
-    would otherwise end the demo at once and orphan its children.)"""
+    """Ctrl-C, SIGTERM and SIGHUP all interrupt the demo the same way: through its `finally`, which
+    stops what it started (a background job may inherit SIGINT ignored, and SIGTERM would otherwise
+    end the demo at once and orphan its replay)."""
 
     def interrupt(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
@@ -74,51 +74,90 @@ def register(app: typer.Typer) -> None:
             typer.Option(
                 "--loop",
                 help="Keep replaying, after what clickstream.events already holds (new event ids, event "
-                "time moving on); the answers come after the first pass; Ctrl-C stops.",
+                "time moving on); the answers come after the first pass; the replay keeps going in the "
+                "background until `tidelake down`.",
             ),
         ] = False,
-        keep_running: Annotated[
+        stop: Annotated[
             bool,
-            typer.Option("--keep-running", help="Leave the pipeline and the console up after the answers."),
+            typer.Option(
+                "--stop",
+                help="Stop everything (`tidelake down`) after the answers instead of leaving it running.",
+            ),
         ] = False,
         fresh: Annotated[
-            bool, typer.Option("--fresh", help="Start from nothing: empty lake, empty topics, no app state.")
+            bool,
+            typer.Option(
+                "--fresh",
+                help="Start from nothing: empty lake, empty topics, no app state (a running stack is restarted).",
+            ),
         ] = False,
         sample: Annotated[Path, typer.Option("--sample", help="The access log to replay.")] = DEFAULT_SAMPLE,
-        port: Annotated[int, typer.Option("--port", help="Port of the query API and console.")] = 8080,
+        console_port: Annotated[
+            int,
+            typer.Option(
+                "--console-port", min=1, max=65535, help="Port of the Athena API and the web console."
+            ),
+        ] = 8080,
+        port: Annotated[
+            int | None,
+            typer.Option("--port", min=1, max=65535, hidden=True, help="Old name of --console-port."),
+        ] = None,
+        broker_port: BrokerPortOption = None,
         bootstrap_servers: BootstrapOption = None,
         lake: LakeOption = None,
         json_out: JsonOption = False,
     ) -> None:
-        """Run the whole pipeline on a real clickstream: Kafka, the stream apps, the delivery
-        streams and the query server; replay the sample; print the named queries' answers."""
+        """Run the whole pipeline on a real clickstream: start it as `tidelake up` does (Kafka, the
+        stream apps, the delivery streams, the query server), replay the sample, print the named
+        queries' answers, and leave it running for the console, boto3 and `tidelake status`;
+        `tidelake down` stops it."""
         _stop_on_signals()
-        configured = bootstrap_servers is not None or "TIDELAKE_KAFKA__BOOTSTRAP_SERVERS" in os.environ
-        settings = settings_from(bootstrap_servers=bootstrap_servers, lake=lake)
+        settings, configured = stack_settings(bootstrap_servers, lake, broker_port)
         options = DemoOptions(
-            sample=sample, speed=None if max_speed else speed, loop=loop, keep_running=keep_running,
-            fresh=fresh, serve_port=port,
+            sample=sample, speed=None if max_speed else speed, loop=loop, fresh=fresh,
+            serve_port=port if port is not None else console_port,
         )  # fmt: skip
         demo = Demo(settings, options, broker_configured=configured)
         say = (lambda *_: None) if json_out else console.print
+        answered = False
         try:
+            running = demo.preflight()  # a taken port: exit 2 before anything starts
+            if fresh and running:
+                for line in demo.stack.down(keep_broker=True).lines():
+                    say(f"--fresh: {line}")
             say(demo.start_broker())
             if fresh:
                 demo.reset()
                 say("reset: empty lake, topics and app state")
+            looping = demo.looping_replay()
             previous = demo.events_already_in()
             plan = plan_replay(previous, demo.events_in_lake(), loop, demo.settings.lake.root)
+            if looping is not None:
+                plan = ReplayPlan(
+                    False, False,
+                    f"a looping replay already runs (pid {looping.pid}, started by an earlier demo --loop): "
+                    "not starting another; the answers are the lake's as it is now.",
+                    0,
+                )  # fmt: skip
             if plan.message:
                 say(plan.message)
             if plan.redeliver:
+                if demo.stack.running():  # the delivery streams must not run while their groups go
+                    demo.stack.down(keep_broker=True)
                 demo.redeliver()
-            demo.start_pipeline()
-            say(f"started {len(demo.supervisor.children)} processes (logs in {demo.supervisor.log_dir})")
-            if plan.replay:
-                demo.start_replay()
-                pace = "at full speed" if options.speed is None else f"at {options.speed:g}x"
-                say(f"replaying {sample.name} {pace} into clickstream.events ...")
+
+            def start_replay() -> None:
+                if plan.replay:
+                    demo.start_replay()
+                    pace = "at full speed" if options.speed is None else f"at {options.speed:g}x"
+                    say(f"replaying {sample.name} {pace} into clickstream.events ...")
+
+            demo.start_pipeline(say, before_wait=start_replay)
+            say(f"{len(demo.stack.pipeline())} processes running (logs in {demo.stack.log_dir})")
             began = demo.began
+            summary: dict = {}
+            final = None
             with Live(console=console, refresh_per_second=4) if not json_out else nullcontext() as live:
 
                 def show(phase: str) -> Callable[[PipelineStatus], None]:
@@ -126,8 +165,9 @@ def register(app: typer.Typer) -> None:
                         return lambda status: None
                     return lambda status: live.update(_progress_line(status, phase, began))
 
-                summary: dict = {}
-                if loop and plan.replay:
+                if looping is not None:
+                    pass  # a loop never drains: the answers are the lake's now
+                elif loop and plan.replay:
                     # a looping replay never ends: answer once its first pass is in the lake
                     lines = demo.sample_lines()
                     final = demo.watch(
@@ -145,11 +185,14 @@ def register(app: typer.Typer) -> None:
                 console.line()
             answers = demo.answers()
             seconds = time.monotonic() - began
-            url = f"http://127.0.0.1:{port}/"
+            url = f"http://127.0.0.1:{options.serve_port}/"
+            answered = True
             if json_out:
+                counts = final.to_dict() if final is not None else {}
                 print_json({
                     "replay": summary, "seconds_to_answers": round(seconds, 1), "console": url,
-                    "status": {k: v for k, v in final.to_dict().items() if k in ("events_in", "rejected", "windows_closed", "late_events", "lake_files")},
+                    "stack": "stopped" if stop else "running",
+                    "status": {k: v for k, v in counts.items() if k in ("events_in", "rejected", "windows_closed", "late_events", "lake_files")},
                     "answers": {a.name: [list(map(str, r)) for r in a.rows] for a in answers},
                 })  # fmt: skip
             else:
@@ -161,14 +204,19 @@ def register(app: typer.Typer) -> None:
                     )
                 for answer in answers:
                     console.print(_answers_table(answer))
-                say(f"answers after {seconds:.0f} s. Console: {url}")
-            if keep_running or loop:
-                say("the pipeline keeps running; Ctrl-C stops it")
-                while True:
-                    demo.supervisor.check_running(except_names={"replay"})
-                    time.sleep(1)
+                say(f"answers after {seconds:.0f} s")
         finally:
-            killed = demo.stop()
-            if killed and not json_out:
-                console.print(f"[yellow]had to kill: {', '.join(killed)}[/]")
-            say("stopped every process the demo started")
+            if stop or not answered:
+                report = demo.stop() if stop else demo.stop_started()
+                if report.killed and not json_out:
+                    console.print(f"[yellow]had to kill: {', '.join(report.killed)}[/]")
+                if stop:
+                    say("stopped everything (as `tidelake down` does)")
+                elif report.stopped or report.broker:
+                    say("stopped what this demo started")
+        if not stop:
+            if loop:
+                say("the replay keeps looping in the background")
+            say("the pipeline keeps running:")
+            for line in summary_lines(demo.stack):
+                say(line)

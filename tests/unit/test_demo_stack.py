@@ -1,0 +1,108 @@
+"""`tidelake up` / `down` bookkeeping: a recorded PID is signalled only while it is the same process
+(its start time matches), and every port is checked before anything starts."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from core.errors import ConfigError
+from core.settings import load_settings
+from tidelake.stack import PortNeed, Stack, StackProcess, StackRecord, check_ports, start_ticks
+
+
+def _stack(tmp_path: Path) -> Stack:
+    settings = load_settings(lake={"root": tmp_path / "lake"}, runtime={"state_dir": tmp_path / "state"})
+    return Stack(settings, broker_configured=True)
+
+
+def test_start_ticks_tell_a_process_from_a_reused_pid() -> None:
+    me = start_ticks(os.getpid())
+    assert isinstance(me, int)
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    assert start_ticks(child.pid) is None  # reaped: gone
+
+
+def test_down_never_signals_a_pid_whose_start_time_differs(tmp_path: Path) -> None:
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
+    try:
+        ticks = start_ticks(sleeper.pid)
+        assert ticks is not None
+        stack = _stack(tmp_path)
+        record = StackRecord("127.0.0.1:9", str(tmp_path / "lake"), 8080)
+        # the recorded process started one tick earlier: the PID now belongs to another process
+        record.processes = [StackProcess("sink-x", ["sink", "run", "x"], sleeper.pid, ticks - 1, "x.log")]
+        stack.save(record)
+        report = stack.down()
+        assert report.reused == [f"sink-x (pid {sleeper.pid})"]
+        assert (report.stopped, report.killed) == ([], [])
+        assert sleeper.poll() is None  # still running: never signalled
+        assert not stack.file.exists()
+
+        # recorded with its own start time, it is stopped
+        record.processes = [StackProcess("sink-x", ["sink", "run", "x"], sleeper.pid, ticks, "x.log")]
+        stack.save(record)
+        assert stack.down().stopped == ["sink-x"]
+        assert start_ticks(sleeper.pid) is None  # gone (and reaped by `down`: it was our child)
+    finally:
+        if sleeper.poll() is None:
+            sleeper.kill()
+            sleeper.wait()
+
+
+def test_a_taken_port_is_named_with_its_holder_and_the_flag_that_moves_it() -> None:
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        with pytest.raises(ConfigError) as caught:
+            check_ports([PortNeed(port, "the query API and console", "--console-port")])
+    me = Path("/proc/self/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()[:80]
+    assert str(caught.value) == (
+        f"port {port} (the query API and console) is already in use by pid {os.getpid()} ({me}); "
+        "stop it, or choose another port with --console-port"
+    )
+    assert caught.value.exit_code == 2
+
+
+def test_two_needs_on_one_port_are_refused() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(ConfigError, match=f"port {port} is wanted by both a and b; change --console-port"):
+        check_ports([PortNeed(port, "a", "--broker-port"), PortNeed(port, "b", "--console-port")])
+
+
+def test_up_and_demo_check_every_port_before_starting_anything(tmp_path: Path) -> None:
+    """Issue 13: with 8080 busy the demo failed only after starting Kafka and 11 processes."""
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        env = {
+            **os.environ,
+            "TIDELAKE_RUNTIME__STATE_DIR": str(tmp_path / "state"),
+            "TIDELAKE_BROKER__DATA_DIR": str(tmp_path / "broker"),
+        }
+        env.pop("TIDELAKE_KAFKA__BOOTSTRAP_SERVERS", None)
+        for command in ("up", "demo"):
+            done = subprocess.run(
+                [sys.executable, "-m", "tidelake.cli", command, "--broker-port", str(port - 1),
+                 "--console-port", str(port + 5), "--lake", str(tmp_path / "lake")],
+                capture_output=True, text=True, env=env, timeout=120,
+            )  # fmt: skip
+            assert done.returncode == 2, done.stderr
+            assert (
+                f"port {port} (the local broker's KRaft controller, --broker-port + 1) is already in use by pid {os.getpid()}"
+                in done.stderr
+            )
+            assert "choose another port with --broker-port" in done.stderr
+            assert done.stdout == ""
+    assert not (tmp_path / "state").exists()  # no stack recorded
+    assert not (tmp_path / "broker").exists()  # no broker started
