@@ -46,14 +46,14 @@ test: install ## Run the whole suite (unit + integration + e2e) against a real K
 unit: install ## Run only the unit tests (no broker)
 	$(PY) -m pytest tests/unit
 
-demo: install ## The whole pipeline on a real clickstream, then the answers (tidelake demo)
+demo: install ## The whole pipeline on a real clickstream, then the answers; it keeps running (make down stops it)
 	$(TIDELAKE) demo $(DEMO_ARGS)
 
-up: ## Run the pipeline in Docker (docker compose up)
-	docker compose up -d --wait
+up: install ## Start the pipeline in the background: Kafka, stream apps, delivery streams, console (tidelake up)
+	$(TIDELAKE) up $(UP_ARGS)
 
-down: ## Stop the Docker pipeline
-	docker compose down
+down: ## Stop what make up / make demo started (tidelake down)
+	@test -x $(TIDELAKE) || { echo "nothing to stop: tidelake is not installed"; exit 0; }; $(TIDELAKE) down
 
 bench: install ## Run every benchmark (ours beside a baseline) and append the figures to docs/benchmarks.md
 	$(PY) -m bench
