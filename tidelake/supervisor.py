@@ -1,9 +1,10 @@
-"""Child processes that `tidelake demo` starts, watched and always stopped.
+"""Child processes a command starts and always stops: the demo's one-pass replay.
 
-Each child is a `tidelake ...` command in a session of its own (so a terminal's Ctrl-C reaches only
-us, and we stop the children in order) with its output in `<log_dir>/<name>.log`. `stop_all` sends
-SIGTERM, waits, then SIGKILLs the whole process group of a child that did not leave, so nothing of
-the demo is left running.
+(The pipeline's own processes are detached and outlive the command: `tidelake.stack`.) Each child
+is a `tidelake ...` command in a session of its own (so a terminal's Ctrl-C reaches only us, and we
+stop the children in order) with its output in `<log_dir>/<name>.log`. `stop_all` sends SIGTERM,
+waits, then SIGKILLs the whole process group of a child that did not leave, so nothing is left
+running.
 """
 
 from __future__ import annotations
