@@ -133,7 +133,9 @@ def parse_session(source: str, first_line: int) -> tuple[Command, ...]:
 #     is dropped;
 #  5. the sandbox's own folders and ports read as the defaults the doc shows (done by the sandbox
 #     before comparing: its data home is `~/.local/share`, its broker port 9092, its query server
-#     port 8080); a home folder in the doc (`/root`, `/home/NAME`) reads as `~`.
+#     port 8080); a home folder in the doc (`/root`, `/home/NAME`) reads as `~`;
+#  6. a line that the 80-column terminal wrapped (rich wraps at a space) matches the doc's line
+#     unwrapped: up to three output lines, joined with a space, may match one doc line.
 # Everything else is compared exactly: counts, offsets, file names, rows and bytes.
 
 _CLOCK = [
@@ -150,6 +152,7 @@ _CLOCK = [
 _RULES = re.compile(r"([━─═])\1+")
 _SPACES = re.compile(r"[ \t]+")
 ELLIPSIS = re.compile(r"\.\.\.|…")
+WRAPPED_LINES = 3
 
 
 def normalise(line: str) -> str:
@@ -176,4 +179,9 @@ def _match(wanted: list[str], i: int, got: list[str], j: int) -> bool:
         return j == len(got)
     if wanted[i].strip() in ("...", "…"):
         return any(_match(wanted, i + 1, got, k) for k in range(j, len(got) + 1))
-    return j < len(got) and bool(_line_pattern(wanted[i]).match(got[j])) and _match(wanted, i + 1, got, j + 1)
+    pattern = _line_pattern(wanted[i])
+    # rule 6: a line the 80-column terminal wrapped (at a space) matches the doc's line unwrapped
+    for taken in range(1, min(WRAPPED_LINES, len(got) - j) + 1):
+        if pattern.match(" ".join(got[j : j + taken])) and _match(wanted, i + 1, got, j + taken):
+            return True
+    return False

@@ -71,6 +71,7 @@ class Sandbox:
             TIDELAKE_BROKER__PORT=str(self.broker_port),
             TIDELAKE_BROKER__CONTROLLER_PORT=str(free_port()),
             TIDELAKE_BROKER__HEAP="512m",
+            TIDELAKE_BROKER__START_TIMEOUT_S="300",  # a busy 2-core CI box; the default is 90
             TIDELAKE_KAFKA__BOOTSTRAP_SERVERS=f"127.0.0.1:{self.broker_port}",
             COLUMNS="80",
             NO_COLOR="1",

@@ -69,6 +69,12 @@ def test_a_skip_note_must_give_a_reason_and_is_the_only_note() -> None:
         (["first", "...", "last"], ["first", "a", "b", "last"], True),
         (["first", "...", "last"], ["first", "last"], True),
         (["first", "last"], ["first", "extra", "last"], False),
+        # a line the terminal wrapped
+        (
+            ["replay: sent 10,000 events (in clickstream.events.dlq), 0.57 s"],
+            ["replay: sent 10,000 events (in", "clickstream.events.dlq), 7.2 s"],
+            True,
+        ),
         # home folders
         (["data: /root/.local/share/tidelake"], ["data: ~/.local/share/tidelake"], True),
     ],
