@@ -3,7 +3,8 @@
 Athena clients (boto3's `athena` client, PyAthena) POST to `/` with `X-Amz-Target:
 AmazonAthena.<Action>` and a JSON body; any AWS signature is accepted. When the server has an API
 token, REST callers send `Authorization: Bearer <token>` and Athena clients use the token as their
-access key id. `/` (GET) is left for the web console; the OpenAPI document is `/openapi.json`.
+access key id. `/` (GET) is left for the web console; the OpenAPI document is `/openapi.json`, and
+`/docs` (Swagger UI) and `/redoc` load their scripts from this server (fastapi-offline), never a CDN.
 
 Only requests for a host the server is known by are served (Starlette's TrustedHostMiddleware):
 127.0.0.1, localhost and [::1] unless told more (`--allowed-host`). A web page elsewhere that
@@ -19,11 +20,13 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from queries.athena import REQUESTS, athena_actions, parse_body, saved_json, workgroup_json
+from queries.results import as_text
 from queries.service import Execution, QueryService, RequestError
 from queries.web import PipelineReader, mount_console
 
@@ -50,6 +53,7 @@ class StartResponse(BaseModel):
 class ExecutionView(BaseModel):
     id: str
     sql: str
+    params: dict[str, str | None] = Field(description="a named query's parameters as bound, as text")
     workgroup: str
     state: str
     reason: str
@@ -85,6 +89,7 @@ def _view(service: QueryService, e: Execution) -> ExecutionView:
     return ExecutionView(
         id=e.id,
         sql=e.query,
+        params={name: as_text(value) for name, value in e.params.items()},
         workgroup=e.workgroup,
         state=e.state,
         reason=e.reason,
@@ -124,7 +129,8 @@ def create_app(
     pipeline: PipelineReader | None = None,
     allowed_hosts: Sequence[str] = LOOPBACK_HOSTS,
 ) -> FastAPI:
-    app = FastAPI(title="tidelake queries", version="1", description=__doc__)
+    # FastAPIOffline: FastAPI whose /docs and /redoc serve Swagger UI's and ReDoc's files themselves
+    app = FastAPIOffline(title="tidelake queries", version="1", description=__doc__)
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))
 
     @app.middleware("http")
@@ -230,7 +236,7 @@ def create_app(
         service.put_workgroup(body.name, body.description, body.bytes_scanned_cutoff)
         return workgroup_json(service, body.name)
 
-    mount_console(app, service.engine, pipeline, guard)
+    mount_console(app, service.engine, service.start, pipeline, guard)
 
     @app.get("/api/catalog", dependencies=guard)
     def catalog() -> list[dict[str, Any]]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,11 @@ _EXAMPLES = {
 }
 
 
+def example(type_name: str) -> str:
+    """A value of parameter type `type_name` as one would type it (help text, form placeholders)."""
+    return _EXAMPLES[type_name]
+
+
 @dataclass(frozen=True)
 class NamedQuery:
     name: str
@@ -83,8 +89,12 @@ class NamedQuery:
     fill: str = ""
     params: tuple[Param, ...] = field(default_factory=tuple)
 
-    def bind(self, given: dict[str, str]) -> dict[str, Any]:
-        """Typed values for every parameter: `given` (strings from --param k=v) over the defaults."""
+    def bind(self, given: Mapping[str, str | None]) -> dict[str, Any]:
+        """Typed values for every parameter: `given` over the defaults, for DuckDB to bind as `$name`.
+
+        `given` holds text as typed (`--param k=v`, the console's form); None or 'NULL' = not set.
+        ConfigError names an unknown parameter or a value that does not fit its type.
+        """
         known = {p.name: p for p in self.params}
         unknown = sorted(set(given) - set(known))
         if unknown:
@@ -157,28 +167,3 @@ def check_inputs(query: NamedQuery, engine: Engine) -> None:
         )
         msg = f"named query {query.name!r} reads dataset {dataset!r}, which {where}; fill it: {query.fill or 'tidelake demo'}"
         raise TableNotFound(msg)
-
-
-def sql_literal(value: Any, type_name: str) -> str:
-    """`value` as a DuckDB literal of `type_name` (NULLs typed, strings quoted)."""
-    if value is None:
-        return f"CAST(NULL AS {type_name})"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    text = value.isoformat() if isinstance(value, dt.date | dt.datetime) else str(value)
-    quoted = "'" + text.replace("'", "''") + "'"
-    return quoted if type_name == "VARCHAR" else f"CAST({quoted} AS {type_name})"
-
-
-def inline_params(query: NamedQuery, given: dict[str, str] | None = None) -> str:
-    """The query's SQL with every `$param` replaced by a literal: something to paste and edit."""
-    values = query.bind(given or {})
-    types = {p.name: p.type for p in query.params}
-    # longest names first, so `$top` never eats the start of `$top_n`
-    text = query.sql
-    for name in sorted(values, key=len, reverse=True):
-        literal = sql_literal(values[name], types[name])
-        text = re.sub(rf"\${name}\b", literal.replace("\\", "\\\\"), text)
-    return text
