@@ -5,28 +5,53 @@ const $ = id => document.getElementById(id);
 const PAGE_SIZE = 100;
 const POLL_MS = 400;
 const FINAL_STATES = new Set(["SUCCEEDED", "FAILED", "CANCELLED"]);
-const state = { queryId: null, pageTokens: [null], page: 0, polling: null, pipelineTimer: null, rateHistory: [], lastEvents: null };
+const state = { queryId: null, pageTokens: [null], page: 0, polling: null, pipelineTimer: null, rateHistory: [], lastEvents: null,
+                named: null, result: null, chartKind: null };
 
-// A server off loopback wants a token: `tidelake serve` prints the console's URL with ?token=...;
-// it is kept in this browser's localStorage and taken out of the address bar.
+// A server with a token (`serve --token`, or any server off loopback) answers 401 without it. The
+// console then asks for it; `tidelake serve` also prints the console's URL with ?token=..., which
+// is taken out of the address bar at once. Either way the token is kept in sessionStorage: this
+// tab only, gone when it closes.
 const TOKEN_KEY = "tidelake-api-token";
 (function takeTokenFromUrl() {
   const params = new URLSearchParams(location.search);
   if (!params.has("token")) return;
-  localStorage.setItem(TOKEN_KEY, params.get("token"));
+  sessionStorage.setItem(TOKEN_KEY, params.get("token"));
   params.delete("token");
   history.replaceState(null, "", location.pathname + (params.toString() ? `?${params}` : "") + location.hash);
 })();
 
+function askForToken(refused) {
+  $("token-message").textContent = refused
+    ? "This server refused the token: enter the one it printed."
+    : "This server wants a token.";
+  if ($("token-form").hidden) { $("token-form").hidden = false; $("token-input").focus(); }
+}
+
 async function api(path, options = {}) {
   const headers = { "Content-Type": "application/json" };
-  const token = localStorage.getItem(TOKEN_KEY);
+  const token = sessionStorage.getItem(TOKEN_KEY);
   if (token) headers.Authorization = `Bearer ${token}`;
   const response = await fetch(path, { headers, ...options });
   const body = response.headers.get("content-type")?.includes("json") ? await response.json() : await response.text();
-  if (response.status === 401) throw new Error("this server wants a token: open the console URL that `tidelake serve` printed (in Docker: docker compose logs serve)");
+  if (response.status === 401 || response.status === 403) {
+    askForToken(Boolean(token));
+    throw new Error("this server wants a token: enter it above (`tidelake serve` printed it; in Docker: docker compose logs serve)");
+  }
   if (!response.ok) throw new Error(typeof body === "object" ? (body.detail?.toString() ?? JSON.stringify(body)) : body);
   return body;
+}
+
+function useToken(event) {
+  event.preventDefault();
+  const token = $("token-input").value.trim();
+  if (!token) return;
+  sessionStorage.setItem(TOKEN_KEY, token);
+  $("token-input").value = "";
+  $("token-form").hidden = true;
+  loadCatalog();
+  loadNamed();
+  refreshHistory();
 }
 
 function formatBytes(n) {
@@ -52,7 +77,73 @@ function fillTable(table, header, rows, numeric = new Set()) {
 
 // ---------------------------------------------------------------- editor
 function syncHighlight() { $("highlight").innerHTML = highlightSql($("sql").value); $("highlight").scrollTop = $("sql").scrollTop; }
-function setSql(text) { $("sql").value = text; syncHighlight(); }
+function setSql(text, named = null) { $("sql").value = text; syncHighlight(); showParams(named); }
+function closeSidebarOnNarrow() { if (matchMedia("(max-width: 760px)").matches) toggleSidebar(false); }
+function toggleSidebar(open) {
+  const sidebar = $("sidebar");
+  const show = open ?? !sidebar.classList.contains("open");
+  sidebar.classList.toggle("open", show);
+  $("toggle-sidebar").setAttribute("aria-expanded", String(show));
+}
+
+// ------------------------------------------------------- named query form
+// A shipped named query opens with its text as written ($name placeholders) and a form of its
+// parameters; Run sends the form's values to /api/library/<name>/run, where DuckDB binds them.
+function showParams(named) {
+  state.named = named;
+  const form = $("params");
+  form.hidden = !named;
+  $("params-fields").innerHTML = "";
+  $("params-note").textContent = "";
+  if (!named) return;
+  $("params-title").textContent = named.name;
+  $("params-question").textContent = named.question;
+  for (const p of named.params) {
+    const label = document.createElement("label");
+    label.className = "param";
+    label.setAttribute("data-testid", `param-${p.name}`);
+    const head = document.createElement("span");
+    head.className = "param-head";
+    head.append(cell("span", p.name, "param-name"), " ", cell("span", p.type.toLowerCase(), "type"),
+      " ", cell("span", `default ${p.default ?? "NULL"}`, "muted"));
+    let input;
+    if (p.type === "BOOLEAN") {
+      input = document.createElement("select");
+      for (const [value, text] of [["", "NULL"], ["true", "true"], ["false", "false"]]) {
+        const option = cell("option", text);
+        option.value = value;
+        input.appendChild(option);
+      }
+    } else {
+      input = document.createElement("input");
+      input.type = p.type === "DATE" ? "date" : "text";
+      input.placeholder = `NULL (e.g. ${p.example})`;
+      input.spellcheck = false;
+    }
+    input.name = p.name;
+    input.value = p.default ?? "";
+    input.setAttribute("data-testid", `param-input-${p.name}`);
+    input.setAttribute("aria-label", `${p.name} (${p.type})`);
+    label.append(head, input, cell("span", p.help, "param-help"));
+    $("params-fields").appendChild(label);
+  }
+  if (named.params.length === 0) $("params-fields").appendChild(cell("span", "no parameters", "muted"));
+}
+
+function paramValues() {
+  const values = {};
+  for (const input of $("params-fields").querySelectorAll("input, select")) values[input.name] = input.value === "" ? null : input.value;
+  return values;
+}
+
+// The form stays bound to the query's own text; once the text is edited, Run sends plain SQL.
+function namedStillApplies() {
+  const applies = Boolean(state.named) && $("sql").value === state.named.sql;
+  $("params-note").textContent = state.named && !applies
+    ? "The SQL was edited: Run sends it as plain SQL, without these parameters (reopen the named query to use them)." : "";
+  $("params").classList.toggle("stale", Boolean(state.named) && !applies);
+  return applies;
+}
 
 async function loadCatalog() {
   const list = $("catalog");
@@ -90,17 +181,17 @@ async function loadCatalog() {
 
 async function loadNamed() {
   const list = $("named");
-  const add = (name, sql, title) => {
+  const add = (name, sql, title, named = null) => {
     const li = cell("li", name, "named-item");
     li.title = title || "";
     li.setAttribute("data-testid", `named-${name}`);
-    li.onclick = () => setSql(sql);
+    li.onclick = () => { setSql(sql, named); closeSidebarOnNarrow(); };
     list.appendChild(li);
   };
   try {
     const [shipped, saved] = await Promise.all([api("/api/library"), api("/api/named-queries")]);
     list.innerHTML = "";
-    for (const q of shipped) add(q.name, q.sql, q.question);
+    for (const q of shipped) add(q.name, q.sql, q.question, q);
     for (const q of saved) add(q.Name, q.QueryString, q.Description);
     if (shipped.length + saved.length === 0) list.appendChild(cell("li", "none yet", "muted"));
   } catch (e) { list.innerHTML = ""; list.appendChild(cell("li", `unavailable: ${e.message}`, "muted")); }
@@ -123,12 +214,27 @@ function showState(execution) {
   error.textContent = execution.reason || "";
 }
 
-async function runQuery() {
-  $("error").hidden = true;
+function clearResults() {
   $("grid").innerHTML = "";
   $("chart").innerHTML = "";
+  $("chart").dataset.kind = "none";
+  $("chart-controls").hidden = true;
+  $("page-label").textContent = "";
+  $("prev").disabled = $("next").disabled = true;
+  state.result = null;
+}
+
+async function runQuery() {
+  // the new run's own state at once: nothing of the previous run stays on screen
+  state.queryId = null;
+  clearTimeout(state.polling);
+  clearResults();
+  showState({ state: "QUEUED", reason: "" });
+  $("stats").textContent = "submitting…";
   try {
-    const started = await api("/api/queries", { method: "POST", body: JSON.stringify({ sql: $("sql").value }) });
+    const started = namedStillApplies()
+      ? await api(`/api/library/${encodeURIComponent(state.named.name)}/run`, { method: "POST", body: JSON.stringify({ params: paramValues() }) })
+      : await api("/api/queries", { method: "POST", body: JSON.stringify({ sql: $("sql").value }) });
     state.queryId = started.id;
     state.pageTokens = [null];
     state.page = 0;
@@ -141,7 +247,13 @@ async function runQuery() {
 async function pollQuery() {
   clearTimeout(state.polling);
   const id = state.queryId;
-  const execution = await api(`/api/queries/${id}`);
+  let execution;
+  try {
+    execution = await api(`/api/queries/${id}`);
+  } catch (e) {  // the server went away or wants a token: say so, and let the user run again
+    if (id === state.queryId) { $("error").hidden = false; $("error").textContent = e.message; $("run").disabled = false; }
+    return;
+  }
   if (id !== state.queryId) return;
   showState(execution);
   if (!FINAL_STATES.has(execution.state)) { state.polling = setTimeout(pollQuery, POLL_MS); return; }
@@ -171,16 +283,38 @@ async function showPage(index) {
   $("prev").disabled = index === 0;
   $("next").disabled = !page.next_token;
   $("page-label").textContent = `page ${index + 1}`;
-  if (index === 0) drawChart($("chart"), page.columns, rows);
+  if (index === 0) {
+    state.result = { columns: page.columns, rows };
+    state.chartKind = state.chartKind === "off" ? "off" : null;  // "off" lasts; line/bar are per result
+    renderChart();
+  }
+}
+
+function renderChart() {
+  if (!state.result) return;
+  const spec = drawChart($("chart"), state.result.columns, state.result.rows, state.chartKind);
+  $("chart-controls").hidden = !spec;
+  const shown = $("chart").dataset.kind;
+  $("chart-controls").querySelectorAll("button").forEach(b => b.classList.toggle("active", b.dataset.chart === shown));
 }
 
 async function refreshHistory() {
-  const executions = await api("/api/queries");
+  let executions;
+  try { executions = await api("/api/queries"); } catch { return; }  // a missing token is asked for above
   const table = $("history");
+  const shown = e => {
+    const params = Object.entries(e.params || {}).map(([k, v]) => `${k}=${v ?? "NULL"}`).join(", ");
+    return (params ? `[${params}] ` : "") + e.sql.replace(/\s+/g, " ").slice(0, 90);
+  };
   fillTable(table, ["state", "query", "scanned", "ms"], executions.slice(0, 20).map(e =>
-    [e.state, e.sql.replace(/\s+/g, " ").slice(0, 90), formatBytes(e.bytes_scanned), e.total_ms]));
+    [e.state, shown(e), formatBytes(e.bytes_scanned), e.total_ms]));
   [...table.querySelectorAll("tr")].slice(1).forEach((tr, i) => {
-    tr.onclick = () => { const e = executions[i]; setSql(e.sql); state.queryId = e.id; state.pageTokens = [null]; pollQuery(); };
+    tr.onclick = () => {
+      const e = executions[i];
+      setSql(e.sql);
+      clearResults();
+      state.queryId = e.id; state.pageTokens = [null]; pollQuery();
+    };
   });
 }
 
@@ -242,7 +376,7 @@ async function pollPipeline() {
 }
 
 // ------------------------------------------------------------------ wiring
-$("sql").addEventListener("input", syncHighlight);
+$("sql").addEventListener("input", () => { syncHighlight(); namedStillApplies(); });
 $("sql").addEventListener("scroll", () => { $("highlight").scrollTop = $("sql").scrollTop; });
 $("sql").addEventListener("keydown", e => { if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) { e.preventDefault(); runQuery(); } });
 $("run").onclick = runQuery;
@@ -251,6 +385,12 @@ $("save").onclick = saveQuery;
 $("prev").onclick = () => showPage(state.page - 1);
 $("next").onclick = () => showPage(state.page + 1);
 document.querySelectorAll(".tab").forEach(b => { b.onclick = () => showView(b.dataset.view); });
+$("token-form").addEventListener("submit", useToken);
+$("params").addEventListener("submit", e => { e.preventDefault(); runQuery(); });
+// Enter in a field runs the query (a form of several fields and no submit button never submits)
+$("params").addEventListener("keydown", e => { if (e.key === "Enter" && e.target.tagName === "INPUT") { e.preventDefault(); runQuery(); } });
+$("toggle-sidebar").onclick = () => toggleSidebar();
+$("chart-controls").querySelectorAll("button").forEach(b => { b.onclick = () => { state.chartKind = b.dataset.chart; renderChart(); }; });
 syncHighlight();
 loadCatalog();
 loadNamed();

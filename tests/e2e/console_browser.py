@@ -31,10 +31,11 @@ def chromium_path() -> str:
 
 
 @contextmanager
-def serve(lake: Path, port: int, bootstrap: str, log: Path) -> Iterator[str]:
-    """`tidelake serve` on `port`, ready when `/openapi.json` answers; stopped on exit."""
+def serve(lake: Path, port: int, bootstrap: str, log: Path, token: str | None = None) -> Iterator[str]:
+    """`tidelake serve` on `port` (with `--token` when given), ready when `/openapi.json` answers."""
     env = {**os.environ, "TIDELAKE_KAFKA__BOOTSTRAP_SERVERS": bootstrap}
     command = [sys.executable, "-m", "tidelake.cli", "serve", "--port", str(port), "--lake", str(lake)]
+    command += ["--token", token] if token else []
     with log.open("wb") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=lake.parent)
     url = f"http://127.0.0.1:{port}"
