@@ -9,8 +9,10 @@ the same rule in its own way: an S3 prefix is a delivery stream's to write.
 
 So the first delivery stream that writes a dataset claims it, and keeps it:
 
-    <lake>/_sinks/_owners/<dataset>.json            {"delivery_stream", "consumer_group", "claimed_at", "host", "pid"}
-    <lake>/_sinks/_owners/_errors.<dataset>.json    the dead letters of <dataset> (a `mode = "errors"` stream)
+    <lake>/_sinks/_owners/<dataset>.owner           JSON: {"delivery_stream", "consumer_group", "claimed_at", "host", "pid"}
+    <lake>/_sinks/_owners/_errors.<dataset>.owner   the dead letters of <dataset> (a `mode = "errors"` stream)
+
+(`.owner`, not `.json`: `<lake>/_sinks/*/*.json` are the streams' write-ahead manifests.)
 
 A stream is its name and its consumer group. The owner may run again at any time (a restart, after
 a crash or kill -9: the record outlives the process), and may run as several copies in its one
@@ -38,6 +40,7 @@ from core.lake import ERRORS_DIR, STATE_DIR, temp_name
 from sinks.writer import fsync_dir, make_dirs
 
 OWNERS_DIR = "_owners"
+OWNER_SUFFIX = ".owner"
 LOCK_NAME = ".lock"
 
 
@@ -65,7 +68,7 @@ def owners_dir(lake: Path) -> Path:
 
 def owner_path(lake: Path, dataset: str, *, dead_letters: bool = False) -> Path:
     """The owner record of `dataset` (or of its dead letters, under `_errors/<dataset>/`)."""
-    return owners_dir(lake) / f"{ERRORS_DIR + '.' if dead_letters else ''}{dataset}.json"
+    return owners_dir(lake) / f"{ERRORS_DIR + '.' if dead_letters else ''}{dataset}{OWNER_SUFFIX}"
 
 
 def read_owner(path: Path) -> Owner | None:
