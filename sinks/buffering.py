@@ -9,7 +9,7 @@ covers a contiguous range of offsets of every Kafka partition, which is what exa
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from kafka.consumer.fetcher import ConsumerRecord
@@ -55,12 +55,14 @@ class Buffer:
     records: int = 0
     bytes: int = 0
     oldest_monotonic: float | None = None
+    #: Monotonic seconds; the delivery stream passes its own clock (tests pass one they move).
+    clock: Callable[[], float] = time.monotonic
 
     def add(self, topic: str, partition: int, batch: Sequence[ConsumerRecord]) -> None:
         if not batch:
             return
         if self.oldest_monotonic is None:
-            self.oldest_monotonic = time.monotonic()
+            self.oldest_monotonic = self.clock()
         columns = self.by_partition.get((topic, partition))
         if columns is None:
             columns = self.by_partition[(topic, partition)] = RecordColumns(topic, partition)

@@ -62,6 +62,11 @@ from sinks.writer import sync_folders, write_parquet
 log = logging.getLogger(__name__)
 #: Poll at least this often, so a stop request or an idle interval is seen quickly.
 MAX_POLL_WAIT_S = 0.25
+#: How long closing the consumer may take (kafka-python's LeaveGroup). A member that stops while its
+#: group is still joining waits, on the same connection, for the join the broker holds back until a
+#: dead member's session expires (30 s): `--max-idle 2` then took 15-30 s more to exit. Leaving the
+#: group is best effort either way (the group drops a member that did not leave when its session ends).
+CLOSE_TIMEOUT_MS = 3_000
 #: How long a delivery stream rides out a broker outage (commits retried) before it gives up.
 DEFAULT_MAX_OUTAGE_S = 120.0
 #: Backoff between commit attempts during an outage: doubles from the first to the last.
@@ -138,14 +143,18 @@ class DeliveryStream:
         *,
         handler: transform.Handler | None = None,
         on_progress: Callable[[SinkSummary], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """`clock` (monotonic seconds) times the buffering interval and `max_idle_s`; tests pass
+        one they move by hand."""
         self.config = config
+        self._clock = clock
         self.settings = settings
         self.lake: Path = settings.lake.root
         if handler is None and config.transform:
             handler = transform.load_handler(config.transform)
         self.planner = Planner(config, handler)
-        self.buffer = Buffer(config.buffer)
+        self.buffer = Buffer(config.buffer, clock=clock)
         self.manifests = ManifestStore(self.lake, config.name)
         #: The datasets this stream writes are its own (sinks.ownership): claimed before any write.
         self.claims = DatasetClaims(
@@ -175,9 +184,10 @@ class DeliveryStream:
         max_records: int | None = None,
         max_outage_s: float = DEFAULT_MAX_OUTAGE_S,
     ) -> SinkSummary:
-        """Deliver until `stop_event` is set, no record arrived for `max_idle_s` (counted from the
-        start, whether partitions are assigned or not), or `max_records` were read; then flush what
-        is buffered. A broker outage is ridden out for `max_outage_s` (seconds).
+        """Deliver until `stop_event` is set, no new record arrived for `max_idle_s` (counted from
+        the start, whether partitions are assigned or not; a flush the buffering hints have not
+        called for yet is not waited for), or `max_records` were read; then flush what is buffered
+        and stop. A broker outage is ridden out for `max_outage_s` (seconds).
 
         Returns the summary; raises SinkWriteError (nothing committed), BrokerUnavailable, or
         ConfigError when a dataset it would write belongs to another delivery stream (before it
@@ -193,11 +203,14 @@ class DeliveryStream:
     def _run(self, stop: threading.Event, max_idle_s: float | None, max_records: int | None) -> SinkSummary:
         consumer = self._connect()
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"sink-{self.config.name}")
-        last_record = time.monotonic()
+        clock = self._clock
+        last_record = clock()
         progress = Throttle(0.5)
         try:
             while not stop.is_set():
-                wait_s = min(self.buffer.seconds_until_due(time.monotonic()), MAX_POLL_WAIT_S)
+                wait_s = min(self.buffer.seconds_until_due(clock()), MAX_POLL_WAIT_S)
+                if max_idle_s is not None:
+                    wait_s = max(0.0, min(wait_s, max_idle_s - (clock() - last_record)))
                 polled_at = time.monotonic()
                 batch = consumer.poll(timeout_ms=int(wait_s * 1000))
                 if not batch and not consumer.assignment():
@@ -207,7 +220,7 @@ class DeliveryStream:
                 self._set_partitions(len(consumer.assignment()))
                 for tp, records in batch.items():
                     self._accept((tp.topic, tp.partition), records)
-                now = time.monotonic()
+                now = clock()
                 if batch:
                     last_record = now
                 self._check_recovery_done(consumer)
@@ -225,8 +238,10 @@ class DeliveryStream:
                     and not self._recovering
                 ):
                     break
-                if max_idle_s is not None and now - last_record >= max_idle_s and not self._recovering:
-                    break  # what is buffered is flushed below
+                if max_idle_s is not None and now - last_record >= max_idle_s:
+                    # what is buffered is flushed below; a flush rolled forward only in part (its
+                    # records stopped coming) stays in its manifest for the next run
+                    break
             self._flush(buffering.SHUTDOWN)
         except BaseException:
             self._failed = True  # the rebalance listener must not flush a half-done state on close
@@ -240,7 +255,7 @@ class DeliveryStream:
             self.summary.buffered = self.buffer.records + sum(len(r) for r in self._recovery_records.values())
             self.summary.stopped_monotonic = time.monotonic()
             try:
-                consumer.close(autocommit=False)
+                consumer.close(autocommit=False, timeout_ms=CLOSE_TIMEOUT_MS)
             except KafkaError as exc:
                 log.warning("closing the consumer of %s: %s", self.config.name, exc)
         return self.summary

@@ -252,3 +252,58 @@ def test_cli_refuses_a_bad_config_with_exit_code_2(tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert "unknown namespace 'nope'" in done.stderr
+
+
+class _HandClock:
+    """A monotonic clock that moves only when the test says so."""
+
+    def __init__(self) -> None:
+        self.now = 1_000.0
+        self._lock = threading.Lock()
+
+    def __call__(self) -> float:
+        with self._lock:
+            return self.now
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self.now += seconds
+
+
+def test_max_idle_flushes_what_is_buffered_and_stops_without_waiting_for_the_interval(
+    kafka_bootstrap: str, make_topic, tmp_path: Path
+) -> None:
+    """`--max-idle N`: N seconds (of the stream's clock) without a new record, then the buffer is
+    delivered and the stream stops, although its 900 s interval is far from due (issue 13: a sink
+    with `--max-idle 2` ran for 60 s)."""
+    topic = make_topic(partitions=2)
+    lake = tmp_path / "lake"
+    config = _config(topic, buffer={"interval_s": 900, "records": 1_000_000, "size_mb": 512})
+    clock = _HandClock()
+    stream = DeliveryStream(config, _settings(kafka_bootstrap, lake), clock=clock)
+    produce(kafka_bootstrap, topic, (event(i) for i in range(300)))
+    done: dict[str, object] = {}
+    runner = threading.Thread(
+        target=lambda: done.setdefault("summary", stream.run(max_idle_s=2)), daemon=True
+    )
+    runner.start()
+    try:
+        wait_until(lambda: stream.summary.records_in == 300, 120, "the sink never read the 300 events")
+        clock.advance(1.9)
+        runner.join(2)  # real seconds: with the clock short of 2 s it goes on
+        assert runner.is_alive() and stream.summary.rows_written == 0
+        clock.advance(0.1)
+        runner.join(60)
+    finally:
+        if runner.is_alive():
+            stream._stop.set()  # type: ignore[union-attr]
+            runner.join(30)
+    assert not runner.is_alive()
+    summary = stream.summary.as_dict()
+    assert (summary["records_in"], summary["rows_written"], summary["buffered"], summary["flushes"]) == (
+        300,
+        300,
+        0,
+        {"shutdown": 1},
+    )
+    assert lake_rows(lake, "clickstream_events", "count(*), count(DISTINCT event_id)") == (300, 300)
