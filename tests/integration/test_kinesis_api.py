@@ -10,11 +10,15 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import boto3
 import httpx
@@ -419,8 +423,13 @@ def test_malformed_requests_get_aws_s_400(server, stream) -> None:
         loose.create_stream(StreamName="no spaces allowed", ShardCount=1)
 
 
-def test_token_and_dispatch(server) -> None:
+def test_token_and_dispatch(server, monkeypatch: pytest.MonkeyPatch) -> None:
     endpoint = server[0]
+    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)  # what boto3 >= 1.28 and the AWS CLI read
+    from_env = boto3.client(
+        "kinesis", region_name="us-east-1", aws_access_key_id=TOKEN, aws_secret_access_key="x"
+    )
+    assert "StreamNames" in from_env.list_streams()
     with pytest.raises(ClientError) as caught:
         _client(endpoint, key="not-the-token").list_streams()
     assert caught.value.response["Error"]["Code"] == "UnrecognizedClientException"
@@ -434,3 +443,29 @@ def test_token_and_dispatch(server) -> None:
         headers={"X-Amz-Target": "Kinesis_20131202.ListStreams", "Host": "evil.example"},
     )
     assert foreign.status_code == 400
+
+
+def test_the_aws_cli_puts_a_record(server, kinesis, stream) -> None:
+    endpoint = server[0]
+    name = stream(2)
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": os.environ.get("HOME", "/tmp"),
+        "AWS_ACCESS_KEY_ID": TOKEN,
+        "AWS_SECRET_ACCESS_KEY": "x",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+    }
+    aws = str(Path(sys.executable).parent / "aws")
+    event = '{"visitor_id": "v-7", "page": "/cart"}'
+    put = subprocess.run(
+        [aws, "--endpoint-url", endpoint, "kinesis", "put-record", "--stream-name", name,
+         "--partition-key", "v-7", "--data", event, "--output", "json"],
+        env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert put.returncode == 0, put.stderr
+    answer = json.loads(put.stdout)
+    assert answer["ShardId"] == f"shardId-{_md5_shard('v-7', 2):012d}"
+    records = _read_all(kinesis, name, answer["ShardId"])
+    assert [(r["Data"], r["SequenceNumber"]) for r in records] == [(event.encode(), answer["SequenceNumber"])]
