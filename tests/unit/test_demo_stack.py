@@ -4,15 +4,18 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from core.errors import ConfigError
 from core.settings import load_settings
+from tidelake.cli import app
 from tidelake.stack import PortNeed, Stack, StackProcess, StackRecord, check_ports, start_ticks
 
 
@@ -86,23 +89,33 @@ def test_up_and_demo_check_every_port_before_starting_anything(tmp_path: Path) -
         held.listen()
         port = held.getsockname()[1]
         env = {
-            **os.environ,
             "TIDELAKE_RUNTIME__STATE_DIR": str(tmp_path / "state"),
             "TIDELAKE_BROKER__DATA_DIR": str(tmp_path / "broker"),
+            "TIDELAKE_KAFKA__BOOTSTRAP_SERVERS": None,
         }
-        env.pop("TIDELAKE_KAFKA__BOOTSTRAP_SERVERS", None)
         for command in ("up", "demo"):
-            done = subprocess.run(
-                [sys.executable, "-m", "tidelake.cli", command, "--broker-port", str(port - 1),
-                 "--console-port", str(port + 5), "--lake", str(tmp_path / "lake")],
-                capture_output=True, text=True, env=env, timeout=120,
-            )  # fmt: skip
-            assert done.returncode == 2, done.stderr
-            assert (
-                f"port {port} (the local broker's KRaft controller, --broker-port + 1) is already in use by pid {os.getpid()}"
-                in done.stderr
+            args = [
+                command,
+                "--broker-port",
+                str(port - 1),
+                "--console-port",
+                str(port + 5),
+                "--lake",
+                str(tmp_path / "lake"),
+            ]
+            handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+            try:
+                done = CliRunner().invoke(app, args, env=env)
+            finally:  # the demo turns these into KeyboardInterrupt: not in this test process
+                for sig, handler in handlers.items():
+                    signal.signal(sig, handler)
+            assert isinstance(done.exception, ConfigError), done.output
+            assert done.exception.exit_code == 2
+            assert str(done.exception).startswith(
+                f"port {port} (the local broker's KRaft controller, --broker-port + 1) is already in use by pid "
+                f"{os.getpid()} "
             )
-            assert "choose another port with --broker-port" in done.stderr
-            assert done.stdout == ""
+            assert "choose another port with --broker-port" in str(done.exception)
+            assert done.output == ""
     assert not (tmp_path / "state").exists()  # no stack recorded
     assert not (tmp_path / "broker").exists()  # no broker started
