@@ -34,8 +34,9 @@ from queries.engine import Engine
 CONSOLE_DIR = Path(__file__).with_name("console")
 
 PipelineReader = Callable[[], dict[str, Any]]
-#: Starts an execution: (query text, workgroup, client token, typed parameters) -> its id.
-Starter = Callable[[str, str, None, dict[str, Any]], str]
+#: Starts an execution (QueryService.start): (query text, workgroup, client token, typed
+#: parameters for DuckDB to bind) -> its id.
+Starter = Callable[..., str]
 
 
 class NamedRun(BaseModel):
