@@ -223,7 +223,12 @@ def _csv_parser(path: Path, source: str, **fields: str | None) -> CsvParser:
     if header is None:
         msg = f"{path} has no header line; the first record of a CSV file must be its header"
         raise ConfigError(msg)
-    return CsvParser(source, column_names(header), delimiter=delimiter, **fields)
+    names = column_names(header)
+    for flag, named in (("--time-field", fields.get("time_field")), ("--key-field", fields.get("key_field"))):
+        if named is not None and named not in names:
+            msg = f"{flag} {named!r} is not a field of {path}; its fields: {', '.join(names)}"
+            raise ConfigError(msg)
+    return CsvParser(source, names, delimiter=delimiter, **fields)
 
 
 def _parse_lines(

@@ -29,6 +29,7 @@ from producers.records import TOO_LARGE, Record, Reject
 from producers.resume import MAX_TAIL_RECORDS, TopicTail, id_ends, read_tail, start_pass
 from producers.sender import BatchSender
 from producers.timestamps import TimeFormatter
+from producers.topic_fit import first_record_checked
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,7 @@ class ReplaySummary:
     interrupted: bool = False
     passes: int = 1
     first_pass: int | None = None  # with --resume: the pass it started at (0: the file's own ids)
+    first_reject: Reject | None = None  # the first line sent to the DLQ, for the hint when all were
 
     @property
     def rate(self) -> float:
@@ -145,6 +147,7 @@ class Replayer:
         self._format_time = TimeFormatter()
         self._sent_events = 0
         self.tail = TopicTail()  # --resume: what the topic held of the file before this run
+        self.first_reject: Reject | None = None
 
     async def run(self, items: Iterator[Record | Reject] | None = None) -> ReplaySummary:
         """Publish `items` (default: the records and rejects of `options.path`, parsed as they are read)."""
@@ -153,7 +156,7 @@ class Replayer:
             if options.path is None:
                 msg = "a replay needs a file (options.path) or the records to publish"
                 raise ConfigError(msg)
-            _, _, items = iter_parsed(
+            fmt, _, items = iter_parsed(
                 options.path,
                 fmt=options.fmt,
                 source=options.source,
@@ -161,6 +164,8 @@ class Replayer:
                 key_field=options.key_field,
                 max_line_bytes=self.settings.producer.max_record_bytes,
             )
+            items = first_record_checked(items, options.topic, options.path, fmt)
+        items = self._note_rejects(items)
         await asyncio.to_thread(ensure_topics, self.settings, options.topic)
         async with BatchSender(self.settings, options.topic, client_id="tidelake-replay") as sender:
             started = self.clock()  # once connected: the pace and the rate count from here
@@ -176,8 +181,15 @@ class Replayer:
         self.on_progress(counts.sent, counts.rejected)
         return ReplaySummary(
             counts.sent, counts.rejected, seconds, options.topic, self.stop.is_set(), passes,
-            first_pass if options.resume else None,
+            first_pass if options.resume else None, self.first_reject,
         )  # fmt: skip
+
+    def _note_rejects(self, items: Iterator[Record | Reject]) -> Iterator[Record | Reject]:
+        """`items`, keeping the first reject for the summary's hint."""
+        for item in items:
+            if self.first_reject is None and isinstance(item, Reject):
+                self.first_reject = item
+            yield item
 
     def _encode(self, item: Record) -> EncodedRecord | Reject:
         """The record ready to send, or its reject when it is over the record size limit."""

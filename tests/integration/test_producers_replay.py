@@ -258,3 +258,27 @@ def test_cli_replay_interrupted_flushes_and_reports_what_was_sent(kafka_bootstra
     summary = json.loads(out.strip().splitlines()[-1])
     assert 20 <= summary["sent"] < 10_000
     assert describe_topics(kafka_bootstrap, [topic])[0].records == summary["sent"]
+
+
+def test_cli_replay_with_a_bad_time_field_names_the_flag_and_the_fields(
+    kafka_bootstrap: str, make_topic, tmp_path: Path
+) -> None:
+    """A fresh user's finding: `check --format` when it was --time-field that was wrong (JSON lines
+    are checked row by row, so the hint comes after the run; a CSV is refused up front)."""
+    topic = make_topic(partitions=1)
+    events = tmp_path / "clicks.jsonl"
+    events.write_text('{"ts": "2024-03-01T10:00:00Z", "user": "u1"}\n')
+    env = {**os.environ, "TIDELAKE_KAFKA__BOOTSTRAP_SERVERS": kafka_bootstrap, "COLUMNS": "300"}
+
+    def replay(*flags: str) -> subprocess.CompletedProcess[str]:
+        command = [*CLI, "replay", str(events), "--max-speed", "--topic", topic, *flags]
+        return subprocess.run(command, capture_output=True, text=True, env=env, timeout=120, check=False)
+
+    wrong = replay("--time-field", "time")
+    assert wrong.returncode == 1
+    assert wrong.stdout.startswith(f"replay: sent 0 events to {topic}, rejected 1 (in {topic}.dlq), ")
+    assert wrong.stderr == (
+        "error: every line was rejected; the first, line 1 (bad-event-time): no field 'time' (the "
+        "--time-field) in this row; fields: ['ts', 'user']. Check --time-field; every rejected line "
+        f"is in {topic}.dlq.\n"
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import time
 from pathlib import Path
 from typing import Annotated
@@ -9,6 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from core.settings import BrokerSettings
 from tidelake.broker import LocalBroker
 from tidelake.commands.options import JsonOption, console, print_json, settings_from
 from tidelake.kafka_jars import check_java, ensure_jars
@@ -47,6 +49,18 @@ def _broker(port: int | None, data_dir: Path | None) -> LocalBroker:
     return LocalBroker(settings_from(broker=overrides).broker)
 
 
+def _command(verb: str, broker: LocalBroker) -> str:
+    """`tidelake broker VERB` with the --port and --data-dir that find this broker again (the
+    state lives in its data dir; a non-default port matters to start)."""
+    defaults = BrokerSettings()
+    words = ["tidelake", "broker", verb]
+    if verb == "start" and broker.settings.port != defaults.port:
+        words += ["--port", str(broker.settings.port)]
+    if broker.settings.data_dir != defaults.data_dir:
+        words += ["--data-dir", shlex.quote(str(broker.settings.data_dir))]
+    return " ".join(words)
+
+
 @app.command()
 def start(port: PortOption = None, data_dir: DataDirOption = None, json_out: JsonOption = False) -> None:
     """Start the broker in the background; return when clients can use it."""
@@ -71,7 +85,7 @@ def start(port: PortOption = None, data_dir: DataDirOption = None, json_out: Jso
         f"Kafka {state.kafka_version} is ready at [bold]{state.bootstrap_servers}[/] "
         f"(pid {state.pid}, ready in {state.ready_after_s:.1f} s).\n"
         f"  data: {broker.data_dir}\n  log:  {broker.log_file}\n"
-        f"Stop it with `tidelake broker stop`."
+        f"Stop it with `{_command('stop', broker)}`."
     )
 
 
@@ -100,7 +114,7 @@ def status(port: PortOption = None, data_dir: DataDirOption = None, json_out: Js
         print_json(report.to_dict())
     elif not report.running:
         console.print(
-            f"No tidelake broker is running on {broker.data_dir}. Start one with `tidelake broker start`."
+            f"No tidelake broker is running on {broker.data_dir}. Start one with `{_command('start', broker)}`."
         )
     else:
         info = report.to_dict()

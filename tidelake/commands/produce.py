@@ -25,6 +25,7 @@ from producers.agent import Agent, AgentCounts
 from producers.generator import Generator, GeneratorOptions
 from producers.pacing import Pace
 from producers.parsing import FORMATS
+from producers.records import BAD_TIME, MISSING_KEY
 from producers.replay import Replayer, ReplayOptions, ReplaySummary, ensure_topics
 from tidelake.commands.options import (
     BootstrapOption,
@@ -117,14 +118,36 @@ def _report(summary: ReplaySummary, json_out: bool, what: str) -> None:
         stopped = " (interrupted)" if summary.interrupted else ""
         resumed = f" from pass {summary.first_pass}" if summary.first_pass is not None else ""
         console.print(
-            f"{what}{stopped}{resumed}: sent {summary.sent:,} events to {summary.topic}, rejected {summary.rejected:,} "
-            f"(in {summary.topic}.dlq), {summary.seconds:.2f} s, {summary.rate:,.0f} events/s"
+            f"{what}{stopped}{resumed}: sent {_count(summary.sent, 'event')} to {summary.topic}, rejected "
+            f"{summary.rejected:,} (in {summary.topic}.dlq), {summary.seconds:.2f} s, {summary.rate:,.0f} events/s",
+            soft_wrap=True,
         )
     if summary.interrupted:
         raise typer.Exit(130)
     if summary.sent == 0 and summary.rejected > 0:
-        err_console.print(f"error: every line was rejected; see {summary.topic}.dlq and check --format")
+        err_console.print(_all_rejected_hint(summary), markup=False, soft_wrap=True)
         raise typer.Exit(1)
+
+
+def _count(n: int, noun: str) -> str:
+    """`1 event`, `2 events`, `10,000 events`."""
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
+
+
+#: The flag to look at when every line was rejected for this reason (records.py's error types).
+_FLAG_OF_ERROR = {BAD_TIME: "--time-field", MISSING_KEY: "--key-field"}
+
+
+def _all_rejected_hint(summary: ReplaySummary) -> str:
+    """The error when nothing was sent: the first reject's reason, and the flag it points at."""
+    reject = summary.first_reject
+    if reject is None:
+        return f"error: every line was rejected; see {summary.topic}.dlq and check --format"
+    flag = _FLAG_OF_ERROR.get(reject.error_type, "--format")
+    return (
+        f"error: every line was rejected; the first, line {reject.line_no} ({reject.error_type}): "
+        f"{reject.message}. Check {flag}; every rejected line is in {summary.topic}.dlq."
+    )
 
 
 def _count_lines(path: Path) -> int | None:
@@ -325,8 +348,8 @@ def agent(
         )
     else:
         console.print(
-            f"agent stopped: sent {counts.sent:,}, rejected {counts.rejected:,}, "
-            f"{counts.rotations} rotations, {counts.truncations} truncations"
+            f"agent stopped: sent {_count(counts.sent, 'event')}, rejected {counts.rejected:,}, "
+            f"{_count(counts.rotations, 'rotation')}, {_count(counts.truncations, 'truncation')}"
         )
 
 
