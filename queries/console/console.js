@@ -6,7 +6,7 @@ const PAGE_SIZE = 100;
 const POLL_MS = 400;
 const FINAL_STATES = new Set(["SUCCEEDED", "FAILED", "CANCELLED"]);
 const state = { queryId: null, pageTokens: [null], page: 0, polling: null, pipelineTimer: null, rateHistory: [], lastEvents: null,
-                named: null, result: null, chartKind: null };
+                named: null, library: [], result: null, chartKind: null };
 
 // A server with a token (`serve --token`, or any server off loopback) answers 401 without it. The
 // console then asks for it; `tidelake serve` also prints the console's URL with ?token=..., which
@@ -191,6 +191,7 @@ async function loadNamed() {
   try {
     const [shipped, saved] = await Promise.all([api("/api/library"), api("/api/named-queries")]);
     list.innerHTML = "";
+    state.library = shipped;
     for (const q of shipped) add(q.name, q.sql, q.question, q);
     for (const q of saved) add(q.Name, q.QueryString, q.Description);
     if (shipped.length + saved.length === 0) list.appendChild(cell("li", "none yet", "muted"));
@@ -273,7 +274,9 @@ async function showPage(index) {
   const token = state.pageTokens[index];
   const params = new URLSearchParams({ max_results: String(PAGE_SIZE) });
   if (token) params.set("next_token", token);
-  const page = await api(`/api/queries/${state.queryId}/results?${params}`);
+  const id = state.queryId;
+  const page = await api(`/api/queries/${id}/results?${params}`);
+  if (id !== state.queryId) return;  // another run started meanwhile
   // Athena's first page starts with a header row; the grid shows it as the table head instead.
   const rows = index === 0 ? page.rows.slice(1) : page.rows;
   const numeric = new Set(page.columns.flatMap((c, i) => isNumericType(c.Type) ? [i] : []));
@@ -311,7 +314,12 @@ async function refreshHistory() {
   [...table.querySelectorAll("tr")].slice(1).forEach((tr, i) => {
     tr.onclick = () => {
       const e = executions[i];
-      setSql(e.sql);
+      // a named run reopens its form with the values it ran with
+      const named = Object.keys(e.params || {}).length ? state.library.find(q => q.sql === e.sql) : null;
+      setSql(e.sql, named ?? null);
+      for (const input of $("params-fields").querySelectorAll("input, select")) {
+        if (named && input.name in e.params) input.value = e.params[input.name] ?? "";
+      }
       clearResults();
       state.queryId = e.id; state.pageTokens = [null]; pollQuery();
     };
