@@ -27,10 +27,13 @@ old files before the swap and opens them after it fails with "file not found" an
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import hashlib
 import json
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,7 +42,7 @@ import pyarrow.parquet as pq
 
 from core.errors import ConfigError, SinkWriteError
 from core.lake import IN_PROGRESS_PREFIX, PARQUET_SUFFIX, STATE_DIR, dataset_dir, is_visible_file
-from sinks.writer import fsync_dir, write_parquet
+from sinks.writer import fsync_dir, make_dirs, write_parquet
 
 _AT_FDCWD = -100
 _RENAME_EXCHANGE = 2
@@ -109,11 +112,24 @@ def compact_folders(
     a folder that vanished meanwhile, or that a sink is writing into right now, is skipped."""
     root = dataset_dir(lake, dataset)
     results = []
-    for folder in folders:
-        result = _compact_folder(folder, root, lake, compression)
-        if result is not None:
-            results.append(result)
+    with _dataset_lock(lake, dataset):
+        for folder in folders:
+            result = _compact_folder(folder, root, lake, compression)
+            if result is not None:
+                results.append(result)
     return results
+
+
+@contextmanager
+def _dataset_lock(lake: Path, dataset: str) -> Iterator[None]:
+    """One compaction of a dataset at a time, across processes (a `--watch` and a one-off run):
+    two merging one folder at once would each swap in their merged file, and the second would move
+    the first's back in as a file "added meanwhile" (every row twice)."""
+    folder = lake / STATE_DIR
+    make_dirs(folder)
+    with open(folder / f"compaction-{dataset}.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file is closed
+        yield
 
 
 def _data_files(folder: Path) -> list[Path]:

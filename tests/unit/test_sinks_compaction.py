@@ -93,3 +93,16 @@ def test_readers_during_compaction_see_every_row_exactly_once(tmp_path: Path) ->
 def test_unknown_dataset_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no dataset 'nope'"):
         compact(tmp_path, "nope")
+
+
+def test_two_compactions_of_one_dataset_at_once_never_duplicate_rows(tmp_path: Path) -> None:
+    lake = _lake(tmp_path)
+    total = 3 * FILES_PER_HOUR * ROWS_PER_FILE
+    done: list[int] = []
+    racers = [threading.Thread(target=lambda: done.append(len(compact(lake, "ds")))) for _ in range(2)]
+    for racer in racers:
+        racer.start()
+    for racer in racers:
+        racer.join(60)
+    assert sorted(done) == [0, 3]  # one merged the three hours; the other, after it, found nothing to merge
+    assert _count(lake) == (total, total)
