@@ -140,10 +140,13 @@ class DatasetClaims:
         fsync_dir(path.parent)
 
     def _refusal(self, dataset: str, owner: Owner, path: Path) -> str:
-        what = f"the dead letters of dataset {dataset!r}" if self.dead_letters else f"dataset {dataset!r}"
+        if self.dead_letters:
+            what = f"the dead letters of dataset {dataset!r} ({self.lake / ERRORS_DIR / dataset}) belong"
+        else:
+            what = f"dataset {dataset!r} ({self.lake / dataset}) belongs"
         since = f", since {owner.claimed_at}" if owner.claimed_at else ""
         return (
-            f"{what} in the lake {self.lake} belongs to {owner.describe()}{since}, and "
+            f"{what} to {owner.describe()}{since}, and "
             f"{self.me.describe()} would overwrite its files: a dataset has one delivery stream. "
             f"Give this stream its own dataset (--dataset, or `dataset =` in its config) or its own "
             f"lake (--lake DIR); or run {owner.delivery_stream!r} itself (same name, same group) to continue it. "

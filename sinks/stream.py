@@ -192,13 +192,19 @@ class DeliveryStream:
         Returns the summary; raises SinkWriteError (nothing committed), BrokerUnavailable, or
         ConfigError when a dataset it would write belongs to another delivery stream (before it
         writes anything there: at the start for the datasets it knows, else before that flush)."""
-        if self.config.dataset or not self.config.topic_pattern:
-            for topic in self.config.topics or [""]:
-                self.claims.claim(self.config.dataset_of(topic))
+        self.claim_known_datasets()
         self._stop = stop_event or threading.Event()
         self._max_outage_s = max_outage_s
         with _switch_interval:
             return self._run(self._stop, max_idle_s, max_records)
+
+    def claim_known_datasets(self) -> None:
+        """Claim the datasets this stream knows it will write before it reads anything: its
+        `dataset`, or its topics' (a `topic_pattern` stream claims the topics that match once it has
+        connected, and later ones before their first flush). ConfigError if another stream owns one."""
+        if self.config.dataset or not self.config.topic_pattern:
+            for topic in self.config.topics or [""]:
+                self.claims.claim(self.config.dataset_of(topic))
 
     def _run(self, stop: threading.Event, max_idle_s: float | None, max_records: int | None) -> SinkSummary:
         consumer = self._connect()

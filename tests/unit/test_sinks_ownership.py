@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -13,8 +12,6 @@ import pytest
 
 from core.errors import ConfigError
 from sinks.ownership import DatasetClaims, owner_path, read_owner
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_first_stream_claims_a_dataset_and_may_always_come_back(tmp_path: Path) -> None:
@@ -54,7 +51,7 @@ def test_another_stream_or_group_is_refused_with_the_owner_and_what_to_do(
     record = owner_path(tmp_path, "clickstream_events")
     claimed_at = json.loads(record.read_text())["claimed_at"]
     assert str(refused.value) == (
-        f"dataset 'clickstream_events' in the lake {tmp_path} belongs to delivery stream 'clickstream-events' "
+        f"dataset 'clickstream_events' ({tmp_path / 'clickstream_events'}) belongs to delivery stream 'clickstream-events' "
         f"(consumer group 'tidelake-sink-clickstream-events'), since {claimed_at}, and delivery stream {name!r} "
         f"(consumer group {group!r}) would overwrite its files: a dataset has one delivery stream. Give this "
         "stream its own dataset (--dataset, or `dataset =` in its config) or its own lake (--lake DIR); or run "
@@ -69,32 +66,51 @@ def test_dead_letters_are_claimed_apart_from_their_dataset(tmp_path: Path) -> No
     DatasetClaims(tmp_path, "dead-letters", "g2", dead_letters=True).claim("clickstream_events")
     with pytest.raises(
         ConfigError,
-        match=r"^the dead letters of dataset 'clickstream_events' in the lake .* belongs to delivery stream 'dead-letters'",
+        match=r"^the dead letters of dataset 'clickstream_events' \(.*/_errors/clickstream_events\) belong to delivery stream 'dead-letters'",
     ):
         DatasetClaims(tmp_path, "my-dead-letters", "g3", dead_letters=True).claim("clickstream_events")
 
 
 def test_the_cli_refuses_a_second_stream_on_a_dataset_with_exit_code_2_before_reaching_kafka(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """`tidelake sink run` as a user runs it (the CLI's own entry point, in this process), on a
+    lake whose dataset the shipped stream owns; no broker answers at the address given."""
+    from tidelake.cli import main
+
     lake = tmp_path / "lake"
     DatasetClaims(lake, "clickstream-events", "tidelake-sink-clickstream-events").claim("clickstream_events")
     config = tmp_path / "mine.toml"
     config.write_text(
         'name = "mine"\ntopics = ["clickstream.events"]\ndataset = "clickstream_events"\nschema = "clickstream"\n'
     )
-    env = {**os.environ, "TIDELAKE_RUNTIME__STATE_DIR": str(tmp_path / "run")}
-    done = subprocess.run(
-        [sys.executable, "-m", "tidelake.cli", "sink", "run", "--config", str(config), "--lake", str(lake),
-         "-b", "127.0.0.1:9", "--max-idle", "1"],
-        capture_output=True, text=True, env=env, cwd=ROOT, timeout=120, check=False,
-    )  # fmt: skip
-    assert done.returncode == 2, done.stderr
-    message = " ".join(done.stderr.split())
-    assert "dataset 'clickstream_events' in the lake" in message
-    assert (
-        "belongs to delivery stream 'clickstream-events' (consumer group 'tidelake-sink-clickstream-events')"
-        in message
+    monkeypatch.setenv("TIDELAKE_RUNTIME__STATE_DIR", str(tmp_path / "run"))
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        [
+            "tidelake",
+            "sink",
+            "run",
+            "--config",
+            str(config),
+            "--lake",
+            str(lake),
+            "-b",
+            "127.0.0.1:9",
+            "--max-idle",
+            "1",
+        ],
     )
+    with pytest.raises(SystemExit) as exited:
+        main()
+    assert exited.value.code == 2
+    message = " ".join(capsys.readouterr().err.split())
+    assert message.startswith(
+        f"error: dataset 'clickstream_events' ({lake / 'clickstream_events'}) belongs to delivery stream "
+        "'clickstream-events' (consumer group 'tidelake-sink-clickstream-events'), since "
+    )
+    assert "delivery stream 'mine' (consumer group 'tidelake-sink-mine') would overwrite its files" in message
     assert "its own lake (--lake DIR)" in message
-    assert not (lake / "_sinks" / "mine").exists() and not (lake / "clickstream_events").exists()
+    assert sorted(p.name for p in lake.iterdir()) == ["_sinks"]  # nothing written, not even a manifest folder
+    assert sorted(p.name for p in (lake / "_sinks").iterdir()) == ["_owners"]

@@ -73,8 +73,9 @@ def run(
         float | None,
         typer.Option(
             "--max-idle",
-            help="Stop after this many seconds without a new record, counted from the start; what is "
-            "buffered is delivered first. Default: run until Ctrl-C.",
+            help="Stop after this many seconds without a new record (counted from the start): what is "
+            "buffered is delivered at once, without waiting for the buffering interval. Default: run "
+            "until Ctrl-C.",
         ),
     ] = None,
     max_outage: Annotated[
@@ -137,6 +138,7 @@ def run(
                     live.update(_progress_line(summary))
 
             stream = DeliveryStream(stream_config, settings, on_progress=progress)
+            stream.claim_known_datasets()  # a dataset of another delivery stream: refused before anything
             if not json_out:
                 err_console.print(
                     f"delivery stream [bold]{stream_config.name}[/]: {stream_config.topics or stream_config.topic_pattern} "
