@@ -32,6 +32,8 @@ from tests.docs.sandbox import ROOT, Sandbox
 #: Documents whose queries read a lake they do not fill themselves get a copy of the sample lake.
 SAMPLE_LAKE_DOCUMENTS = frozenset({"README.md", "docs/queries.md"})
 INFO_LINE = re.compile(r"(?P<info>[^\n]*)$\n", re.MULTILINE)
+#: An untagged fence right after a Python block's closing fence (no line between) is its output.
+OUTPUT_FENCE = re.compile(r"\n```[ \t]*\n(?P<output>.*?)\n```", re.DOTALL)
 
 
 def _regions(document: Document) -> Iterator[Region]:
@@ -45,6 +47,10 @@ def _regions(document: Document) -> Iterator[Region]:
             continue
         if block.kind == "shell":
             block = Block(language, source, line, block.note, parse_session(source, line + 1))
+        if block.kind == "python" and (shown := OUTPUT_FENCE.match(document.text, region.end)):
+            block = Block(
+                language, source, line, block.note, (Command("", tuple(shown["output"].splitlines()), line),)
+            )
         yield Region(region.start, region.end, block, _evaluate)
 
 
@@ -76,6 +82,12 @@ def _run_python(sandbox: Sandbox, block: Block) -> str | None:
     )  # fmt: skip
     if result.returncode != 0:
         return f"line {block.line}: the Python block failed (exit {result.returncode}):\n{result.stdout}"
+    shown = sandbox.to_doc(result.stdout).splitlines()
+    if block.commands and not output_matches(block.commands[0].expected, shown):
+        return (
+            f"line {block.line}: the Python block printed other output than the doc shows after it.\n"
+            "--- the doc\n" + "\n".join(block.commands[0].expected) + "\n--- the run\n" + "\n".join(shown)
+        )
     return None
 
 

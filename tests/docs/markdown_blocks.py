@@ -3,7 +3,7 @@ shown output is compared with a real run. Pure functions: no process, no Kafka.
 
 Which blocks run (the rule the docs follow; tests/docs/README.md says it for writers):
 
-- ```` ```python ```` runs as a script.
+- ```` ```python ```` runs as a script; an untagged block right after it is its output.
 - ```` ```console ```` (or ``shell``, ``sh``, ``bash``), or any block with a line starting with
   ``$ ``, is a shell session: each ``$ `` line is a command (``\\`` continues it on the next line, a
   ``<<'END'`` here-document runs to its ``END`` line), and the lines up to the next ``$ `` are its
