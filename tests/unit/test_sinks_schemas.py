@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from pathlib import Path
 
 import duckdb
@@ -13,6 +14,7 @@ import pyarrow as pa
 import pytest
 from kafka.consumer.fetcher import ConsumerRecord
 
+from core.errors import ConfigError
 from core.events import ClickstreamEvent
 from core.topics import LATE_EVENTS
 from sinks.config import load_shipped, parse_config
@@ -219,4 +221,20 @@ def test_a_null_only_field_stays_pending_until_a_value_shows_its_type() -> None:
     assert result.errors == []
     assert result.table.schema == pa.schema(
         [("a", pa.int64()), ("b", pa.list_(pa.float64())), ("c", pa.struct([("d", pa.string())]))]
+    )
+
+
+@pytest.mark.parametrize(
+    ("data", "complaint"),
+    [
+        ({"mode": "errors", "schema": "infer"}, "mode = 'errors' writes the error output's columns"),
+        ({"mode": "errors", "fields": [{"name": "a"}], "schema": "declared"}, "mode = 'errors' writes"),
+        ({"schema": "error-output"}, "schema 'error-output' is for mode = 'errors'"),
+    ],
+)
+def test_the_error_output_schema_goes_with_errors_mode_only(data: dict[str, object], complaint: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(complaint)):
+        parse_config({"name": "x", "topic_pattern": r".*\.dlq$", **data}, "test")
+    assert (
+        parse_config({"name": "x", "topic_pattern": "t", "mode": "errors"}, "test").schema_ == "error-output"
     )
