@@ -93,6 +93,8 @@ def _run_python(sandbox: Sandbox, block: Block) -> str | None:
 
 def _run_command(sandbox: Sandbox, command: Command) -> str | None:
     text = sandbox.prepare(command.text)
+    if "$?" in text:  # each command is its own bash: give it the exit status of the one before
+        text = f"(exit {sandbox.last_status}); {text}"
     if command.interrupted:
         returncode, output = sandbox.run_until_caught_up(text)
         ok_codes = {0, 130}
@@ -100,6 +102,7 @@ def _run_command(sandbox: Sandbox, command: Command) -> str | None:
         result = sandbox.run(text)
         returncode, output = result.returncode, result.stdout
         ok_codes = {0}
+    sandbox.last_status = returncode
     shown = sandbox.to_doc(output).splitlines()
     wants_error = bool(command.expected) and command.expected[0].startswith("error:")
     if wants_error == (returncode in ok_codes):

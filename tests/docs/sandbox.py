@@ -63,6 +63,7 @@ class Sandbox:
         self.broker_port = free_port()
         self.server_port = free_port()
         self.broker_started = False
+        self.last_status = 0  # of the last command, for a `$ echo $?` after it
         self.server: subprocess.Popen[bytes] | None = None
         env = {key: value for key, value in os.environ.items() if not key.startswith("TIDELAKE_")}
         env.update(

@@ -69,12 +69,18 @@ def test_a_skip_note_must_give_a_reason_and_is_the_only_note() -> None:
         (["first", "...", "last"], ["first", "a", "b", "last"], True),
         (["first", "...", "last"], ["first", "last"], True),
         (["first", "last"], ["first", "extra", "last"], False),
-        # a line the terminal wrapped
+        # line breaks, the terminal's or the doc's
         (
             ["replay: sent 10,000 events (in clickstream.events.dlq), 0.57 s"],
             ["replay: sent 10,000 events (in", "clickstream.events.dlq), 7.2 s"],
             True,
         ),
+        (
+            ["error: dataset 'x' belongs to", "delivery stream 'y'"],
+            ["error: dataset 'x'", "belongs to delivery stream 'y'"],
+            True,
+        ),
+        (["a", "b"], ["b", "a"], False),
         # home folders
         (["data: /root/.local/share/tidelake"], ["data: ~/.local/share/tidelake"], True),
     ],
