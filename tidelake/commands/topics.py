@@ -43,10 +43,14 @@ def create(
         print_json({"topic": name, "created": bool(created), "partitions": info.partitions})
     elif created:
         console.print(
-            f"Created topic {name} with {info.partitions} partitions (retention {retention_hours:g} h)."
+            f"Created topic {name} with {_partitions(info.partitions)} (retention {retention_hours:g} h)."
         )
     else:
-        console.print(f"Topic {name} already exists with {info.partitions} partitions; left as it is.")
+        console.print(f"Topic {name} already exists with {_partitions(info.partitions)}; left as it is.")
+
+
+def _partitions(count: int) -> str:
+    return "1 partition" if count == 1 else f"{count} partitions"
 
 
 @app.command()
