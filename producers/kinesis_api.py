@@ -37,7 +37,7 @@ from kafka.admin import ConfigResource, ConfigResourceType
 from kafka.errors import KafkaError, TopicAlreadyExistsError, UnknownTopicOrPartitionError
 from pydantic import Field
 
-from core.admin import create_topics
+from core.admin import START_HINT, create_topics
 from core.aws_json import (
     ActionTable,
     AwsError,
@@ -66,6 +66,9 @@ log = logging.getLogger(__name__)
 #: The target prefix of every Kinesis Data Streams action (botocore: metadata.targetPrefix).
 TARGET_PREFIX = "Kinesis_20131202"
 ACCOUNT_ID = "000000000000"
+#: A request that failed on tidelake's side (botocore: InternalFailureException, retried by the SDKs);
+#: a single record of PutRecords that failed says `InternalFailure`, as AWS's does.
+INTERNAL_ERROR = "InternalFailureException"
 MAX_RECORDS = 500
 MAX_RECORD_BYTES = 1024 * 1024
 MAX_REQUEST_BYTES = 5 * 1024 * 1024
@@ -248,6 +251,7 @@ class KinesisService:
                 if self._admin_client is None:
                     self._admin_client = KafkaAdminClient(
                         bootstrap_servers=self.bootstrap_servers,
+                        bootstrap_timeout_ms=int(self.timeout_s * 1000),
                         client_id=self.client_id,
                         request_timeout_ms=int(self.timeout_s * 1000),
                     )
@@ -266,6 +270,7 @@ class KinesisService:
                 try:
                     self._producer = KafkaProducer(
                         bootstrap_servers=self.bootstrap_servers,
+                        bootstrap_timeout_ms=int(self.timeout_s * 1000),
                         client_id=self.client_id,
                         acks="all",
                         enable_idempotence=True,
@@ -274,6 +279,7 @@ class KinesisService:
                         compression_type="lz4",
                         max_request_size=MAX_REQUEST_BYTES + 1024 * 1024,
                         max_block_ms=int(self.timeout_s * 1000),
+                        allow_auto_create_topics=False,  # Kinesis never makes a stream on a put
                     )
                 except KafkaError as exc:
                     raise _unavailable(self.bootstrap_servers, exc) from exc
@@ -283,7 +289,7 @@ class KinesisService:
     def _consumer(self) -> Iterator[KafkaConsumer]:
         """A consumer of the pool for this thread alone; at most `max_consumers` exist."""
         if not self._slots.acquire(timeout=self.timeout_s):
-            raise AwsError("InternalFailure", "every reader is busy; try again", 500)
+            raise AwsError(INTERNAL_ERROR, "every reader is busy; try again", 500)
         try:
             with self._pool_lock:
                 consumer = self._idle.pop() if self._idle else None
@@ -291,6 +297,7 @@ class KinesisService:
                 try:
                     consumer = KafkaConsumer(
                         bootstrap_servers=self.bootstrap_servers,
+                        bootstrap_timeout_ms=int(self.timeout_s * 1000),
                         client_id=self.client_id,
                         group_id=None,
                         enable_auto_commit=False,
@@ -299,6 +306,7 @@ class KinesisService:
                         fetch_max_wait_ms=50,
                         fetch_max_bytes=MAX_GET_BYTES + 1024 * 1024,
                         max_partition_fetch_bytes=4 * 1024 * 1024,
+                        allow_auto_create_topics=False,
                     )
                 except KafkaError as exc:
                     raise _unavailable(self.bootstrap_servers, exc) from exc
@@ -362,7 +370,7 @@ class KinesisService:
             if TopicAlreadyExistsError.__name__ in str(exc) or "already exists" in str(exc):
                 created = []
             else:
-                raise AwsError("InternalFailure", str(exc), 500) from exc
+                raise AwsError(INTERNAL_ERROR, str(exc), 500) from exc
         if not created:
             msg = f"Stream {name} under account {ACCOUNT_ID} already exists."
             raise AwsError("ResourceInUseException", msg)
@@ -495,7 +503,7 @@ class KinesisService:
             )
         entry = self._put(name, [(data, request.PartitionKey, request.ExplicitHashKey)])[0]
         if "ErrorCode" in entry:
-            raise AwsError(entry["ErrorCode"], entry["ErrorMessage"], 500)
+            raise AwsError(INTERNAL_ERROR, entry["ErrorMessage"], 500)
         return {**entry, "EncryptionType": "NONE"}
 
     def put_records(self, request: PutRecordsInput) -> dict[str, Any]:
@@ -598,9 +606,7 @@ class KinesisService:
                             else consumer.end_offsets([tp], timeout_ms=int(self.timeout_s * 1000))[tp]
                         )
                 except KafkaError as exc:
-                    raise AwsError(
-                        "InternalFailure", f"could not read {name}[{partition}]: {exc}", 500
-                    ) from exc
+                    raise AwsError(INTERNAL_ERROR, f"could not read {name}[{partition}]: {exc}", 500) from exc
         position = ShardPosition(name, partition, offset, int(self.clock() * 1000))
         return {"ShardIterator": encode_iterator(position, self.secret)}
 
@@ -643,7 +649,7 @@ class KinesisService:
                             next_offset = max(next_offset, min(consumer.position(tp), end))
             except KafkaError as exc:
                 raise AwsError(
-                    "InternalFailure", f"could not read {tp.topic}[{tp.partition}]: {exc}", 500
+                    INTERNAL_ERROR, f"could not read {tp.topic}[{tp.partition}]: {exc}", 500
                 ) from exc
         behind = 0 if next_offset >= end or last_ts is None else max(0, now_ms - last_ts)
         following = ShardPosition(position.stream, position.partition, next_offset, now_ms)
@@ -686,7 +692,9 @@ def _unwrap_token(token: str, kind: str) -> str:
 
 def _unavailable(bootstrap: str, exc: Exception) -> AwsError:
     return AwsError(
-        "InternalFailure", f"no Kafka broker answers at {bootstrap} ({exc.__class__.__name__})", 500
+        INTERNAL_ERROR,
+        f"no Kafka broker answers at {bootstrap} ({exc.__class__.__name__}); {START_HINT}",
+        500,
     )
 
 

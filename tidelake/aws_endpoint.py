@@ -18,6 +18,7 @@ Handlers run in a thread pool (they block on Kafka).
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping, Sequence
 
@@ -28,6 +29,8 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from core.aws_json import ActionTable, AwsError, error_response, json_response
+
+log = logging.getLogger(__name__)
 
 #: The largest request body read for an AWS action answered here.
 MAX_BODY_BYTES = 8 * 1024 * 1024
@@ -89,6 +92,9 @@ class _Dispatch:
             return json_response(await run_in_threadpool(handler, body))
         except AwsError as exc:
             return error_response(exc)
+        except Exception:  # a bug must still answer in AWS's shape (the SDKs retry a 500)
+            log.exception("the action %s failed", action)
+            return error_response(AwsError("InternalFailureException", "Internal Service Failure", 500))
 
     def _authorized(self, authorization: str) -> bool:
         if self.token is None:
