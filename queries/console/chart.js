@@ -101,6 +101,14 @@ function drawChart(container, columns, rows, kind = null) {
       const line = svgEl("polyline", { class: "line", points: pts.join(" "), stroke: PALETTE[k], "data-series": s.name });
       line.appendChild(svgEl("title", {}, s.name));
       svg.appendChild(line);
+      // a dot on every point, so a series with one point (or gaps) still shows
+      shown.forEach((v, i) => {
+        const value = s.values.get(v);
+        if (!Number.isFinite(value)) return;
+        const dot = svgEl("circle", { class: "dot", cx: x(v, i), cy: y(value), r: 3, fill: PALETTE[k] });
+        dot.appendChild(svgEl("title", {}, `${v} · ${s.name}: ${value}`));
+        svg.appendChild(dot);
+      });
     });
   } else {
     const slot = plotW / shown.length, w = Math.max(1, slot * 0.8 / series.length);

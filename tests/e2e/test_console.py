@@ -99,7 +99,11 @@ def grid_rows(page: Page) -> list[list[str]]:
     )
 
 
-def test_sidebar_table_runs_a_preview_with_exact_rows_and_bytes_scanned(page: Page) -> None:
+def test_sidebar_table_runs_a_preview_with_exact_rows_and_bytes_scanned(page: Page, console_url: str) -> None:
+    # opened from the URL `tidelake serve` prints: the token is kept, and gone from the address bar
+    assert page.url == f"{console_url}/"
+    assert page.evaluate("sessionStorage.getItem('tidelake-api-token')") == TOKEN
+    expect(page.get_by_test_id("token-form")).to_be_hidden()
     table = page.get_by_test_id("table-clickstream_events")
     expect(table).to_be_visible()
     table.click()
@@ -298,20 +302,12 @@ def test_api_docs_render_offline_from_this_server_alone(
     page.goto(f"{console_url}/docs", wait_until="commit")  # then wait for what Swagger UI draws
     title = page.get_by_role("heading", name=re.compile(r"^tidelake queries"))
     expect(title).to_be_visible(timeout=30_000)
-    expect(page.locator('.opblock-summary-path[data-path="/api/library/{name}/run"]')).to_be_visible()
+    expect(page.locator('.opblock-summary-path[data-path="/api/library/{name}/run"]')).to_have_count(1)
     assert elsewhere == []
 
 
-def test_a_token_is_asked_for_kept_for_the_tab_and_taken_out_of_the_address_bar(
-    open_page: Callable[..., Page], console_url: str, page: Page
-) -> None:
-    # the URL `tidelake serve` prints: the token is kept, and gone from the address bar at once
-    assert page.url == f"{console_url}/"
-    assert page.evaluate("sessionStorage.getItem('tidelake-api-token')") == TOKEN
-    expect(page.get_by_test_id("table-clickstream_events")).to_be_visible()
-    expect(page.get_by_test_id("token-form")).to_be_hidden()
-
-    # without it, every call is refused and the console asks
+def test_a_token_is_asked_for_and_kept_for_the_tab(open_page: Callable[..., Page], console_url: str) -> None:
+    # without it, every call is refused and the console asks (the URL with ?token=: see the first test)
     bare = open_page(console_url)
     form = bare.get_by_test_id("token-form")
     expect(form).to_be_visible()
@@ -363,7 +359,7 @@ def test_dashboard_counters_move_while_a_replay_runs(page: Page, kafka_bootstrap
     )  # fmt: skip
     try:
         # while the replay runs, the counter shows a value between before and before + 3000
-        expect(counter).not_to_have_text(f"{before:,}", timeout=20_000)
+        expect(counter).not_to_have_text(f"{before:,}", timeout=60_000)  # a loaded box starts it slowly
         moving = int(counter.inner_text().replace(",", ""))
         assert before < moving <= before + 3000
     finally:
