@@ -20,7 +20,8 @@ consumer group, which share the partitions (Kafka's consumer group; each partiti
 written by the member that holds it, and its write-ahead manifests are the stream's). Any other
 stream, another name or another group, is refused with `ConfigError` (exit 2) before it writes
 anything, with the owner's name and what to do instead. A claim is read and written under an
-exclusive `fcntl.flock` of `<lake>/_sinks/_owners/.lock`, so two streams starting at once cannot
+exclusive `fcntl.flock` of `<lake>/_sinks/_owners/claims.lock` (not a hidden name: the lake holds no
+hidden files but a write in progress), so two streams starting at once cannot
 both claim a dataset. `_sinks` and the names in it are never datasets (core/lake.py).
 """
 
@@ -41,7 +42,7 @@ from sinks.writer import fsync_dir, make_dirs
 
 OWNERS_DIR = "_owners"
 OWNER_SUFFIX = ".owner"
-LOCK_NAME = ".lock"
+LOCK_NAME = "claims.lock"
 
 
 @dataclass(frozen=True)

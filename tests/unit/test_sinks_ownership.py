@@ -31,7 +31,7 @@ def test_the_first_stream_claims_a_dataset_and_may_always_come_back(tmp_path: Pa
     again.claim("clickstream_events")
     again.claim("clickstream_events")
     assert sorted(p.name for p in (tmp_path / "_sinks" / "_owners").iterdir()) == [
-        ".lock",
+        "claims.lock",
         "clickstream_events.owner",
     ]
 
