@@ -448,7 +448,14 @@ class Stack:
                 self._stop_broker(record, report)
             self._save_or_remove(record)
         self.started_now = []
+        self._collect_children()
         return report
+
+    def _collect_children(self) -> None:
+        """Let the Popen objects of children that have exited know it (they were reaped by PID), so
+        none is left looking like a running child."""
+        for process in self._popen:
+            process.poll()
 
     def down(self, *, keep_broker: bool = False) -> DownReport:
         """Stop every recorded process (newest first), then the broker if `up` started it."""
@@ -462,6 +469,7 @@ class Stack:
             self._stop_broker(record, report)
         self._save_or_remove(record)
         self.started_now = []
+        self._collect_children()
         return report
 
     def _stop_broker(self, record: StackRecord, report: DownReport) -> None:

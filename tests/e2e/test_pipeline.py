@@ -1,5 +1,6 @@
 """The whole pipeline on the shipped zanbil sample, reconciled exactly: `tidelake demo` as a user
-runs it, and a broker restart in the middle of the replay."""
+runs it (it leaves the stack running; `tidelake down` or `--stop` stops it), and a broker restart in
+the middle of the replay."""
 
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ def demo_command(
 ) -> tuple[list[str], dict[str, str]]:
     """(argv, env) of `tidelake demo --max-speed --json` on `bootstrap`, its state in `state_dir`."""
     command = [sys.executable, "-m", "tidelake.cli", "demo", *pace, "--json", "--lake", str(lake),
-               "--port", str(free_port()), *extra]  # fmt: skip
+               "--console-port", str(free_port()), *extra]  # fmt: skip
     env = {
         **os.environ,
         "TIDELAKE_RUNTIME__STATE_DIR": str(state_dir),
@@ -61,10 +62,11 @@ def test_demo_reconciles_every_event_and_window_and_leaves_nothing_running(
 ) -> None:
     state_dir = tmp_path / "state"
     bootstrap = own_broker.read_state().bootstrap_servers  # type: ignore[union-attr]
-    command, env = demo_command(bootstrap, state_dir, tmp_path / "lake")
+    command, env = demo_command(bootstrap, state_dir, tmp_path / "lake", "--stop")
     done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["stack"] == "stopped"
 
     # events replayed = rows in clickstream_events + records in the DLQ, each event once
     assert report["replay"]["sent"] == SAMPLE_LINES
@@ -91,7 +93,7 @@ def test_demo_reconciles_every_event_and_window_and_leaves_nothing_running(
     ).fetchall()
     assert report["answers"]["top_pages_per_hour"] == [[h, str(r), p, str(v)] for h, r, p, v in expected_top]
 
-    # stopping the demo leaves no process of it behind
+    # --stop leaves no process of it behind
     assert processes_with_env("TIDELAKE_RUNTIME__STATE_DIR", str(state_dir)) == []
 
 
@@ -112,8 +114,7 @@ def test_broker_restart_mid_replay_loses_and_duplicates_nothing(
     )
     demo = Demo(settings, DemoOptions(speed=200.0, serve_port=free_port()), broker_configured=True)
     try:
-        demo.start_pipeline()
-        demo.start_replay()  # 2,443 s of event time at 200x: about 12 s
+        demo.start_pipeline(before_wait=demo.start_replay)  # 2,443 s of event time at 200x: about 12 s
         # restart the broker once a fifth of the sample is in, while the replay goes on
         demo.watch(lambda s: s.events_in >= 2_000, 120, lambda s: None)
         own_broker.stop()
@@ -133,31 +134,31 @@ def test_broker_restart_mid_replay_loses_and_duplicates_nothing(
     assert app_mismatches(tmp_path / "lake", events) == {}
 
 
-def test_sigterm_stops_a_kept_running_demo_and_everything_it_started(
-    own_broker: LocalBroker, tmp_path: Path
-) -> None:
+def test_sigterm_during_the_demo_stops_everything_it_started(own_broker: LocalBroker, tmp_path: Path) -> None:
+    """Ctrl-C (or SIGTERM) before the answers: the demo stops what it started, the stack included."""
     state_dir = tmp_path / "state"
     bootstrap = own_broker.read_state().bootstrap_servers  # type: ignore[union-attr]
-    command, env = demo_command(bootstrap, state_dir, tmp_path / "lake", "--keep-running")
+    command, env = demo_command(bootstrap, state_dir, tmp_path / "lake", pace=("--speed", "5"))
+    command.remove("--json")  # the human output says when every process runs
     demo = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path
-    )
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+        env={**env, "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
     try:
-        first_line = demo.stdout.readline()  # type: ignore[union-attr]  # the answers, printed before it keeps running
-        assert json.loads(first_line)["replay"]["sent"] == SAMPLE_LINES
+        lines = []
+        for line in demo.stdout:  # type: ignore[union-attr]
+            lines.append(line)
+            if "processes running" in line:
+                break
+        assert lines[-1].startswith("11 processes running"), lines
         children = set(processes_with_env("TIDELAKE_RUNTIME__STATE_DIR", str(state_dir))) - {demo.pid}
-        assert len(children) == 11  # six stream apps, four delivery streams, the query server
+        assert len(children) == 12  # six stream apps, four delivery streams, the query server, the replay
         demo.send_signal(signal.SIGTERM)
         assert demo.wait(timeout=120) == 130
     finally:
-        if demo.poll() is None:  # a failed assertion above: still stop the demo the clean way
-            demo.send_signal(signal.SIGTERM)
-            try:
-                demo.wait(timeout=120)
-            except subprocess.TimeoutExpired:
-                demo.kill()
-        demo.communicate(timeout=30)
+        stop_demo(demo)
     assert processes_with_env("TIDELAKE_RUNTIME__STATE_DIR", str(state_dir)) == []
+    assert not (state_dir / "stack" / "stack.json").exists()
 
 
 def stop_demo(demo: subprocess.Popen) -> int:
@@ -176,44 +177,69 @@ def test_demo_run_again_or_looped_never_sends_an_event_twice_and_a_new_lake_gets
     own_broker: LocalBroker, tmp_path: Path, events: list[dict]
 ) -> None:
     """Issue 13: a second `make demo` then `make demo DEMO_ARGS="--keep-running --loop"` replayed
-    pass 0 again (the lake held 23,890 rows of 13,890 ids); a second checkout's new lake got nothing."""
+    pass 0 again (the lake held 23,890 rows of 13,890 ids); a second checkout's new lake got nothing.
+    The demo leaves the stack running; the second run reuses it; `tidelake down` stops it."""
     state_dir = tmp_path / "state"
     bootstrap = own_broker.read_state().bootstrap_servers  # type: ignore[union-attr]
     lake, other_lake = tmp_path / "lake", tmp_path / "other-checkout" / "lake"
+    port = str(free_port())
 
-    def run_demo(demo_lake: Path) -> dict:
-        command, env = demo_command(bootstrap, state_dir, demo_lake)
+    def run_demo(demo_lake: Path, *extra: str) -> dict:
+        command, env = demo_command(bootstrap, state_dir, demo_lake, *extra)
+        command[command.index("--console-port") + 1] = port  # the same stack each time
         done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
         assert done.returncode == 0, done.stderr[-3000:]
         return json.loads(done.stdout.strip().splitlines()[-1])
 
-    first, second = run_demo(lake), run_demo(lake)
-    assert (first["replay"]["sent"], first["replay"]["first_pass"]) == (SAMPLE_LINES, 0)
-    assert second["replay"] == {}  # nothing replayed: the topic and this lake hold the sample
-    assert raw_event_counts(lake) == (SAMPLE_LINES, SAMPLE_LINES)
-    logo = ["2019-01-22 00:00:00+00:00", "1", "/settings/logo", "195"]
-    assert first["answers"]["top_pages_per_hour"][0] == logo
-    assert second["answers"] == first["answers"]
-
-    # a second checkout: same broker and state, a lake of its own that holds nothing yet
-    third = run_demo(other_lake)
-    assert third["replay"] == {}
-    assert raw_event_counts(other_lake) == (SAMPLE_LINES, SAMPLE_LINES)
-    assert third["answers"] == first["answers"]
-
-    # the first lake once more, looping: it continues after what the topic holds (pass 1 on)
-    command, env = demo_command(bootstrap, state_dir, lake, "--loop", pace=("--speed", "500"))
-    demo = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path
-    )
+    base_env = demo_command(bootstrap, state_dir, lake)[1]
     try:
-        line = demo.stdout.readline()  # type: ignore[union-attr]  # the answers, once its first pass is in
-    finally:
-        code = stop_demo(demo)
-    assert line, f"the looping demo printed no answers (exit {code})"
-    looped = json.loads(line)
-    assert code == 130
-    assert processes_with_env("TIDELAKE_RUNTIME__STATE_DIR", str(state_dir)) == []
+        first = run_demo(lake)
+        running = set(processes_with_env("TIDELAKE_RUNTIME__STATE_DIR", str(state_dir)))
+        assert len(running) == 11  # left running after the answers
+        second = run_demo(lake, "--stop")
+        assert set(processes_with_env("TIDELAKE_RUNTIME__STATE_DIR", str(state_dir))) == set()
+        assert (first["replay"]["sent"], first["replay"]["first_pass"]) == (SAMPLE_LINES, 0)
+        assert second["replay"] == {}  # nothing replayed: the topic and this lake hold the sample
+        assert raw_event_counts(lake) == (SAMPLE_LINES, SAMPLE_LINES)
+        logo = ["2019-01-22 00:00:00+00:00", "1", "/settings/logo", "195"]
+        assert first["answers"]["top_pages_per_hour"][0] == logo
+        assert second["answers"] == first["answers"]
+
+        # a second checkout: same broker and state, a lake of its own that holds nothing yet
+        third = run_demo(other_lake, "--stop")
+        assert third["replay"] == {}
+        assert raw_event_counts(other_lake) == (SAMPLE_LINES, SAMPLE_LINES)
+        assert third["answers"] == first["answers"]
+
+        # the first lake once more, looping: it continues after what the topic holds (pass 1 on); the
+        # demo answers after its first pass and leaves the loop running with the stack
+        command, env = demo_command(bootstrap, state_dir, lake, "--loop", pace=("--speed", "500"))
+        done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=900)
+        assert done.returncode == 0, done.stderr[-3000:]
+        looped = json.loads(done.stdout.strip().splitlines()[-1])
+        assert looped["stack"] == "running"
+
+        # up finds it running and starts nothing; status shows every process; down stops exactly them
+        stack = json.loads((state_dir / "stack" / "stack.json").read_text())
+        pids = {p["name"]: p["pid"] for p in stack["processes"]}
+        assert len(pids) == 12 and "replay" in pids  # 11 and the looping replay
+        assert set(pids.values()) == set(processes_with_env("TIDELAKE_RUNTIME__STATE_DIR", str(state_dir)))
+        loop_port = command[command.index("--console-port") + 1]
+        up = tidelake(env, tmp_path, "up", "--json", "--lake", str(lake), "--console-port", loop_port)
+        assert json.loads(up)["started"] == []
+        status = json.loads(tidelake(env, tmp_path, "status", "--json", "--lake", str(lake)))
+        board = {(p["kind"], p["name"]): p for p in status["processes"] if p["pid"] in pids.values()}
+        assert len(board) == 10  # 6 stream apps, 4 delivery streams (serve and replay keep no board entry)
+        assert all(p["alive"] for p in board.values())
+        down = json.loads(tidelake(env, tmp_path, "down", "--json"))
+        assert sorted(down["stopped"] + down["killed"]) == sorted(pids)
+        assert processes_with_env("TIDELAKE_RUNTIME__STATE_DIR", str(state_dir)) == []
+        assert all(not Path(f"/proc/{pid}").exists() for pid in pids.values())
+
+    finally:  # a failure above must not leave the stack running
+        subprocess.run(
+            [sys.executable, "-m", "tidelake.cli", "down"], env=base_env, capture_output=True, timeout=300
+        )
 
     ids = pass_counts(ends := id_ends([e["event_id"] for e in events]), lake_event_ids(lake))
     assert ids[0] == SAMPLE_LINES and ids[1] >= 1  # pass 0 once, and the loop's passes after it
@@ -231,6 +257,14 @@ def test_demo_run_again_or_looped_never_sends_an_event_twice_and_a_new_lake_gets
     topic_passes = pass_counts(ends, in_topic)
     assert topic_passes[0] == topic_passes[1] == SAMPLE_LINES
     assert raw_event_counts(other_lake) == (SAMPLE_LINES, SAMPLE_LINES)  # untouched by the loop
+
+
+def tidelake(env: dict[str, str], cwd: Path, *args: str) -> str:
+    """stdout of `tidelake ARGS`, which must succeed."""
+    done = subprocess.run([sys.executable, "-m", "tidelake.cli", *args], capture_output=True, text=True,
+                          env=env, cwd=cwd, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
 
 
 def lake_event_ids(lake: Path) -> list[str]:
