@@ -63,7 +63,13 @@ def run(
         str | None, typer.Option("--compression", help="snappy, zstd, gzip or none.")
     ] = None,
     group_id: Annotated[
-        str | None, typer.Option("--group-id", help="Consumer group (default tidelake-sink-NAME).")
+        str | None,
+        typer.Option(
+            "--group-id",
+            help="Consumer group. The dataset belongs to the first name and group that write it; "
+            "another group is refused (give it its own --dataset or --lake).",
+            show_default="tidelake-sink-NAME",
+        ),
     ] = None,
     instance_id: Annotated[
         str | None,
@@ -74,8 +80,8 @@ def run(
         typer.Option(
             "--max-idle",
             help="Stop after this many seconds without a new record (counted from the start): what is "
-            "buffered is delivered at once, without waiting for the buffering interval. Default: run "
-            "until Ctrl-C.",
+            "buffered is delivered at once, without waiting for the buffering interval.",
+            show_default="run until Ctrl-C",
         ),
     ] = None,
     max_outage: Annotated[
