@@ -23,12 +23,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
-from starlette.responses import Response
+from starlette.responses import JSONResponse
 
 from core.errors import TidelakeError
 
@@ -57,15 +56,14 @@ def error_body(code: str, message: str) -> dict[str, str]:
     return {"__type": code, "Message": message, "message": message}
 
 
-def error_response(error: AwsError) -> Response:
+def error_response(error: AwsError) -> JSONResponse:
     """`error` as an HTTP answer botocore turns back into the right exception class."""
     return json_response(error_body(error.code, error.text), error.status)
 
 
-def json_response(payload: dict[str, Any], status: int = 200) -> Response:
+def json_response(payload: dict[str, Any], status: int = 200) -> JSONResponse:
     """A JSON 1.1 answer (compact JSON, AWS's content type)."""
-    body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
-    return Response(body, status_code=status, media_type=AMZ_JSON_1_1)
+    return JSONResponse(payload, status_code=status, media_type=AMZ_JSON_1_1)
 
 
 class AwsModel(BaseModel):

@@ -48,6 +48,7 @@ from core.aws_json import (
     parse_request,
 )
 from core.errors import BrokerUnavailable, ConfigError
+from core.settings import Settings
 from core.topics import KINESIS_RETENTION_MS, TopicSpec
 from producers.kinesis_iterators import ShardPosition, decode_iterator, encode_iterator
 from producers.kinesis_registry import StreamRegistry
@@ -223,6 +224,16 @@ class KinesisService:
         self._admin_client: KafkaAdminClient | None = None
         self._admin_lock = threading.Lock()
         self._closed = False
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> KinesisService:
+        """The service of `tidelake serve`: the configured Kafka, the registry under
+        `<runtime.state_dir>/kinesis/`."""
+        return cls(
+            settings.kafka.bootstrap_servers,
+            registry=StreamRegistry(settings.runtime.state_dir / "kinesis"),
+            client_id=f"{settings.kafka.client_id}-kinesis",
+        )
 
     # -- Kafka clients -------------------------------------------------------------------------
     def close(self) -> None:
