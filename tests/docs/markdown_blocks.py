@@ -40,7 +40,7 @@ class Command:
     @property
     def interrupted(self) -> bool:
         """The doc says to stop it with Ctrl-C: it runs until it has caught up, then gets SIGINT."""
-        return "Ctrl-C" in self.text.splitlines()[0].partition(" #")[2]
+        return any("Ctrl-C" in line.partition(" #")[2] for line in self.text.splitlines())
 
 
 @dataclass(frozen=True)

@@ -11,16 +11,18 @@ def test_a_session_splits_into_commands_with_continuations_heredocs_and_their_ou
     source = (
         '$ tidelake sink run --topic t \\\n    --max-idle 2 --json\n{"records_in": 5}\n'
         "$ python - <<'PY'\nprint(1)\nPY\n1\n$ tidelake stream run x          # Ctrl-C when it has caught up\n"
+        "$ tidelake stream run --source s \\\n    --json  # Ctrl-C when it has caught up\n"
     )
     commands = parse_session(source, first_line=10)
     assert [c.text for c in commands] == [
         "tidelake sink run --topic t \\\n    --max-idle 2 --json",
         "python - <<'PY'\nprint(1)\nPY",
         "tidelake stream run x          # Ctrl-C when it has caught up",
+        "tidelake stream run --source s \\\n    --json  # Ctrl-C when it has caught up",
     ]
-    assert [c.expected for c in commands] == [('{"records_in": 5}',), ("1",), ()]
-    assert [c.line for c in commands] == [10, 13, 17]
-    assert [c.interrupted for c in commands] == [False, False, True]
+    assert [c.expected for c in commands] == [('{"records_in": 5}',), ("1",), (), ()]
+    assert [c.line for c in commands] == [10, 13, 17, 18]
+    assert [c.interrupted for c in commands] == [False, False, True, True]
 
 
 def test_which_blocks_are_commands() -> None:
