@@ -89,8 +89,7 @@ def _view(service: QueryService, e: Execution) -> ExecutionView:
     return ExecutionView(
         id=e.id,
         sql=e.query,
-        # getattr: Execution.params arrives with QueryService.start(params=); until then none are bound
-        params={name: as_text(value) for name, value in getattr(e, "params", {}).items()},
+        params={name: as_text(value) for name, value in e.params.items()},
         workgroup=e.workgroup,
         state=e.state,
         reason=e.reason,

@@ -49,6 +49,8 @@ class Execution:
     id: str
     query: str
     workgroup: str
+    #: values bound to the query's `$name` placeholders by DuckDB (a named query's parameters)
+    params: dict[str, Any] = field(default_factory=dict)
     submitted_ms: int = field(default_factory=_now_ms)
     state: str = "QUEUED"
     reason: str = ""
@@ -109,7 +111,14 @@ class QueryService:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
     # -- executions --------------------------------------------------------------------------
-    def start(self, query: str, workgroup: str = PRIMARY, client_token: str | None = None) -> str:
+    def start(
+        self,
+        query: str,
+        workgroup: str = PRIMARY,
+        client_token: str | None = None,
+        params: dict[str, Any] | None = None,
+    ) -> str:
+        """Queue `query` (with `params` bound to its `$name` placeholders by DuckDB, never pasted in)."""
         if not query or not query.strip():
             msg = "QueryString is empty; give one SELECT statement"
             raise RequestError(msg)
@@ -117,14 +126,14 @@ class QueryService:
         with self._lock:
             if client_token and client_token in self._tokens:
                 earlier = self._executions[self._tokens[client_token]]
-                if (earlier.query, earlier.workgroup) != (query, workgroup):
+                if (earlier.query, earlier.workgroup, earlier.params) != (query, workgroup, params or {}):
                     msg = (
                         f"Idempotent parameters do not match: ClientRequestToken {client_token} was used "
                         f"for query {earlier.id} with another QueryString or WorkGroup; use a new token"
                     )
                     raise RequestError(msg)
                 return earlier.id  # Athena's idempotency token: the same request, the same execution
-            execution = Execution(str(uuid.uuid4()), query, workgroup)
+            execution = Execution(str(uuid.uuid4()), query, workgroup, dict(params or {}))
             self._executions[execution.id] = execution
             if client_token:
                 self._tokens[client_token] = execution.id
@@ -139,7 +148,7 @@ class QueryService:
             execution.started_ms = _now_ms()
         cutoff = self.workgroups.get(execution.workgroup, Workgroup(PRIMARY)).bytes_scanned_cutoff
         try:
-            result = self.engine.run(execution.query, control=execution.control)
+            result = self.engine.run(execution.query, execution.params, control=execution.control)
             execution.bytes_scanned = result.bytes_scanned
             execution.engine_ms = result.engine_ms
             if cutoff is not None and result.bytes_scanned > cutoff:
