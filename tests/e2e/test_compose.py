@@ -418,6 +418,7 @@ def test_compose_file_runs_without_docker_restarts_the_replay_and_reconciles(
         lake={"root": docker.paths["/lake"]},
         runtime={"state_dir": docker.paths["/state"] / "run"},
     )
+    publishers = {("stream", a) for a in apps} | {("sink", s) for s in sinks}
     try:
         stack.up()
         # a crash of the looping replay in the middle of a pass (the first, unless starting the
@@ -454,7 +455,6 @@ def test_compose_file_runs_without_docker_restarts_the_replay_and_reconciles(
         assert sorted(passes_after) == [cut + 1, cut + 2]
 
         # `docker compose exec serve tidelake status --json`: every stream app and delivery stream alive
-        publishers = {("stream", a) for a in apps} | {("sink", s) for s in sinks}
         status = subprocess.run(
             [str(TIDELAKE), "status", "--json"], env=stack.services["serve"].env, cwd=tmp_path,
             capture_output=True, text=True, timeout=120,
@@ -478,3 +478,6 @@ def test_compose_file_runs_without_docker_restarts_the_replay_and_reconciles(
     finally:
         stack.down()
     assert processes_with_env("TIDELAKE_RUNTIME__STATE_DIR", str(docker.paths["/state"] / "run")) == []
+    # after `docker compose down` status shows them stopped at once (marked on the way out, or killed)
+    board = collect_status(settings, with_groups=False).processes
+    assert {(p.kind, p.name): p.alive for p in board} == dict.fromkeys(publishers, False)
