@@ -258,14 +258,17 @@ def serve(
     lake: LakeOption = None,
     bootstrap_servers: BootstrapOption = None,
 ) -> None:
-    """Serve the Athena-shaped HTTP API (boto3's athena client works against it) and the console."""
+    """Serve AWS's APIs on one endpoint (Athena, and Kinesis Data Streams over Kafka: boto3 and the
+    AWS CLI work against it) and the web console."""
     import secrets
 
     import uvicorn
 
+    from producers.kinesis_api import TARGET_PREFIX, KinesisService, kinesis_actions
     from queries.api import create_app, is_loopback, known_hosts
     from queries.results import ResultStore
     from queries.service import QueryService
+    from tidelake.aws_endpoint import aws_endpoint
     from tidelake.status import collect_status
 
     overrides: dict[str, Any] = {
@@ -284,6 +287,7 @@ def serve(
         service = QueryService(
             engine, ResultStore(results_dir, max_cached_bytes=q.max_cached_result_bytes), q.concurrency
         )
+        kinesis = KinesisService.from_settings(settings)  # connects on first use: serve starts without Kafka
         try:
             err_console.print(
                 f"tidelake serve: http://{q.host}:{q.port} (lake {engine.lake}, results {results_dir}); "
@@ -302,14 +306,20 @@ def serve(
                     markup=False,
                     highlight=False,
                 )
-            app = create_app(
-                service,
-                api_token,
-                pipeline=lambda: collect_status(settings).to_dict(),
+            app = aws_endpoint(
+                create_app(
+                    service,
+                    api_token,
+                    pipeline=lambda: collect_status(settings).to_dict(),
+                    allowed_hosts=hosts,
+                ),
+                {TARGET_PREFIX: kinesis_actions(kinesis)},
+                token=api_token,
                 allowed_hosts=hosts,
             )
             uvicorn.run(app, host=q.host, port=q.port, log_level="warning")
         finally:
+            kinesis.close()
             service.close()
 
 
