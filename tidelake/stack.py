@@ -455,7 +455,9 @@ class Stack:
         """Let the Popen objects of children that have exited know it (they were reaped by PID), so
         none is left looking like a running child."""
         for process in self._popen:
-            process.poll()
+            if process.poll() is None and start_ticks(process.pid) is None:  # exiting: wait for it
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    process.wait(timeout=10)
 
     def down(self, *, keep_broker: bool = False) -> DownReport:
         """Stop every recorded process (newest first), then the broker if `up` started it."""
@@ -537,10 +539,12 @@ def _stop_processes(
         else:
             _signal_group(process.pid, signal.SIGKILL)  # grandchildren left in its group
             report.stopped.append(process.name)
-        _reap(process.pid)
+        _reap(process.pid, block=True)  # not alive: only a child of ours still exiting can make it wait
 
 
-def _reap(pid: int) -> None:
-    """Collect a child of ours that exited (else it lingers as a zombie while we run)."""
+def _reap(pid: int, *, block: bool = False) -> None:
+    """Collect a child of ours that exited (else it lingers as a zombie while we run). `block`: wait
+    for it, for a process whose main thread has exited while its other threads still are (/proc
+    shows it a zombie, but waitpid cannot take it yet)."""
     with contextlib.suppress(ChildProcessError, OSError):
-        os.waitpid(pid, os.WNOHANG)
+        os.waitpid(pid, 0 if block else os.WNOHANG)
