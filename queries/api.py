@@ -25,12 +25,13 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
+from core.aws_json import AMZ_JSON_1_1, AwsError, error_response
 from queries.athena import REQUESTS, athena_actions, parse_body, saved_json, workgroup_json
 from queries.results import as_text
 from queries.service import Execution, QueryService, RequestError
 from queries.web import PipelineReader, mount_console
 
-AMZ_JSON = "application/x-amz-json-1.1"
+AMZ_JSON = AMZ_JSON_1_1  # declared once in core.aws_json
 #: The names a server bound to loopback is known by; anything else in a Host header is refused.
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 #: The largest request body read (Athena's QueryString is at most 262,144 characters).
@@ -269,6 +270,4 @@ async def _read_capped(request: Request, limit: int) -> bytes | None:
 
 
 def _amz_error(code: str, message: str, status: int) -> JSONResponse:
-    return JSONResponse(
-        {"__type": code, "Message": message, "message": message}, status_code=status, media_type=AMZ_JSON
-    )
+    return error_response(AwsError(code, message, status))
