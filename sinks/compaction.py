@@ -9,7 +9,8 @@ The swap is Linux's `renameat2(RENAME_EXCHANGE)`, which exchanges two folders at
 
     1. list the partition's files, then read the delivery streams' unfinished manifests (in this
        order: a sink writes its manifest before its files, so every in-flight file listed is known);
-       write the merged file into a hidden sibling `.hour=00.compacting`, hard-linking there every
+       write the merged file into a staging folder, `<lake>/_sinks/_compacting/<dataset>/<partition>`
+       (on the lake's file system, outside the dataset's folder), hard-linking there every
        file that is not merged (in flight in a sink's manifest)
     2. exchange the two folders in one system call, unless a sink is writing a file into the folder
        right then (an in-progress `.name.tmp` is there): the folder is left for a later round
@@ -47,6 +48,8 @@ from sinks.writer import fsync_dir, make_dirs, write_parquet
 _AT_FDCWD = -100
 _RENAME_EXCHANGE = 2
 COMPACTED_PREFIX = "compacted-"
+#: Under the lake's `_sinks/`: staging folders and per-dataset locks (`_`: never a delivery stream's name).
+COMPACTING_DIR = "_compacting"
 
 
 @dataclass(frozen=True)
@@ -125,9 +128,9 @@ def _dataset_lock(lake: Path, dataset: str) -> Iterator[None]:
     """One compaction of a dataset at a time, across processes (a `--watch` and a one-off run):
     two merging one folder at once would each swap in their merged file, and the second would move
     the first's back in as a file "added meanwhile" (every row twice)."""
-    folder = lake / STATE_DIR
+    folder = lake / STATE_DIR / COMPACTING_DIR
     make_dirs(folder)
-    with open(folder / f"compaction-{dataset}.lock", "a") as handle:
+    with open(folder / f"{dataset}.lock", "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file is closed
         yield
 
@@ -155,9 +158,11 @@ def _compact_folder(folder: Path, root: Path, lake: Path, compression: str) -> C
     table = pa.concat_tables([pq.read_table(p) for p in merge], promote_options="permissive")
     digest = hashlib.sha256("\n".join(p.name for p in merge).encode()).hexdigest()[:16]
     merged_name = f"{COMPACTED_PREFIX}{digest}{PARQUET_SUFFIX}"
-    staging = folder.with_name(f".{folder.name}.compacting")
+    # outside the dataset's folder: a reader that globs it (`read_parquet('lake/ds/**/*.parquet')`
+    # lists hidden folders too) never sees the merged file beside the old ones, nor a crash's leftovers
+    staging = lake / STATE_DIR / COMPACTING_DIR / root.name / _relative(folder, root)
     shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
+    make_dirs(staging)
     try:
         size = write_parquet(table, staging / merged_name, compression=compression)
         for keep in present:
