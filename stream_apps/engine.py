@@ -8,8 +8,11 @@ continues exactly where the last durable snapshot left off.
 Semantics (DESIGN.md):
 - Each partition's watermark is the largest event time it has delivered minus `allowed_lateness`.
   The app's watermark is the minimum over partitions that are not idle; a partition that has not
-  delivered an event for `idle_timeout` (wall clock) stops holding it back. When every partition
-  is idle, every open window closes (idle close) and the watermark moves past the latest event.
+  delivered an event for `idle_timeout` (wall clock) stops holding it back, unless the runner
+  says it still has records to read (`note_waiting`): a partition that is slow to be read is not
+  idle (as Flink's Kafka source marks a split idle only when it has nothing to fetch). When every
+  partition is idle, every open window closes (idle close) and the watermark moves past the
+  latest event.
 - Tumbling and hopping windows are updated as events arrive. Sessions, stagger and sliding windows
   depend on the order of a key's events, so their events wait until the watermark passes them and
   are then applied in event-time order: results do not depend on how partitions interleave.
@@ -23,7 +26,7 @@ from __future__ import annotations
 import datetime as dt
 import heapq
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -237,6 +240,15 @@ class WindowEngine:
         return missed
 
     # -- time --------------------------------------------------------------------------------
+    def note_waiting(self, partitions: Iterable[int], now_s: float) -> None:
+        """`partitions` have records on the broker that the runner has not read yet (its position is
+        behind the partition's end): they are not idle, and keep holding the watermark back until
+        they deliver. Without this, after a pause longer than `idle_timeout` (a replay restarted,
+        a busy machine) the first partition read again would set the watermark alone and the
+        others' backlog would arrive late."""
+        for partition in partitions:
+            self.last_seen_s[partition] = now_s
+
     def watermark(self, now_s: float) -> int | None:
         """The app's watermark now; None while a live partition has not delivered anything yet."""
         idle_s = self.spec.idle_timeout_us / 1_000_000

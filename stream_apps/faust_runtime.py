@@ -150,8 +150,16 @@ class FaustWorker(StreamWorker):
             if not ready.is_set() or self._stop.is_set() or halted.is_set():
                 return
             try:
+                behind = []
+                for partition in engine.partitions:  # records on the broker not fetched yet
+                    tp = faust.types.TP(spec.source, partition)
+                    end = app.consumer.highwater(tp)
+                    position = await app.consumer.position(tp)
+                    if end is not None and position is not None and position < end:
+                        behind.append(partition)
                 async with lock:
                     now = time.monotonic()
+                    engine.note_waiting(behind, now)
                     engine.advance(now)
                     if len(engine.outbox) or now - last["checkpoint"] >= options.checkpoint_interval_s:
                         await self.commit(producer, engine, hook)

@@ -342,6 +342,7 @@ class StreamWorker:
             for tp, messages in batches.items():
                 engine.process(tp.partition, messages, now)
                 dirty = True
+            engine.note_waiting(await _partitions_behind(consumer, tps), now)
             engine.advance(now)
             # While busy, rows wait for the next checkpoint (at most checkpoint_interval_s); when a
             # tick brought nothing new (idle close), they are written at once.
@@ -442,6 +443,20 @@ class StreamWorker:
         for partition, batch in batches.items():
             futures.append(await producer.send_batch(batch, topic, partition=partition))
         return futures
+
+
+async def _partitions_behind(consumer: AIOKafkaConsumer, tps: list[TopicPartition]) -> list[int]:
+    """The partitions whose next record to read is before their end as of the last fetch (the last
+    stable offset: this consumer reads committed records only). Control records (transaction
+    markers) do not count: the position moves past them."""
+    behind = []
+    for tp in tps:
+        end = consumer.last_stable_offset(tp)
+        if end is None or end < 0:
+            end = consumer.highwater(tp)
+        if end is not None and await consumer.position(tp) < end:
+            behind.append(tp.partition)
+    return behind
 
 
 def _no_drill(point: str) -> None:

@@ -116,6 +116,28 @@ def test_idle_partition_stops_holding_back_the_watermark() -> None:
     assert engine.open_windows() == 1
 
 
+def test_a_partition_with_records_waiting_is_not_idle_however_long_it_has_not_delivered() -> None:
+    """After a pause longer than idle_timeout, the first partition read again must not set the
+    watermark alone while the other still has records to read (they would all be late)."""
+    spec = spec_from_mapping(
+        {"name": "t", "window": "tumbling:60s", "aggregates": ["count"], "idle_timeout": "10s"}
+    )
+    engine = WindowEngine(spec, [0, 1], now_s=0.0)
+    engine.process(0, _records([_event("2019-01-22T00:00:10.000000Z")]), 1.0)
+    engine.process(1, _records([_event("2019-01-22T00:00:20.000000Z")]), 1.0)
+    assert engine.advance(2.0) == 0
+    # 100 s later partition 0 delivers minutes 1-5; partition 1 has a backlog not read yet
+    later = [_event(f"2019-01-22T00:0{minute}:30.000000Z") for minute in range(1, 6)]
+    engine.process(0, _records(later, first_offset=1), 100.0)
+    engine.note_waiting([1], 100.0)
+    assert engine.advance(100.0) == 0  # partition 1 holds the watermark at 00:00:20
+    backlog = [_event("2019-01-22T00:00:50.000000Z"), _event("2019-01-22T00:05:40.000000Z")]
+    engine.process(1, _records(backlog, first_offset=1), 101.0)
+    assert engine.counters.late == 0
+    assert engine.advance(101.0) == 5  # minutes 0-4 close, minute 0 with all three of its events
+    assert [json.loads(v)["count"] for _, v in engine.outbox.rows] == [3, 1, 1, 1, 1]
+
+
 def test_watermark_waits_for_allowed_lateness() -> None:
     spec = spec_from_mapping(
         {"name": "t", "window": "tumbling:60s", "aggregates": ["count"], "allowed_lateness": "5s"}
