@@ -15,7 +15,7 @@ import json
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -69,16 +69,6 @@ class Answer:
     rows: list[tuple]
     bytes_scanned: int = 0
     note: str = ""
-
-
-@dataclass
-class DemoReport:
-    replay: dict = field(default_factory=dict)
-    answers: list[Answer] = field(default_factory=list)
-    status: PipelineStatus | None = None
-    console_url: str = ""
-    seconds_to_answers: float = 0.0
-    reused: bool = False
 
 
 @dataclass(frozen=True)
