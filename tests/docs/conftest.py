@@ -147,10 +147,9 @@ def docs_sample_lake(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFact
     lake = tmp_path_factory.mktemp("docs-sample") / "lake"
     topic = f"docs.sample.{uuid.uuid4().hex[:8]}"
     tidelake = str(Path(sys.executable).parent / "tidelake")
-    common = {"cwd": ROOT, "capture_output": True, "text": True, "timeout": 180, "check": False}
     replay = subprocess.run(
         [tidelake, "replay", "data/zanbil-access-10k/access-10k.log", "--max-speed", "--topic", topic,
-         "-b", kafka_bootstrap, "--json"], **common,
+         "-b", kafka_bootstrap, "--json"], cwd=ROOT, capture_output=True, text=True, timeout=180, check=False,
     )  # fmt: skip
     assert replay.returncode == 0, replay.stderr
     config = parse_config(
