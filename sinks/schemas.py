@@ -34,6 +34,7 @@ import pyarrow.compute as pc
 
 from core.errors import ConfigError
 from core.events import CLICKSTREAM_FIELDS
+from core.late_events import LATE_EVENT_FIELDS as LATE_EVENT_CONTRACT
 
 #: Type names that a config may use, and their Arrow types.
 TYPES: dict[str, pa.DataType] = {
@@ -100,22 +101,19 @@ def _clickstream_fields(*, all_nullable: bool = False) -> list[pa.Field]:
     ]
 
 
-#: A late event, as every stream app writes it to `analytics.late-events` (stream_apps/engine.py,
-#: `Engine._late`; docs/stream_apps.md "Late events"): where the event was read, its event time,
-#: the app's watermark when it arrived, how many windows it missed, and the event itself. The shipped
-#: apps read `clickstream.events`, so `event` has the clickstream event's fields (core/events.py),
-#: all optional; fields an event of another source has beyond them are ignored, as with any declared
-#: schema (`topic`, `partition` and `offset` say where to find it whole).
-LATE_EVENT_FIELDS: tuple[pa.Field, ...] = (
-    pa.field("app", pa.string(), nullable=False),
-    pa.field("topic", pa.string(), nullable=False),
-    pa.field("partition", pa.int32(), nullable=False),
-    pa.field("offset", pa.int64(), nullable=False),
-    pa.field("event_time", _UTC_US, nullable=False),
-    pa.field("watermark", _UTC_US),
-    pa.field("missed_windows", pa.int32()),
-    pa.field("allowed_lateness", pa.string()),  # a duration as the spec writes it: "0s", "30s", "1m"
-    pa.field("event", pa.struct(_clickstream_fields(all_nullable=True))),
+#: A late event, as every stream app writes it to `analytics.late-events`: the contract declared in
+#: core/late_events.py, its `event` the clickstream event's fields (core/events.py), all optional;
+#: fields an event of another source has beyond them are ignored, as with any declared schema
+#: (`topic`, `partition` and `offset` say where to find it whole).
+LATE_EVENT_FIELDS: tuple[pa.Field, ...] = tuple(
+    pa.field(
+        name,
+        pa.struct(_clickstream_fields(all_nullable=True))
+        if type_name == "clickstream"
+        else type_from_name(type_name),
+        nullable=nullable,
+    )
+    for name, type_name, nullable in LATE_EVENT_CONTRACT
 )
 
 

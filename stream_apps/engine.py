@@ -33,6 +33,7 @@ from typing import Any, NamedTuple
 import orjson
 
 from core.dead_letters import BAD_EVENT_TIME, MALFORMED_RECORD, DeadLetter, stream_app_process
+from core.late_events import late_event
 from stream_apps.durations import TimeParser, format_duration, format_time_us
 from stream_apps.spec import AppSpec
 from stream_apps.windows import fixed_starts, session_continues, stagger_continues
@@ -395,19 +396,19 @@ class WindowEngine:
             self.counters.late_only += 1
         else:
             self.counters.windowed += 1
-        record = {
-            "app": self.spec.name,
-            "topic": self.spec.source,
-            "partition": partition,
-            "offset": offset,
-            "event_time": format_time_us(t),
-            "watermark": format_time_us(self.closed_through),
-            "missed_windows": abs(missed),
-            "allowed_lateness": format_duration(self.spec.allowed_lateness_us)
+        record = late_event(
+            app=self.spec.name,
+            topic=self.spec.source,
+            partition=partition,
+            offset=offset,
+            event_time=format_time_us(t),
+            watermark=format_time_us(self.closed_through),
+            missed_windows=abs(missed),
+            allowed_lateness=format_duration(self.spec.allowed_lateness_us)
             if self.spec.allowed_lateness_us
             else "0s",
-            "event": event,
-        }
+            event=event,
+        )
         self.outbox.late.append((key, orjson.dumps(record)))
 
     def _bad_record(
