@@ -18,7 +18,9 @@ from __future__ import annotations
 import os
 import re
 import stat
+import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,6 +36,33 @@ EVENTS_TABLE = "clickstream_events"
 _DATE_VALUE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _INT_VALUE = re.compile(r"^\d{1,9}$")
 _PARQUET_MAGIC = b"PAR1"
+#: How many files' footers (schema, rows) are kept; a lake file is written once and replaced only by
+#: a new name or a compaction, so (path, size, mtime) identifies what was read.
+FOOTER_CACHE_SIZE = 200_000
+_footers: OrderedDict[tuple[str, int, int], tuple[pa.Schema, int]] = OrderedDict()
+_footers_lock = threading.Lock()
+
+
+def read_footer(path: Path) -> tuple[pa.Schema, int]:
+    """(Arrow schema without metadata, row count) from a Parquet file's footer, read once per version
+    of the file: a view rebuilt every few seconds while sinks write (a looping demo) would otherwise
+    read every footer of the dataset before each query. Errors as pq.ParquetFile (OSError, ValueError)."""
+    info = os.stat(path)
+    key = (str(path), info.st_size, info.st_mtime_ns)
+    with _footers_lock:
+        cached = _footers.get(key)
+        if cached is not None:
+            _footers.move_to_end(key)
+            return cached
+    with pq.ParquetFile(path) as parquet:
+        footer = (parquet.schema_arrow.remove_metadata(), parquet.metadata.num_rows)
+    with _footers_lock:
+        _footers[key] = footer
+        while len(_footers) > FOOTER_CACHE_SIZE:
+            _footers.popitem(last=False)
+    return footer
+
+
 _ARROW_TO_SQL = {
     "string": "VARCHAR",
     "timestamp[us, UTC]": "TIMESTAMPTZ",
@@ -112,7 +141,7 @@ class Table:
         first = None
         for path in list(self.files):
             try:
-                schema = pq.read_schema(path).remove_metadata()
+                schema, _ = read_footer(path)
             except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
                 self.skip(path, f"not a readable Parquet file ({exc}); it is left out of {self.name!r}")
                 continue
@@ -127,7 +156,7 @@ class Table:
         rows = 0
         for path in self.files:
             try:
-                rows += pq.ParquetFile(path).metadata.num_rows
+                rows += read_footer(path)[1]
             except (OSError, ValueError):
                 continue
         return rows
