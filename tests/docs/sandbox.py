@@ -154,7 +154,7 @@ class Sandbox:
     def to_doc(self, text: str) -> str:
         """Real output as the doc writes it: the sandbox's folders and ports as the defaults."""
         text = text.replace(str(self.data_home), "~/.local/share")
-        text = text.replace(str(self.work), ".")
+        text = text.replace(str(self.work) + "/", "").replace(str(self.work), ".")
         text = re.sub(rf"(?<=:){self.broker_port}\b", "9092", text)
         return re.sub(rf"(?<=:){self.server_port}\b", "8080", text)
 
