@@ -48,6 +48,8 @@ SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
 #: The `state` metric of a process that publishes one: working, or waiting for Kafka to come back.
 RUNNING = "running"
 RETRYING = "retrying"
+#: ... and of one whose run has ended (Ctrl-C, a stop condition): its last counters are final.
+STOPPED = "stopped"
 #: Seconds between two writes of an entry at most, counters changed or not.
 HEARTBEAT_S = 2.0
 #: An entry not rewritten for this many of its heartbeats belongs to a process that is gone or frozen.

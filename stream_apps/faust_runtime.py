@@ -39,6 +39,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from core.errors import BrokerUnavailable
+from core.status_board import STOPPED
 from stream_apps.worker import Progress, StreamWorker
 
 log = logging.getLogger(__name__)
@@ -187,6 +188,7 @@ class FaustWorker(StreamWorker):
                 msg = f"stream app {spec.name} (faust runtime): Kafka failed: {exc.__class__.__name__}: {exc}"
                 raise BrokerUnavailable(msg) from exc
             raise exc
+        self._state = STOPPED
         return self.progress()
 
 

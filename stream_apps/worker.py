@@ -48,7 +48,7 @@ from kafka.errors import KafkaError as KafkaPythonError
 
 from core.admin import admin_client, create_topics, describe_topics
 from core.errors import BrokerUnavailable, ConfigError
-from core.status_board import RETRYING, RUNNING
+from core.status_board import RETRYING, RUNNING, STOPPED
 from core.topics import LATE_EVENTS, TopicSpec, dlq_topic, stream_app_group
 from stream_apps.anomaly import make_row_hook
 from stream_apps.checkpoint import StateFolder
@@ -311,6 +311,7 @@ class StreamWorker:
         finally:
             await consumer.stop()
             await producer.stop()
+        self._state = STOPPED
         return self.progress()
 
     async def _check_snapshot_fits(self, consumer: AIOKafkaConsumer, engine: WindowEngine,

@@ -66,7 +66,7 @@ def test_final_rows_equal_duckdb_with_four_partitions(
     assert summary["late"] == 0
     assert summary["windows_closed"] == len(expected)
     assert summary["rows_out"] == len(expected)
-    assert (summary["rows_pending"], summary["state"]) == (0, "running")
+    assert (summary["rows_pending"], summary["state"]) == (0, "stopped")  # the run ended: final
 
 
 #: The crash drill: run k reads part k of the events and dies at DRILL[k] - None is `kill -9` from
