@@ -12,7 +12,7 @@ Semantics (DESIGN.md):
   says it still has records to read (`note_waiting`): a partition that is slow to be read is not
   idle (as Flink's Kafka source marks a split idle only when it has nothing to fetch). When every
   partition is idle, every open window closes (idle close) and the watermark moves past the
-  latest event.
+  latest event; the first record after that gives every partition `idle_timeout` to deliver again.
 - Tumbling and hopping windows are updated as events arrive. Sessions, stagger and sliding windows
   depend on the order of a key's events, so their events wait until the watermark passes them and
   are then applied in event-time order: results do not depend on how partitions interleave.
@@ -144,6 +144,12 @@ class WindowEngine:
         or `Record`) read from one partition, in offset order."""
         if not records:
             return
+        if self.all_idle(now_s):
+            # The app was wholly idle (a stack waiting for its first replay, a replay restarted): every
+            # partition gets `idle_timeout` to deliver again before the first one read sets the
+            # watermark alone (the others' records are often only milliseconds behind).
+            for other in self.partitions:
+                self.last_seen_s[other] = now_s
         spec = self.spec
         time_field, key_field = spec.time_field, spec.key_field
         filters, derive, fields = spec.filters, spec.derive, self._fields

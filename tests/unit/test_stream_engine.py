@@ -138,6 +138,28 @@ def test_a_partition_with_records_waiting_is_not_idle_however_long_it_has_not_de
     assert [json.loads(v)["count"] for _, v in engine.outbox.rows] == [3, 1, 1, 1, 1]
 
 
+def test_after_every_partition_went_idle_the_first_to_deliver_does_not_set_the_watermark_alone() -> None:
+    """A stack that waited longer than idle_timeout for its first replay: partition 0's batch comes
+    a moment before partition 1's, whose events are earlier; none of them is late."""
+    spec = spec_from_mapping(
+        {"name": "t", "window": "tumbling:60s", "aggregates": ["count"], "idle_timeout": "10s"}
+    )
+    engine = WindowEngine(spec, [0, 1], now_s=0.0)
+    assert engine.advance(60.0) == 0  # idle from the start, nothing open
+    later = [_event(f"2019-01-22T00:0{minute}:30.000000Z") for minute in range(0, 5)]
+    engine.process(0, _records(later), 60.0)
+    assert engine.advance(60.0) == 0  # partition 1 has 10 s to deliver
+    engine.process(
+        1, _records([_event("2019-01-22T00:00:10.000000Z"), _event("2019-01-22T00:04:40.000000Z")]), 60.2
+    )
+    assert engine.advance(60.2) == 4  # minutes 0-3 close by both partitions' watermark
+    assert (engine.counters.late, [json.loads(v)["count"] for _, v in engine.outbox.rows]) == (
+        0,
+        [2, 1, 1, 1],
+    )
+    assert engine.advance(70.2) == 1  # then both are idle: minute 4 closes
+
+
 def test_watermark_waits_for_allowed_lateness() -> None:
     spec = spec_from_mapping(
         {"name": "t", "window": "tumbling:60s", "aggregates": ["count"], "allowed_lateness": "5s"}
