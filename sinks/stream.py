@@ -185,8 +185,9 @@ class DeliveryStream:
         max_outage_s: float = DEFAULT_MAX_OUTAGE_S,
     ) -> SinkSummary:
         """Deliver until `stop_event` is set, no new record arrived for `max_idle_s` (counted from
-        the start, whether partitions are assigned or not; a flush the buffering hints have not
-        called for yet is not waited for), or `max_records` were read; then flush what is buffered
+        the start, and again from each time partitions are assigned after none were: joining the
+        group is not idle time; a flush the buffering hints have not called for yet is not waited
+        for), or `max_records` were read; then flush what is buffered
         and stop. A broker outage is ridden out for `max_outage_s` (seconds).
 
         Returns the summary; raises SinkWriteError (nothing committed), BrokerUnavailable, or
@@ -211,6 +212,7 @@ class DeliveryStream:
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"sink-{self.config.name}")
         clock = self._clock
         last_record = clock()
+        was_assigned = False
         progress = Throttle(0.5)
         try:
             while not stop.is_set():
@@ -223,7 +225,11 @@ class DeliveryStream:
                     # no partitions yet: kafka-python's poll may return at once, again and again,
                     # while the group is not joined; wait out the poll's time here instead of spinning
                     stop.wait(max(0.0, wait_s - (time.monotonic() - polled_at)))
-                self._set_partitions(len(consumer.assignment()))
+                assigned = len(consumer.assignment())
+                self._set_partitions(assigned)
+                if assigned and not was_assigned:
+                    last_record = clock()  # idle time counts from getting partitions, not from joining
+                was_assigned = bool(assigned)
                 for tp, records in batch.items():
                     self._accept((tp.topic, tp.partition), records)
                 now = clock()

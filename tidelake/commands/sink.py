@@ -79,7 +79,8 @@ def run(
         float | None,
         typer.Option(
             "--max-idle",
-            help="Stop after this many seconds without a new record (counted from the start): what is "
+            help="Stop after this many seconds without a new record (counted from the start, and from when "
+            "partitions are assigned): what is "
             "buffered is delivered at once, without waiting for the buffering interval.",
             show_default="run until Ctrl-C",
         ),
