@@ -98,8 +98,8 @@ class StackProcess:
 
     @property
     def kind(self) -> str:
-        """Its status-board kind: stream, sink, serve or replay."""
-        return self.args[0]
+        """Its status-board kind: stream, sink, compactor, serve or replay."""
+        return "compactor" if self.args[:2] == ["sink", "compact"] else self.args[0]
 
     def log_tail(self, lines: int = 15) -> str:
         try:
@@ -276,6 +276,8 @@ class Stack:
         return [
             *((f"stream-{app}", ["stream", "run", app]) for app in STREAM_APPS),
             *((f"sink-{stream}", ["sink", "run", stream]) for stream in DELIVERY_STREAMS),
+            # merges the small files of closed hours, atomically for readers (docs/sinks.md)
+            ("compactor", ["sink", "compact", "--watch", "--all"]),
             ("serve", ["serve", "--port", str(self.console_port)]),
         ]
 

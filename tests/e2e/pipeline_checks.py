@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 from core.events import format_event_time
 from core.lake import dataset_for_topic
@@ -34,14 +35,30 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def read_dataset(folder: Path, sql: str) -> pa.Table | None:
+    """`sql` with `{files}` replaced by the list of the dataset folder's Parquet files, as a
+    materialised relation; None when it has none. The stack's compactor may swap a partition's
+    files for their merge between the listing and the read (atomically: never both, never
+    neither), so a file gone missing means list again."""
+    for attempt in range(5):
+        files = sorted(str(p) for p in folder.rglob("*.parquet") if not p.name.startswith("."))
+        if not files:
+            return None
+        try:
+            return duckdb.sql(sql.format(files=files)).to_arrow_table()
+        except duckdb.IOException:
+            if attempt == 4:
+                raise
+    return None
+
+
 def lake_rows(lake: Path, dataset: str) -> list[dict[str, Any]]:
     """Every row of a dataset as the stream app emitted it (partition columns dropped)."""
-    files = sorted(str(p) for p in (lake / dataset).rglob("*.parquet") if not p.name.startswith("."))
-    if not files:
+    rows = read_dataset(
+        lake / dataset, "SELECT * EXCLUDE (dt, hour) FROM read_parquet({files}, hive_partitioning = true)"
+    )
+    if rows is None:
         return []
-    rows = duckdb.sql(
-        f"SELECT * EXCLUDE (dt, hour) FROM read_parquet({files}, hive_partitioning = true)"
-    ).to_arrow_table()
     return [
         {k: _plain(v) for k, v in row.items() if v is not None or k != "anomaly_score"}
         for row in rows.to_pylist()

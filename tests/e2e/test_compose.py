@@ -32,7 +32,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import orjson
 import pytest
 from kafka import KafkaConsumer, TopicPartition
@@ -43,7 +42,7 @@ from core.settings import load_settings
 from core.topics import CLICKSTREAM_EVENTS, dlq_topic
 from producers.resume import id_ends, pass_of
 from stream_apps.catalog import shipped_specs
-from tests.e2e.pipeline_checks import REPO, lake_rows, processes_with_env, sample_events
+from tests.e2e.pipeline_checks import REPO, lake_rows, processes_with_env, read_dataset, sample_events
 from tests.stream_oracle import expected_rows, row_sort_key
 from tests.unit.test_compose import compose
 from tidelake.broker import LocalBroker, free_port
@@ -356,8 +355,8 @@ def lake_differences(lake: Path, events: list[dict[str, Any]]) -> dict[str, str]
             problems[name] = (
                 f"{len(got)} rows vs {len(expected)} expected ({len(late[name])} late events left out)"
             )
-    files = [str(f) for f in (lake / "clickstream_events").rglob("*.parquet") if not f.name.startswith(".")]
-    raw = sorted(i for (i,) in duckdb.sql(f"SELECT event_id FROM read_parquet({files})").fetchall())
+    table = read_dataset(lake / "clickstream_events", "SELECT event_id FROM read_parquet({files})")
+    raw = sorted([] if table is None else table["event_id"].to_pylist())
     sent = sorted(e["event_id"] for e in events)
     if raw != sent:
         problems["clickstream_events"] = f"{len(raw)} rows of {len(set(raw))} ids; {len(sent)} events sent"

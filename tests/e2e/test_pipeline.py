@@ -22,7 +22,7 @@ from core.admin import describe_topics
 from core.settings import load_settings
 from core.topics import CLICKSTREAM_EVENTS, dlq_topic
 from producers.resume import id_ends, pass_of
-from tests.e2e.pipeline_checks import app_mismatches, processes_with_env, sample_events
+from tests.e2e.pipeline_checks import app_mismatches, processes_with_env, read_dataset, sample_events
 from tidelake.broker import LocalBroker, free_port
 from tidelake.demo import Demo, DemoOptions
 from tidelake.stack import same_process
@@ -51,11 +51,11 @@ def demo_command(
 
 
 def raw_event_counts(lake: Path) -> tuple[int, int]:
-    files = [str(p) for p in (lake / "clickstream_events").rglob("*.parquet") if not p.name.startswith(".")]
-    ((rows, distinct),) = duckdb.sql(
-        f"SELECT count(*), count(DISTINCT event_id) FROM read_parquet({files})"
-    ).fetchall()
-    return rows, distinct
+    table = read_dataset(
+        lake / "clickstream_events",
+        "SELECT count(*) AS n, count(DISTINCT event_id) AS d FROM read_parquet({files})",
+    )
+    return (0, 0) if table is None else (table["n"][0].as_py(), table["d"][0].as_py())
 
 
 def test_demo_reconciles_every_event_and_window_and_leaves_nothing_running(
@@ -151,9 +151,10 @@ def test_sigterm_during_the_demo_stops_everything_it_started(own_broker: LocalBr
             lines.append(line)
             if "processes running" in line:
                 break
-        assert lines[-1].startswith("11 processes running"), lines
+        assert lines[-1].startswith("12 processes running"), lines
         children = set(processes_with_env("TIDELAKE_RUNTIME__STATE_DIR", str(state_dir))) - {demo.pid}
-        assert len(children) == 12  # six stream apps, four delivery streams, the query server, the replay
+        # 6 stream apps, 4 delivery streams, the compactor, the query server and the replay
+        assert len(children) == 13
         demo.send_signal(signal.SIGTERM)
         assert demo.wait(timeout=120) == 130
     finally:
@@ -196,7 +197,7 @@ def test_demo_run_again_or_looped_never_sends_an_event_twice_and_a_new_lake_gets
     try:
         first = run_demo(lake)
         running = set(processes_with_env("TIDELAKE_RUNTIME__STATE_DIR", str(state_dir)))
-        assert len(running) == 11  # left running after the answers
+        assert len(running) == 12  # left running after the answers
         second = run_demo(lake, "--stop")
         assert set(processes_with_env("TIDELAKE_RUNTIME__STATE_DIR", str(state_dir))) == set()
         assert (first["replay"]["sent"], first["replay"]["first_pass"]) == (SAMPLE_LINES, 0)
@@ -223,7 +224,7 @@ def test_demo_run_again_or_looped_never_sends_an_event_twice_and_a_new_lake_gets
         # up finds it running and starts nothing; status shows every process; down stops exactly them
         stack = json.loads((state_dir / "stack" / "stack.json").read_text())
         pids = {p["name"]: p["pid"] for p in stack["processes"]}
-        assert len(pids) == 12 and "replay" in pids  # 11 and the looping replay
+        assert len(pids) == 13 and "replay" in pids  # 12 and the looping replay
         assert set(pids.values()) == set(processes_with_env("TIDELAKE_RUNTIME__STATE_DIR", str(state_dir)))
         loop_port = command[command.index("--console-port") + 1]
         up = tidelake(env, tmp_path, "up", "--json", "--lake", str(lake), "--console-port", loop_port)
@@ -271,8 +272,8 @@ def tidelake(env: dict[str, str], cwd: Path, *args: str) -> str:
 
 
 def lake_event_ids(lake: Path) -> list[str]:
-    files = [str(p) for p in (lake / "clickstream_events").rglob("*.parquet") if not p.name.startswith(".")]
-    return [row[0] for row in duckdb.sql(f"SELECT event_id FROM read_parquet({files})").fetchall()]
+    table = read_dataset(lake / "clickstream_events", "SELECT event_id FROM read_parquet({files})")
+    return [] if table is None else table["event_id"].to_pylist()
 
 
 def pass_counts(ends: dict[str, str], event_ids: list[str]) -> collections.Counter:
@@ -282,13 +283,14 @@ def pass_counts(ends: dict[str, str], event_ids: list[str]) -> collections.Count
 def first_pass_logo_views(lake: Path) -> int:
     """Views of /settings/logo by people in hour 00 of 2019-01-22 among the first pass's events
     (those whose id is the line's own: pass 1 reaches into hour 00 too, from 00:40:44)."""
-    files = [str(p) for p in (lake / "clickstream_events").rglob("*.parquet") if not p.name.startswith(".")]
     ends = id_ends([e["event_id"] for e in sample_events()])
-    rows = duckdb.sql(
-        f"SELECT event_id FROM read_parquet({files}, hive_partitioning = true) "
-        "WHERE dt = DATE '2019-01-22' AND hour = 0 AND page = '/settings/logo' AND NOT is_bot"
-    ).fetchall()
-    return sum(1 for (event_id,) in rows if pass_of(event_id, ends) == 0)
+    table = read_dataset(
+        lake / "clickstream_events",
+        "SELECT event_id FROM read_parquet({files}, hive_partitioning = true) "
+        "WHERE dt = DATE '2019-01-22' AND hour = 0 AND page = '/settings/logo' AND NOT is_bot",
+    )
+    rows = [] if table is None else table["event_id"].to_pylist()
+    return sum(1 for event_id in rows if pass_of(event_id, ends) == 0)
 
 
 def topic_event_ids(bootstrap: str, expected: int) -> list[str]:

@@ -12,7 +12,7 @@ from rich.live import Live
 from rich.table import Table
 
 from core.errors import ConfigError
-from core.status_board import StatusPublisher
+from core.status_board import RUNNING, STOPPED, StatusPublisher
 from tidelake.commands.options import (
     BootstrapOption,
     JsonOption,
@@ -343,6 +343,7 @@ def _watch_compaction(
 
     board = StatusPublisher(settings.runtime.state_dir, "compactor", "compactor")
     totals = {"rounds": 0, "partitions_compacted": 0, "files_merged": 0, "open_partitions": 0, "failures": 0}
+    board.publish({**totals, "state": RUNNING}, force=True)  # up: running before its first round ends
 
     def report(done: Round) -> None:
         totals["rounds"] += 1
@@ -350,7 +351,7 @@ def _watch_compaction(
         totals["files_merged"] += sum(c.files_before for _, c in done.compacted)
         totals["open_partitions"] = done.open_partitions
         totals["failures"] += len(done.failed)
-        board.publish(dict(totals), force=bool(done.compacted or done.failed))
+        board.publish({**totals, "state": RUNNING}, force=bool(done.compacted or done.failed))
         if json_out:
             for dataset, c in done.compacted:
                 print(json.dumps({"dataset": dataset} | c.__dict__), flush=True)
@@ -382,7 +383,7 @@ def _watch_compaction(
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-        board.publish(dict(totals), force=True)
+        board.publish({**totals, "state": STOPPED}, force=True)
 
 
 def register(root: typer.Typer) -> None:
