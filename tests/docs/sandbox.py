@@ -44,6 +44,7 @@ LINKED = ("data", ".venv", "sinks", "stream_apps", "queries", "producers", "core
 #: Commands and code that talk to Kafka: a document's broker is started before the first of them.
 KAFKA_WORDS = re.compile(
     r"tidelake (?:replay|generate|agent|topics|sink run|stream run|status)|StreamClient|DeliveryStream"
+    r'|boto3\.client\("kinesis"|aws .*kinesis'
 )
 SERVER_WORDS = re.compile(r"(?:127\.0\.0\.1|localhost):8080")
 COMMAND_TIMEOUT_S = 120.0
