@@ -39,7 +39,9 @@ def api_schema(api_app: FastAPI):
 
 def test_rest_api_never_answers_with_a_server_error(api_schema) -> None:
     operations = [result.ok() for result in api_schema.get_all_operations()]
-    assert len(operations) == 16  # 12 of the query API + tables, library, named runs and pipeline for the console
+    assert (
+        len(operations) == 16
+    )  # 12 of the query API + tables, library, named runs and pipeline for the console
     for operation in operations:
 
         @given(case=operation.as_strategy())
