@@ -231,7 +231,8 @@ def test_demo_run_again_or_looped_never_sends_an_event_twice_and_a_new_lake_gets
         assert json.loads(up)["started"] == []
         status = json.loads(tidelake(env, tmp_path, "status", "--json", "--lake", str(lake)))
         board = {(p["kind"], p["name"]): p for p in status["processes"] if p["pid"] in pids.values()}
-        assert len(board) == 10  # 6 stream apps, 4 delivery streams (serve and replay keep no board entry)
+        # 6 stream apps, 4 delivery streams and the compactor (serve and replay keep no board entry)
+        assert len(board) == 11
         assert all(p["alive"] for p in board.values())
         down = json.loads(tidelake(env, tmp_path, "down", "--json"))
         assert sorted(down["stopped"] + down["killed"]) == sorted(pids)
