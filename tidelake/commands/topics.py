@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from core.admin import create_topics, describe_topics
-from core.topics import KINESIS_RETENTION_MS, TopicSpec, default_topics
+from core.topics import KINESIS_RETENTION_MS, TopicSpec
 from tidelake.commands.options import BootstrapOption, JsonOption, console, print_json, settings_from
 
 app = typer.Typer(
@@ -61,10 +61,12 @@ def init(
     bootstrap_servers: BootstrapOption = None,
     json_out: JsonOption = False,
 ) -> None:
-    """Create the topics every pipeline needs: clickstream.events, its DLQ and analytics.late-events
-    (each stream app creates its own output topic when it starts)."""
+    """Create the topics every pipeline needs: clickstream.events, its DLQ, analytics.late-events and
+    the shipped stream apps' output topics (analytics.<app>), as `tidelake up` does."""
+    from tidelake.stack import stack_topics
+
     settings = settings_from(bootstrap_servers=bootstrap_servers)
-    specs = default_topics(partitions)
+    specs = stack_topics(partitions)
     created = create_topics(settings.kafka.bootstrap_servers, specs)
     if json_out:
         print_json({"created": created, "topics": [s.name for s in specs]})
