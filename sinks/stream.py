@@ -83,9 +83,6 @@ CONSUMER_TUNING = {
     "isolation_level": "read_committed",
 }
 
-#: How often a `topic_pattern` stream asks Kafka for topics that newly match (milliseconds).
-PATTERN_METADATA_MAX_AGE_MS = 10_000
-
 #: Python's thread switch interval while a delivery stream runs (default 5 ms). The consumer thread
 #: decodes records in pure Python and never waits, so each time the writer thread comes back from
 #: Arrow (which releases the GIL) it waited up to the whole interval for the GIL: a 200k-record
@@ -287,9 +284,6 @@ class DeliveryStream:
                 enable_auto_commit=False,
                 auto_offset_reset=self.config.auto_offset_reset,
                 request_timeout_ms=kafka.request_timeout_ms,
-                # a pattern's new topics (a stream app's output, created when it starts) are found at
-                # the next metadata refresh: every 10 s rather than kafka-python's 5 minutes
-                metadata_max_age_ms=PATTERN_METADATA_MAX_AGE_MS if self.config.topic_pattern else 300_000,
                 **CONSUMER_TUNING,
             )
         except KafkaError as exc:
