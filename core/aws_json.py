@@ -23,10 +23,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
+from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from core.errors import TidelakeError
@@ -59,6 +61,33 @@ def error_body(code: str, message: str) -> dict[str, str]:
 def error_response(error: AwsError) -> JSONResponse:
     """`error` as an HTTP answer botocore turns back into the right exception class."""
     return json_response(error_body(error.code, error.text), error.status)
+
+
+#: The access key id in a SigV4 `Authorization` header (`Credential=<key id>/<date>/...`).
+_SIGV4_KEY = re.compile(r"Credential=([^/,\s]+)/")
+
+
+def token_matches(authorization: str | None, token: str) -> bool:
+    """Whether a request carries the server's API token: as `Bearer <token>`, or as the access key
+    id of its SigV4 signature (boto3, the AWS CLI and PyAthena with `aws_access_key_id=<token>`).
+    The signature itself is not checked, as AWS's local emulators do not."""
+    given = authorization or ""
+    signed = _SIGV4_KEY.search(given)
+    return given.removeprefix("Bearer ").strip() == token or bool(signed and signed.group(1) == token)
+
+
+async def read_capped(request: Request, limit: int) -> bytes | None:
+    """The request body, or None once it passes `limit` bytes (read no further)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return None
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def json_response(payload: dict[str, Any], status: int = 200) -> JSONResponse:

@@ -14,7 +14,6 @@ rebinds its own DNS name to 127.0.0.1 (DNS rebinding) sends its own name as Host
 from __future__ import annotations
 
 import ipaddress
-import re
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated, Any
 
@@ -25,18 +24,16 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
-from core.aws_json import AMZ_JSON_1_1, AwsError, error_response
+from core.aws_json import AwsError, error_response, json_response, read_capped, token_matches
 from queries.athena import REQUESTS, athena_actions, parse_body, saved_json, workgroup_json
 from queries.results import as_text
 from queries.service import Execution, QueryService, RequestError
 from queries.web import PipelineReader, mount_console
 
-AMZ_JSON = AMZ_JSON_1_1  # declared once in core.aws_json
 #: The names a server bound to loopback is known by; anything else in a Host header is refused.
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 #: The largest request body read (Athena's QueryString is at most 262,144 characters).
 MAX_BODY_BYTES = 1_048_576
-_SIGV4_KEY = re.compile(r"Credential=([^/,\s]+)/")
 
 
 # -- REST models (the OpenAPI document) ----------------------------------------------------------
@@ -147,9 +144,7 @@ def create_app(
     def authorized(authorization: Annotated[str | None, Header()] = None) -> None:
         if token is None:
             return
-        given = (authorization or "").removeprefix("Bearer ").strip()
-        signed = _SIGV4_KEY.search(authorization or "")
-        if given != token and not (signed and signed.group(1) == token):
+        if not token_matches(authorization, token):
             raise HTTPException(
                 status_code=401, detail="missing or wrong token: send Authorization: Bearer <token>"
             )
@@ -174,7 +169,7 @@ def create_app(
             return _amz_error(
                 "UnknownOperationException", f"unknown or unsupported action {x_amz_target!r}", 400
             )
-        body = await _read_capped(request, MAX_BODY_BYTES)
+        body = await read_capped(request, MAX_BODY_BYTES)
         if body is None:
             msg = f"the request body is larger than {MAX_BODY_BYTES:,} bytes"
             return _amz_error("InvalidRequestException", msg, 400)
@@ -183,7 +178,7 @@ def create_app(
             result = await run_in_threadpool(handler, parsed)
         except RequestError as exc:
             return _amz_error(exc.code, str(exc), 400)
-        return JSONResponse(result, media_type=AMZ_JSON)
+        return json_response(result)
 
     guard = [Depends(authorized)]
 
@@ -253,20 +248,6 @@ def create_app(
         ]
 
     return app
-
-
-async def _read_capped(request: Request, limit: int) -> bytes | None:
-    """The request body, or None once it passes `limit` bytes (read no further)."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        return None
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _amz_error(code: str, message: str, status: int) -> JSONResponse:

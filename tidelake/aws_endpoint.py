@@ -19,7 +19,6 @@ Handlers run in a thread pool (they block on Kafka).
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Mapping, Sequence
 
 from starlette.concurrency import run_in_threadpool
@@ -28,13 +27,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from core.aws_json import ActionTable, AwsError, error_response, json_response
+from core.aws_json import ActionTable, AwsError, error_response, json_response, read_capped, token_matches
 
 log = logging.getLogger(__name__)
 
 #: The largest request body read for an AWS action answered here.
 MAX_BODY_BYTES = 8 * 1024 * 1024
-_SIGV4_KEY = re.compile(r"Credential=([^/,\s]+)/")
 
 
 def aws_endpoint(
@@ -84,7 +82,7 @@ class _Dispatch:
             return error_response(
                 AwsError("UnknownOperationException", f"unknown or unsupported action {action!r}")
             )
-        body = await _read_capped(request, MAX_BODY_BYTES)
+        body = await read_capped(request, MAX_BODY_BYTES)
         if body is None:
             msg = f"the request body is larger than {MAX_BODY_BYTES:,} bytes"
             return error_response(AwsError("InvalidArgumentException", msg))
@@ -99,21 +97,4 @@ class _Dispatch:
     def _authorized(self, authorization: str) -> bool:
         if self.token is None:
             return True
-        signed = _SIGV4_KEY.search(authorization)
-        return authorization.removeprefix("Bearer ").strip() == self.token or bool(
-            signed and signed.group(1) == self.token
-        )
-
-
-async def _read_capped(request: Request, limit: int) -> bytes | None:
-    """The body, or None once it passes `limit` bytes (read no further)."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        return None
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
+        return token_matches(authorization, self.token)
