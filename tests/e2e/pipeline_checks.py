@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import time
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import orjson
 import pyarrow as pa
+from kafka import KafkaConsumer, TopicPartition
 
 from core.events import format_event_time
 from core.lake import dataset_for_topic
+from core.topics import CLICKSTREAM_EVENTS
 from producers.parsing import parse_file
 from stream_apps.catalog import shipped_specs
 from tests.stream_oracle import expected_rows, row_sort_key
@@ -80,6 +84,32 @@ def app_mismatches(lake: Path, events: list[dict[str, Any]]) -> dict[str, str]:
             missing = [r for r in expected if r not in got][:2]
             problems[name] = f"{len(got)} rows vs {len(expected)} expected; extra {extra}; missing {missing}"
     return problems
+
+
+def topic_events(bootstrap: str, expected: int, timeout_s: float = 120.0) -> list[dict[str, Any]]:
+    """Every event clickstream.events holds (read committed), in partition order; fails unless
+    `expected` arrive within `timeout_s`."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, isolation_level="read_committed"
+    )
+    events: list[dict[str, Any]] = []
+    try:
+        tps = [
+            TopicPartition(CLICKSTREAM_EVENTS, p)
+            for p in sorted(consumer.partitions_for_topic(CLICKSTREAM_EVENTS) or ())
+        ]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        deadline = time.monotonic() + timeout_s
+        while len(events) < expected and time.monotonic() < deadline:
+            for records in consumer.poll(timeout_ms=200).values():
+                events.extend(orjson.loads(r.value) for r in records)
+    finally:
+        consumer.close()
+    assert len(events) == expected, (
+        f"read {len(events)} of {expected} records of {CLICKSTREAM_EVENTS} in {timeout_s:g} s"
+    )
+    return events
 
 
 def processes_with_env(name: str, value: str) -> list[int]:

@@ -32,18 +32,21 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
-from kafka import KafkaConsumer, TopicPartition
 
 from core.admin import describe_topics
-from core.lake import dataset_for_topic
 from core.settings import load_settings
 from core.topics import CLICKSTREAM_EVENTS, dlq_topic
 from producers.resume import id_ends, pass_of
-from stream_apps.catalog import shipped_specs
-from tests.e2e.pipeline_checks import REPO, lake_rows, processes_with_env, read_dataset, sample_events
-from tests.stream_oracle import expected_rows, row_sort_key
+from tests.e2e.pipeline_checks import (
+    REPO,
+    app_mismatches,
+    lake_rows,
+    processes_with_env,
+    read_dataset,
+    sample_events,
+    topic_events,
+)
 from tests.unit.test_compose import compose
 from tidelake.broker import LocalBroker, free_port
 from tidelake.status import collect_status
@@ -309,52 +312,16 @@ def topic_records(bootstrap: str) -> int:
     return sum(t.records for t in describe_topics(bootstrap, [CLICKSTREAM_EVENTS]))
 
 
-def topic_events(bootstrap: str, expected: int) -> list[dict[str, Any]]:
-    """Every event the topic holds (read committed), in partition order."""
-    consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, isolation_level="read_committed"
-    )
-    events: list[dict[str, Any]] = []
-    try:
-        tps = [
-            TopicPartition(CLICKSTREAM_EVENTS, p)
-            for p in sorted(consumer.partitions_for_topic(CLICKSTREAM_EVENTS) or ())
-        ]
-        consumer.assign(tps)
-        consumer.seek_to_beginning(*tps)
-        deadline = time.monotonic() + 60
-        while len(events) < expected and time.monotonic() < deadline:
-            for records in consumer.poll(timeout_ms=200).values():
-                events.extend(orjson.loads(r.value) for r in records)
-    finally:
-        consumer.close()
-    assert len(events) == expected, f"read {len(events)} of {expected} records of {CLICKSTREAM_EVENTS}"
-    return events
-
-
 def lake_differences(lake: Path, events: list[dict[str, Any]]) -> dict[str, str]:
     """How the lake differs from what was sent: the raw events (each once), no late event (the
     replay's restart leaves partitions behind, and a partition behind holds the watermark), and
-    every app's dataset against DuckDB's GROUP BY of the events (a late event would also be left
-    out of its app's oracle, so the mismatch it causes names it)."""
+    every app's dataset against DuckDB's GROUP BY of the events."""
     late: dict[str, set[str]] = collections.defaultdict(set)
     for row in lake_rows(lake, "late_events"):
         late[row["app"]].add(row["event"]["event_id"])
-    problems = {}
+    problems = app_mismatches(lake, events)
     if late:  # the replay's restart must not make a backlog late (a partition behind is not idle)
         problems["late_events"] = ", ".join(f"{app}: {len(ids)}" for app, ids in sorted(late.items()))
-    for name, spec in sorted(shipped_specs().items()):
-        counted = [e for e in events if e["event_id"] not in late[name]] if late[name] else events
-        expected = expected_rows(counted, spec)
-        got = lake_rows(lake, dataset_for_topic(spec.sink_topic))
-        if spec.anomaly:
-            for row in got:
-                row.pop("anomaly_score", None)
-        got = sorted(got, key=row_sort_key)
-        if got != expected:
-            problems[name] = (
-                f"{len(got)} rows vs {len(expected)} expected ({len(late[name])} late events left out)"
-            )
     table = read_dataset(lake / "clickstream_events", "SELECT event_id FROM read_parquet({files})")
     raw = sorted([] if table is None else table["event_id"].to_pylist())
     sent = sorted(e["event_id"] for e in events)

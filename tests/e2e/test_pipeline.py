@@ -14,15 +14,19 @@ import time
 from pathlib import Path
 
 import duckdb
-import orjson
 import pytest
-from kafka import KafkaConsumer, TopicPartition
 
 from core.admin import describe_topics
 from core.settings import load_settings
 from core.topics import CLICKSTREAM_EVENTS, dlq_topic
 from producers.resume import id_ends, pass_of
-from tests.e2e.pipeline_checks import app_mismatches, processes_with_env, read_dataset, sample_events
+from tests.e2e.pipeline_checks import (
+    app_mismatches,
+    processes_with_env,
+    read_dataset,
+    sample_events,
+    topic_events,
+)
 from tidelake.broker import LocalBroker, free_port
 from tidelake.demo import Demo, DemoOptions
 from tidelake.stack import same_process
@@ -257,7 +261,7 @@ def test_demo_run_again_or_looped_never_sends_an_event_twice_and_a_new_lake_gets
 
     # the topic itself holds each event once: pass 0 and every pass the loop began, none twice
     (topic,) = describe_topics(bootstrap, [CLICKSTREAM_EVENTS])
-    in_topic = topic_event_ids(bootstrap, topic.records)
+    in_topic = [e["event_id"] for e in topic_events(bootstrap, topic.records)]
     assert len(in_topic) == len(set(in_topic)) == topic.records
     topic_passes = pass_counts(ends, in_topic)
     assert topic_passes[0] == topic_passes[1] == SAMPLE_LINES
@@ -292,25 +296,3 @@ def first_pass_logo_views(lake: Path) -> int:
     )
     rows = [] if table is None else table["event_id"].to_pylist()
     return sum(1 for event_id in rows if pass_of(event_id, ends) == 0)
-
-
-def topic_event_ids(bootstrap: str, expected: int) -> list[str]:
-    consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, isolation_level="read_committed"
-    )
-    ids: list[str] = []
-    try:
-        tps = [
-            TopicPartition(CLICKSTREAM_EVENTS, p)
-            for p in sorted(consumer.partitions_for_topic(CLICKSTREAM_EVENTS) or ())
-        ]
-        consumer.assign(tps)
-        consumer.seek_to_beginning(*tps)
-        deadline = time.monotonic() + 120
-        while len(ids) < expected and time.monotonic() < deadline:
-            for records in consumer.poll(timeout_ms=200).values():
-                ids.extend(orjson.loads(r.value)["event_id"] for r in records)
-    finally:
-        consumer.close()
-    assert len(ids) == expected, f"read {len(ids)} of {expected} records of {CLICKSTREAM_EVENTS} in 120 s"
-    return ids
