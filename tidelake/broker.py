@@ -141,7 +141,8 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _accepts_tcp(port: int) -> bool:
+def accepts_tcp(port: int) -> bool:
+    """Whether something on 127.0.0.1 accepts a TCP connection on `port` (within 0.5 s)."""
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5):
             return True
@@ -282,7 +283,7 @@ class LocalBroker:
             if code is not None:
                 msg = f"the Kafka broker exited with code {code} while starting; last lines of {self.log_file}:\n{self.log_tail()}"
                 raise BrokerStartError(msg)
-            if _accepts_tcp(state.port):
+            if accepts_tcp(state.port):
                 try:
                     cluster = describe_cluster(state.bootstrap_servers, timeout_ms=3_000)
                 except BrokerUnavailable:

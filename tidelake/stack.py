@@ -34,7 +34,8 @@ from core.errors import ConfigError, TidelakeError
 from core.settings import Settings
 from core.status_board import RUNNING, ProcessStatus, read_board
 from core.topics import TopicSpec, analytics_topic, default_topics
-from tidelake.broker import LocalBroker
+from tidelake.broker import LocalBroker, accepts_tcp
+from tidelake.supervisor import signal_group
 
 STREAM_APPS = (
     "page-views-1m",
@@ -404,7 +405,7 @@ class Stack:
         waiting = []
         for process in self.pipeline():
             if process.kind == "serve":
-                if not _accepts_tcp(self.console_port):
+                if not accepts_tcp(self.console_port):
                     waiting.append(process.name)
                 continue
             entry = entries.get((process.kind, process.pid))
@@ -499,19 +500,6 @@ class Stack:
             self.file.unlink(missing_ok=True)
 
 
-def _accepts_tcp(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
-def _signal_group(pid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, sig)
-
-
 def _stop_processes(
     processes: list[StackProcess], report: DownReport, timeout_s: float = STOP_TIMEOUT_S
 ) -> None:
@@ -525,7 +513,7 @@ def _stop_processes(
         elif ticks != process.start_ticks:
             report.reused.append(f"{process.name} (pid {process.pid})")
         else:
-            _signal_group(process.pid, signal.SIGTERM)
+            signal_group(process.pid, signal.SIGTERM)
             live.append(process)
     deadline = time.monotonic() + timeout_s
     for process in live:
@@ -533,13 +521,13 @@ def _stop_processes(
             _reap(process.pid)
             time.sleep(0.1)
         if process.alive:
-            _signal_group(process.pid, signal.SIGKILL)
+            signal_group(process.pid, signal.SIGKILL)
             while process.alive:
                 _reap(process.pid)
                 time.sleep(0.05)
             report.killed.append(process.name)
         else:
-            _signal_group(process.pid, signal.SIGKILL)  # grandchildren left in its group
+            signal_group(process.pid, signal.SIGKILL)  # grandchildren left in its group
             report.stopped.append(process.name)
         _reap(process.pid, block=True)  # not alive: only a child of ours still exiting can make it wait
 

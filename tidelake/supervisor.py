@@ -75,19 +75,20 @@ class Supervisor:
         killed = []
         for child in reversed(self.children):
             if child.alive:
-                _signal_group(child.process.pid, signal.SIGTERM)
+                signal_group(child.process.pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout_s
         for child in reversed(self.children):
             try:
                 child.process.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                _signal_group(child.process.pid, signal.SIGKILL)
+                signal_group(child.process.pid, signal.SIGKILL)
                 child.process.wait(timeout=10)
                 killed.append(child.name)
-            _signal_group(child.process.pid, signal.SIGKILL)  # grandchildren left in its group
+            signal_group(child.process.pid, signal.SIGKILL)  # grandchildren left in its group
         return killed
 
 
-def _signal_group(pid: int, sig: signal.Signals) -> None:
+def signal_group(pid: int, sig: signal.Signals) -> None:
+    """Send `sig` to the process group `pid` leads (a child started in a session of its own), if any."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, sig)
