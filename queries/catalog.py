@@ -245,7 +245,7 @@ def athena_ddl(table: Table, location: str) -> str:
     schema = None
     for path in table.files:
         try:
-            schema = pq.read_schema(path)
+            schema, _ = read_footer(path)
             break
         except (OSError, ValueError):
             continue  # a broken footer: the next file describes the table as well
