@@ -19,8 +19,9 @@ thread when they are done, and the next flush waits for the previous one, so off
 committed in order. Nothing converted ahead is committed before its flush: a crash loses only work.
 
 A write error stops the stream before step 4, so nothing is committed and nothing is lost. A broker
-outage at step 4 is ridden out: the commit is retried with backoff for up to `max_outage_s` while
-the files stay listed in the manifest. Whether the commit lands late, or never because the stream
+outage is ridden out (`_ride_out`): a poll or the commit of step 4 that cannot reach Kafka is
+retried with backoff for up to `max_outage_s` (state `retrying`), while the files stay listed in
+the manifest. Whether the commit lands late, or never because the stream
 stops (or a rebalance hands the partition on) first, the records stay exactly-once: a committed
 range is never written again, and an uncommitted one is rolled forward from its manifest by the
 next owner, which rewrites the same files under the same names. Before a
@@ -30,6 +31,7 @@ are assigned, an unfinished flush found in a manifest is rolled forward before n
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import sys
@@ -38,6 +40,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
+from typing import TypeVar
 
 from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
@@ -60,6 +63,7 @@ from sinks.records import RecordColumns
 from sinks.writer import sync_folders, write_parquet
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 #: Poll at least this often, so a stop request or an idle interval is seen quickly.
 MAX_POLL_WAIT_S = 0.25
 #: How long closing the consumer may take (kafka-python's LeaveGroup). A member that stops while its
@@ -214,13 +218,22 @@ class DeliveryStream:
         last_record = clock()
         was_assigned = False
         progress = Throttle(0.5)
+
+        def unreachable(exc: KafkaError, why: str) -> Exception:
+            return BrokerUnavailable(
+                f"delivery stream {self.config.name}: Kafka at {self.settings.kafka.bootstrap_servers} cannot be "
+                f"reached ({exc.__class__.__name__}: {exc}; gave up: {why}); buffered records are read again "
+                "by the next run"
+            )
+
         try:
             while not stop.is_set():
                 wait_s = min(self.buffer.seconds_until_due(clock()), MAX_POLL_WAIT_S)
                 if max_idle_s is not None:
                     wait_s = max(0.0, min(wait_s, max_idle_s - (clock() - last_record)))
                 polled_at = time.monotonic()
-                batch = consumer.poll(timeout_ms=int(wait_s * 1000))
+                poll = functools.partial(consumer.poll, timeout_ms=int(wait_s * 1000))
+                batch = self._ride_out("read records", poll, unreachable)
                 if not batch and not consumer.assignment():
                     # no partitions yet: kafka-python's poll may return at once, again and again,
                     # while the group is not joined; wait out the poll's time here instead of spinning
@@ -514,37 +527,55 @@ class DeliveryStream:
         if self._consumer is None or not plans:
             return True
         offsets = {TopicPartition(p.topic, p.partition): OffsetAndMetadata(p.end + 1, "", -1) for p in plans}
+        consumer = self._consumer
+
+        def gave_up(exc: KafkaError, why: str) -> Exception:
+            return SinkWriteError(
+                f"delivery stream {self.config.name}: files are written but the offsets could not be "
+                f"committed ({exc.__class__.__name__}: {exc}; gave up: {why}); the next run finishes "
+                "the flush from its manifest"
+            )
+
+        try:
+            self._ride_out("commit offsets", lambda: consumer.commit(offsets), gave_up)
+        except CommitFailedError as exc:
+            # The group moved on: the new owner finds our manifest and rolls the flush forward.
+            self.summary.commit_failures += 1
+            log.warning(
+                "%s: commit failed after a rebalance (%s); the new owner will finish it",
+                self.config.name,
+                exc,
+            )
+            self._set_state(RUNNING)
+            return False
+        self._set_state(RUNNING)
+        return True
+
+    def _ride_out(
+        self, what: str, call: Callable[[], _T], gave_up: Callable[[KafkaError, str], Exception]
+    ) -> _T:
+        """`call()`, retried with backoff while Kafka cannot be reached (state `retrying`), for up to
+        `max_outage_s`; after that, or when the stream is asked to stop meanwhile, `gave_up(error,
+        why)` is raised. Every Kafka call of the loop goes through it (a poll meets an outage as
+        often as a commit). CommitFailedError (the group moved on) is not an outage: it is raised."""
         began = time.monotonic()
         backoff_s, max_backoff_s = COMMIT_RETRY_BACKOFF_S
         while True:
             try:
-                self._consumer.commit(offsets)
-                break
-            except CommitFailedError as exc:
-                # The group moved on: the new owner finds our manifest and rolls the flush forward.
-                self.summary.commit_failures += 1
-                log.warning(
-                    "%s: commit failed after a rebalance (%s); the new owner will finish it",
-                    self.config.name,
-                    exc,
-                )
-                self._set_state(RUNNING)
-                return False
+                return call()
+            except CommitFailedError:
+                raise
             except KafkaError as exc:
                 outage_s = time.monotonic() - began
                 stopping = self._stop is not None and self._stop.is_set()
                 if stopping or outage_s + backoff_s > self._max_outage_s:
                     why = "the stream was stopped" if stopping else f"after {outage_s:.0f} s of retries"
-                    msg = (
-                        f"delivery stream {self.config.name}: files are written but the offsets could not be "
-                        f"committed ({exc.__class__.__name__}: {exc}; gave up: {why}); the next run finishes "
-                        "the flush from its manifest"
-                    )
-                    raise SinkWriteError(msg) from exc
+                    raise gave_up(exc, why) from exc
                 self._set_state(RETRYING)
                 log.warning(
-                    "%s: cannot commit offsets (%s); retrying in %.1f s (broker outage for %.0f s of at most %.0f s)",
+                    "%s: cannot %s (%s); retrying in %.1f s (broker outage for %.0f s of at most %.0f s)",
                     self.config.name,
+                    what,
                     exc.__class__.__name__,
                     backoff_s,
                     outage_s,
@@ -555,8 +586,6 @@ class DeliveryStream:
                 else:
                     time.sleep(backoff_s)
                 backoff_s = min(backoff_s * 2, max_backoff_s)
-        self._set_state(RUNNING)
-        return True
 
     def _commit_async(self, plans: list[PartitionPlan]) -> None:
         if self._consumer is None or not plans:
