@@ -89,6 +89,14 @@ class ProducerSettings(BaseModel):
         ge=1024,
         description="bigger records go to the DLQ (Kafka's default message.max.bytes)",
     )
+    delivery_timeout_ms: int = Field(
+        default=120_000,
+        gt=0,
+        description=(
+            "how long a batch may wait for its partition's leader, e.g. through a broker restart, "
+            "before the send fails (Kafka's delivery.timeout.ms)"
+        ),
+    )
 
 
 class RuntimeSettings(BaseModel):

@@ -7,7 +7,9 @@ together; records without a key fill one partition's batch at a time (sticky, li
 
 Producer settings, like a Kinesis Producer Library configuration: idempotent, acks=all,
 `linger_ms` / `batch_bytes` from the producer settings, zstd by default (aiokafka compresses
-lz4 at level 9, five times slower than zstd level 3 here).
+lz4 at level 9, five times slower than zstd level 3 here). A batch waits for its partition's
+leader up to `delivery_timeout_ms` (Kafka's delivery.timeout.ms, 120 s), so a broker restart
+delays a replay instead of failing it.
 """
 
 from __future__ import annotations
@@ -84,7 +86,10 @@ class BatchSender:
             max_batch_size=config.batch_bytes,
             max_request_size=max(config.batch_bytes, config.max_record_bytes) + _REQUEST_OVERHEAD_BYTES,
             compression_type=None if config.compression == "none" else config.compression,
-            request_timeout_ms=self.settings.kafka.request_timeout_ms,
+            # aiokafka fails a batch whose partition has no leader (as while a restarted broker comes
+            # back) once the batch is older than the request timeout; Kafka's producer allows
+            # delivery.timeout.ms (120 s) for that, which rides out a restart.
+            request_timeout_ms=max(self.settings.kafka.request_timeout_ms, config.delivery_timeout_ms),
         )
         try:
             await self._producer.start()
