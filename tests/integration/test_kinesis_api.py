@@ -11,10 +11,8 @@ import contextlib
 import hashlib
 import json
 import os
-import socket
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -23,15 +21,13 @@ from pathlib import Path
 import boto3
 import httpx
 import pytest
-import uvicorn
-from botocore.config import Config
 from botocore.exceptions import ClientError
 from kafka import KafkaConsumer, TopicPartition
-from starlette.responses import JSONResponse
 
 from producers.kinesis_api import KinesisService, kinesis_actions
 from producers.kinesis_registry import StreamRegistry
 from producers.kinesis_sequence import parse_sequence_number
+from tests.aws_endpoints import aws_client, endpoint_in_thread, stand_in_query_app
 from tidelake.aws_endpoint import aws_endpoint
 
 MIB = 1024 * 1024
@@ -48,36 +44,17 @@ class Clock:
         return self.now
 
 
-async def _query_app(scope, receive, send) -> None:  # the stand-in for queries.api's app
-    await JSONResponse({"answered_by": "query app"})(scope, receive, send)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Clock]]:
     clock = Clock(1_796_000_000.0)  # 2026-11-30
     service = KinesisService(
         kafka_bootstrap, registry=StreamRegistry(tmp_path_factory.mktemp("kinesis-state")), clock=clock
     )
-    app = aws_endpoint(_query_app, {"Kinesis_20131202": kinesis_actions(service)}, token=TOKEN)
-    port = _free_port()
-    uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not uv.started:
-        assert time.monotonic() < deadline, "the endpoint did not start"
-        time.sleep(0.05)
+    app = aws_endpoint(stand_in_query_app, {"Kinesis_20131202": kinesis_actions(service)}, token=TOKEN)
     try:
-        yield f"http://127.0.0.1:{port}", clock
+        with endpoint_in_thread(app) as url:
+            yield url, clock
     finally:
-        uv.should_exit = True
-        thread.join(timeout=10)
         service.close()
 
 
@@ -89,14 +66,7 @@ def clock(server: tuple[str, Clock]) -> Iterator[Clock]:
 
 
 def _client(endpoint: str, *, key: str = TOKEN, validate: bool = True):
-    return boto3.client(
-        "kinesis",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id=key,
-        aws_secret_access_key="x",
-        config=Config(parameter_validation=validate, retries={"max_attempts": 1}),
-    )
+    return aws_client("kinesis", endpoint, key=key, validate=validate)
 
 
 @pytest.fixture

@@ -1,0 +1,62 @@
+"""Test helpers for the AWS endpoint: serve an ASGI app with uvicorn in a thread on a free port,
+and make boto3 clients that talk to it.
+
+    with endpoint_in_thread(aws_endpoint(stand_in_app, {...}, token=TOKEN)) as url:
+        kinesis = aws_client("kinesis", url, key=TOKEN)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import boto3
+import uvicorn
+from botocore.config import Config
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+
+async def stand_in_query_app(scope: Scope, receive: Receive, send: Send) -> None:
+    """What the endpoint falls back to in tests that do not need queries.api's app."""
+    await JSONResponse({"answered_by": "query app"})(scope, receive, send)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def endpoint_in_thread(app: ASGIApp, start_timeout_s: float = 20.0) -> Iterator[str]:
+    """`app` served on 127.0.0.1 at a free port until the block ends; yields its URL."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + start_timeout_s
+    while not server.started:
+        assert time.monotonic() < deadline, "the endpoint did not start"
+        assert thread.is_alive(), "the endpoint's server stopped while starting"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def aws_client(service: str, endpoint: str, *, key: str = "test", validate: bool = True, attempts: int = 1):
+    """A boto3 client for `service` at `endpoint`, with `key` as its access key id (the token)."""
+    return boto3.client(
+        service,
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=key,
+        aws_secret_access_key="x",
+        config=Config(parameter_validation=validate, retries={"max_attempts": attempts}),
+    )
