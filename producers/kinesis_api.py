@@ -19,8 +19,13 @@ GetRecords. Request shapes, limits and error codes follow botocore's service mod
   seeks (read_committed: aborted transactions are never returned). At most `Limit` (default and
   maximum 10,000) records and about 10 MiB a call.
 
-Streams are ACTIVE as soon as CreateStream returns; there are no shard quotas, resharding,
-consumers (enhanced fan-out), tags or encryption: docs/aws-apis.md lists what differs.
+Shard quotas are off unless the service is given `quotas` (`producers.kinesis_quotas`): then a
+write over a shard's 1,000 records/s or 1 MiB/s is `ProvisionedThroughputExceededException` (HTTP
+400 for PutRecord; PutRecords fails that record alone, with that `ErrorCode`, and counts it in
+`FailedRecordCount`), and so is a GetRecords call over the shard's 5 calls/s or 2 MiB/s.
+
+Streams are ACTIVE as soon as CreateStream returns; there is no resharding, consumers (enhanced
+fan-out), tags or encryption: docs/aws-apis.md lists what differs.
 """
 
 from __future__ import annotations
@@ -51,7 +56,8 @@ from core.errors import BrokerUnavailable, ConfigError
 from core.settings import Settings
 from core.topics import KINESIS_RETENTION_MS, TopicSpec
 from producers.kinesis_iterators import ShardPosition, decode_iterator, encode_iterator
-from producers.kinesis_registry import StreamRegistry
+from producers.kinesis_quotas import THROTTLED, ShardQuotas, read_throttled_message, write_throttled_message
+from producers.kinesis_registry import REGISTRY_DIR, StreamRegistry
 from producers.kinesis_sequence import parse_sequence_number, sequence_number
 from producers.kinesis_shards import (
     hash_key_ranges,
@@ -190,8 +196,9 @@ class KinesisService:
     stream registry and the iterator secret. Thread-safe (handlers run in a thread pool); `close()`
     closes every Kafka client.
 
-    `clock` (epoch seconds) dates iterators and creation times; tests pass their own to expire
-    iterators without waiting.
+    `clock` (epoch seconds) dates iterators and creation times and meters `quotas`; tests pass
+    their own to expire iterators and refill quotas without waiting. `quotas` (None: off, as by
+    default) throttles writes and reads per shard as AWS does.
     """
 
     def __init__(
@@ -205,6 +212,7 @@ class KinesisService:
         max_consumers: int = 4,
         timeout_s: float = 10.0,
         client_id: str = "tidelake-kinesis",
+        quotas: ShardQuotas | None = None,
     ) -> None:
         import secrets
 
@@ -215,6 +223,7 @@ class KinesisService:
         self.region = region
         self.timeout_s = timeout_s
         self.client_id = client_id
+        self.quotas = quotas
         self._producer: KafkaProducer | None = None
         self._producer_lock = threading.Lock()
         self._idle: list[KafkaConsumer] = []
@@ -226,13 +235,14 @@ class KinesisService:
         self._closed = False
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> KinesisService:
+    def from_settings(cls, settings: Settings, *, quotas: ShardQuotas | None = None) -> KinesisService:
         """The service of `tidelake serve`: the configured Kafka, the registry under
-        `<runtime.state_dir>/kinesis/`."""
+        `<runtime.state_dir>/kinesis/`, `quotas` (`ShardQuotas.aws_defaults()` for AWS's) or none."""
         return cls(
             settings.kafka.bootstrap_servers,
-            registry=StreamRegistry(settings.runtime.state_dir / "kinesis"),
+            registry=StreamRegistry(settings.runtime.state_dir / REGISTRY_DIR),
             client_id=f"{settings.kafka.client_id}-kinesis",
+            quotas=quotas,
         )
 
     # -- Kafka clients -------------------------------------------------------------------------
@@ -387,6 +397,8 @@ class KinesisService:
             raise AwsError("ResourceInUseException", msg)
         self.registry.put(name, mode, self.clock())
         self._known.pop(name, None)
+        if self.quotas is not None:
+            self.quotas.forget(name)
         return {}
 
     def delete_stream(self, request: DeleteStreamInput) -> dict[str, Any]:
@@ -399,6 +411,8 @@ class KinesisService:
             raise _not_found(name) from exc
         self.registry.forget(name)
         self._known.pop(name, None)
+        if self.quotas is not None:
+            self.quotas.forget(name)
         return {}
 
     def _retention_hours(self, stream: str) -> int:
@@ -513,6 +527,8 @@ class KinesisService:
                 "data", None, f"Member must have length less than or equal to {MAX_RECORD_BYTES}"
             )
         entry = self._put(name, [(data, request.PartitionKey, request.ExplicitHashKey)])[0]
+        if entry.get("ErrorCode") == THROTTLED:
+            raise AwsError(THROTTLED, entry["ErrorMessage"])
         if "ErrorCode" in entry:
             raise AwsError(INTERNAL_ERROR, entry["ErrorMessage"], 500)
         return {**entry, "EncryptionType": "NONE"}
@@ -538,7 +554,8 @@ class KinesisService:
         return {"FailedRecordCount": failed, "Records": results, "EncryptionType": "NONE"}
 
     def _put(self, stream: str, records: list[tuple[bytes, str, str | None]]) -> list[dict[str, str]]:
-        """Send each record to its shard's partition; one result per record, in order."""
+        """Send each record to its shard's partition; one result per record, in order. With quotas,
+        a record its shard has no room for is not sent and fails with THROTTLED."""
         shards = self._shards(stream)
         partitions = []
         for _, key, explicit in records:
@@ -552,8 +569,13 @@ class KinesisService:
             partitions.append(shard_for_hash_key(hash_key, shards))
         producer = self._get_producer()
         results: list[dict[str, str]] = []
-        futures = []
+        futures: list[Any] = []
+        now = self.clock()
         for (data, key, _), partition in zip(records, partitions, strict=True):
+            size = len(data) + len(key.encode())
+            if self.quotas is not None and not self.quotas.admit_write(stream, partition, size, now):
+                futures.append(_Throttled(write_throttled_message(stream, partition, ACCOUNT_ID)))
+                continue
             try:
                 futures.append(producer.send(stream, value=data, key=key.encode(), partition=partition))
             except KafkaError as exc:
@@ -564,6 +586,9 @@ class KinesisService:
         with contextlib.suppress(KafkaError):
             producer.flush(timeout=self.timeout_s)
         for future in futures:
+            if isinstance(future, _Throttled):
+                results.append({"ErrorCode": THROTTLED, "ErrorMessage": future.message})
+                continue
             try:
                 if future is None:
                     raise KafkaError("not accepted")
@@ -629,9 +654,13 @@ class KinesisService:
         position = decode_iterator(request.ShardIterator, self.secret, now_ms)
         if position.partition >= self._shards(position.stream):
             raise _not_found(position.stream)
+        quotas = self.quotas
+        if quotas is not None and not quotas.admit_read(position.stream, position.partition, self.clock()):
+            raise AwsError(THROTTLED, read_throttled_message(position.stream, position.partition, ACCOUNT_ID))
         tp = TopicPartition(position.stream, position.partition)
         wait_ms = int(self.timeout_s * 1000)
         out: list[dict[str, Any]] = []
+        returned = 0  # bytes of data + partition keys in `out`
         last_ts: int | None = None
         with self._consumer() as consumer:
             try:
@@ -652,6 +681,7 @@ class KinesisService:
                                 full = True
                                 break
                             out.append(_record_json(position.partition, record))
+                            returned = size
                             last_ts = record.timestamp
                             next_offset = record.offset + 1
                         if full:
@@ -662,6 +692,8 @@ class KinesisService:
                 raise AwsError(
                     INTERNAL_ERROR, f"could not read {tp.topic}[{tp.partition}]: {exc}", 500
                 ) from exc
+        if quotas is not None:
+            quotas.charge_read(position.stream, position.partition, returned, self.clock())
         behind = 0 if next_offset >= end or last_ts is None else max(0, now_ms - last_ts)
         following = ShardPosition(position.stream, position.partition, next_offset, now_ms)
         return {
@@ -669,6 +701,15 @@ class KinesisService:
             "NextShardIterator": encode_iterator(following, self.secret),
             "MillisBehindLatest": behind,
         }
+
+
+class _Throttled:
+    """A record of `_put` its shard's quota had no room for."""
+
+    __slots__ = ("message",)
+
+    def __init__(self, message: str) -> None:
+        self.message = message
 
 
 def _record_json(partition: int, record: Any) -> dict[str, Any]:
