@@ -33,6 +33,9 @@ NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
 IN_PROGRESS_PREFIX = "."
 #: Top-level folder of the delivery streams' own state (write-ahead manifests); never a dataset.
 STATE_DIR = "_sinks"
+#: The S3 bucket the lake stands in for: the AWS APIs name a lake path `s3://tidelake-lake/<key>`
+#: (Glue's table locations, Firehose's BucketARN `arn:aws:s3:::tidelake-lake`).
+LAKE_BUCKET = "tidelake-lake"
 #: Extension of every data and error file in the lake.
 PARQUET_SUFFIX = ".parquet"
 #: `<topic>+<partition>+<first offset>.parquet`; topics are [a-zA-Z0-9._-] so `+` separates safely.

@@ -240,8 +240,11 @@ def _unreadable(path: Path) -> str | None:
     return None
 
 
-def athena_ddl(table: Table, location: str) -> str:
-    """`CREATE EXTERNAL TABLE` for real Athena/Trino over the same files copied to `location`."""
+def athena_schema(table: Table) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """(columns, partition keys) of `table` as (name, Athena type) pairs, in file order: the
+    columns from the first readable footer (the declared clickstream schema when there is none),
+    the partition keys `date`, `int` or `string` from their folder values (see `Table.partition_types`).
+    What `athena_ddl` writes and Glue's GetTable answers."""
     schema = None
     for path in table.files:
         try:
@@ -254,11 +257,18 @@ def athena_ddl(table: Table, location: str) -> str:
         columns = [(f.name, _athena_type(f.type)) for f in schema if f.name not in partition_keys]
     else:
         columns = [(n, _athena_type(_DECLARED_KINDS[kind])) for n, kind, _ in CLICKSTREAM_FIELDS]
-    body = ",\n".join(f"  `{n}` {t}" for n, t in columns)
-    parts = ",\n".join(
-        f"  `{k}` {'date' if t == 'DATE' else 'int' if t == 'INTEGER' else 'string'}"
+    keys = [
+        (k, "date" if t == "DATE" else "int" if t == "INTEGER" else "string")
         for k, t in table.partition_types.items()
-    )
+    ]
+    return columns, keys
+
+
+def athena_ddl(table: Table, location: str) -> str:
+    """`CREATE EXTERNAL TABLE` for real Athena/Trino over the same files copied to `location`."""
+    columns, keys = athena_schema(table)
+    body = ",\n".join(f"  `{n}` {t}" for n, t in columns)
+    parts = ",\n".join(f"  `{k}` {t}" for k, t in keys)
     root = location.rstrip("/") + f"/{table.name}/"
     lines = [f"CREATE EXTERNAL TABLE IF NOT EXISTS `{table.name}` (", body, ")"]
     if parts:
