@@ -1,10 +1,12 @@
 """The pipeline at a glance: what `tidelake status`, the demo's progress line and the console's
 dashboard show. Everything is read from where it really lives: topic offsets and consumer groups
-from Kafka, counters from the status board, datasets from the lake's folders.
+from Kafka, counters from the status board, datasets from the lake's folders, Kinesis streams made
+by CreateStream from the Kinesis API's stream registry (`producers.kinesis_registry`).
 """
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -15,6 +17,7 @@ from core.errors import BrokerUnavailable
 from core.settings import Settings
 from core.status_board import ProcessStatus, read_board
 from core.topics import ANALYTICS_PREFIX, CLICKSTREAM_EVENTS, LATE_EVENTS, dlq_topic
+from producers.kinesis_registry import REGISTRY_DIR, REGISTRY_FILE, StreamRegistry
 from queries.catalog import discover
 
 
@@ -24,6 +27,18 @@ class DatasetStats:
     files: int
     rows: int
     bytes: int
+
+
+@dataclass
+class KinesisStream:
+    """A stream made by the Kinesis API's CreateStream. `shards` and `records` (end offsets summed,
+    retention ignored) come from its topic; both are None when Kafka did not answer."""
+
+    name: str
+    mode: str  # PROVISIONED | ON_DEMAND
+    created_at: float  # epoch seconds
+    shards: int | None
+    records: int | None
 
 
 @dataclass
@@ -38,6 +53,7 @@ class PipelineStatus:
     groups: list[GroupLag] = field(default_factory=list)
     processes: list[ProcessStatus] = field(default_factory=list)
     datasets: list[DatasetStats] = field(default_factory=list)
+    kinesis_streams: list[KinesisStream] = field(default_factory=list)
     note: str = ""
     #: board entries left out of `processes`: stopped longer than `RECENT_S` ago
     hidden_processes: int = 0
@@ -117,6 +133,7 @@ class PipelineStatus:
             "processes": [asdict(p) | {"alive": p.alive_at(self.taken_at)} for p in self.processes],
             "hidden_processes": self.hidden_processes,
             "datasets": [asdict(d) for d in self.datasets],
+            "kinesis_streams": [asdict(k) for k in self.kinesis_streams],
             "note": self.note,
         }
 
@@ -126,6 +143,32 @@ def lake_datasets(lake: Path) -> list[DatasetStats]:
     if not lake.is_dir():
         return []
     return [DatasetStats(t.name, len(t.files), t.row_count(), t.total_bytes) for t in discover(lake)]
+
+
+def kinesis_streams(state_dir: Path, topics: list[TopicInfo] | None) -> list[KinesisStream]:
+    """The streams CreateStream made that still exist, by name, from the registry `tidelake serve`
+    keeps under `state_dir` (none when it has never run there; nothing is created). `topics` are
+    Kafka's (None: Kafka did not answer, so every registered stream is listed, without shards and
+    records). A registry that cannot be read lists none."""
+    folder = state_dir / REGISTRY_DIR
+    if not (folder / REGISTRY_FILE).is_file():
+        return []
+    try:
+        registry = StreamRegistry(folder)
+        try:
+            rows = registry.created_streams()
+        finally:
+            registry.close()
+    except sqlite3.Error:
+        return []
+    if topics is None:
+        return [KinesisStream(r.name, r.mode, r.created_s, None, None) for r in rows]
+    by_name = {t.name: t for t in topics}
+    return [
+        KinesisStream(r.name, r.mode, r.created_s, by_name[r.name].partitions, by_name[r.name].records)
+        for r in rows
+        if r.name in by_name
+    ]
 
 
 def board_processes(
@@ -143,7 +186,9 @@ def collect_status(
 ) -> PipelineStatus:
     """Read the pipeline's state at `now` (Unix seconds, default the current time); a broker that
     does not answer is reported, not raised. `processes` holds the board's entries alive or stopped
-    within `RECENT_S` (all of them with `all_processes`); entries older than a day are pruned."""
+    within `RECENT_S` (all of them with `all_processes`); entries older than a day are pruned.
+    `kinesis_streams` are the streams CreateStream made, with shards and records from the topics
+    already read (no further Kafka call)."""
     bootstrap = settings.kafka.bootstrap_servers
     taken_at = time.time() if now is None else now
     status = PipelineStatus(bootstrap, str(settings.lake.root), taken_at, broker_up=True)
@@ -154,6 +199,9 @@ def collect_status(
     except BrokerUnavailable as exc:
         status.broker_up = False
         status.note = str(exc)
+    status.kinesis_streams = kinesis_streams(
+        settings.runtime.state_dir, status.topics if status.broker_up else None
+    )
     status.processes, status.hidden_processes = board_processes(
         settings.runtime.state_dir, taken_at, all_processes=all_processes
     )

@@ -1,4 +1,4 @@
-"""`tidelake status`: topics, consumer lag, stream apps, delivery streams and the lake at a glance."""
+"""`tidelake status`: topics, Kinesis streams, consumer lag, processes and the lake at a glance."""
 
 from __future__ import annotations
 
@@ -58,7 +58,24 @@ def render(status: PipelineStatus) -> None:
     lake = Table("dataset", "files", "rows", "bytes", title="lake datasets (tables)", title_justify="left")
     for d in status.datasets:
         lake.add_row(d.name, f"{d.files:,}", f"{d.rows:,}", _size(d.bytes))
-    for table in (topics, groups, processes, lake):
+    kinesis = Table(
+        "stream",
+        "mode",
+        "shards",
+        "records",
+        "created",
+        title="Kinesis streams (made by CreateStream)",
+        title_justify="left",
+    )
+    for k in status.kinesis_streams:
+        kinesis.add_row(
+            k.name,
+            k.mode,
+            "?" if k.shards is None else str(k.shards),
+            "?" if k.records is None else f"{k.records:,}",
+            dt.datetime.fromtimestamp(k.created_at, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        )
+    for table in (topics, kinesis, groups, processes, lake):
         if table.row_count:
             console.print(table)
     if status.hidden_processes:
@@ -83,9 +100,9 @@ def register(app: typer.Typer) -> None:
             ),
         ] = False,
     ) -> None:
-        """The pipeline at a glance: topics and offsets, consumer lag (records and ms behind latest),
-        stream apps and delivery streams (running, or stopped in the last 10 minutes), and lake
-        datasets. A process is running while it beats on the status board, from any host or
+        """The pipeline at a glance: topics and offsets, Kinesis streams made by the API's CreateStream,
+        consumer lag (records and ms behind latest), stream apps and delivery streams (running, or
+        stopped in the last 10 minutes), and lake datasets. A process is running while it beats on the status board, from any host or
         container that shares the state folder. Exit 1 when Kafka does not answer."""
         settings = settings_from(bootstrap_servers=bootstrap_servers, lake=lake)
         status = collect_status(settings, all_processes=all_processes)
