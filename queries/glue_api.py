@@ -8,8 +8,9 @@ AWSGlue.<Action>` with (botocore's `glue/2017-03-31` model, metadata.targetPrefi
   `queries.glue_expressions.table_pattern`), GetTable, GetPartitions (`Expression`: a partition
   filter, `queries.glue_expressions.partition_predicate`; `NextToken`/`MaxResults`; `Segment`;
   `ExcludeColumnSchema`), GetPartition.
-- **Writing:** CreateDatabase, DeleteDatabase, CreateTable, DeleteTable, BatchCreatePartition,
-  CreatePartition, DeletePartition: for tables over other data in the lake (a CSV or JSON folder),
+- **Writing:** CreateDatabase, DeleteDatabase, CreateTable, UpdateTable, DeleteTable,
+  BatchDeleteTable, BatchCreatePartition, CreatePartition, BatchGetPartition, DeletePartition,
+  BatchDeletePartition: for tables over other data in the lake (a CSV or JSON folder),
   kept in SQLite under the state folder (`queries.glue_store`), so they survive a restart.
 
 The database `default` is the lake (`queries.catalog`, what Athena's `QueryExecutionContext`
@@ -212,6 +213,35 @@ class DeleteTableInput(CatalogRef):
     Name: NameStr
 
 
+class UpdateTableInput(CatalogRef):
+    DatabaseName: NameStr
+    Name: NameStr | None = None
+    TableInput: TableIn | None = None
+    SkipArchive: bool | None = None
+    VersionId: NameStr | None = None
+
+
+class BatchDeleteTableInput(CatalogRef):
+    DatabaseName: NameStr
+    TablesToDelete: Annotated[list[NameStr], Field(max_length=100)]
+
+
+class PartitionValuesIn(AwsModel):
+    Values: list[ValueStr]
+
+
+class BatchGetPartitionInput(CatalogRef):
+    DatabaseName: NameStr
+    TableName: NameStr
+    PartitionsToGet: Annotated[list[PartitionValuesIn], Field(max_length=1000)]
+
+
+class BatchDeletePartitionInput(CatalogRef):
+    DatabaseName: NameStr
+    TableName: NameStr
+    PartitionsToDelete: Annotated[list[PartitionValuesIn], Field(max_length=25)]
+
+
 class BatchCreatePartitionInput(CatalogRef):
     DatabaseName: NameStr
     TableName: NameStr
@@ -236,7 +266,8 @@ class TableSource:
     """What a query engine reads for a Glue table: `location`, a folder in the lake; `format`,
     `parquet`, `csv`, `json` or the table's own SerDe class when it is none of these;
     `columns` and `partition_keys` as (name, Athena type); `serde_parameters` (a CSV table's
-    `field.delim`, `skip.header.line.count`...); `partitions` as (values, folder), values None
+    `field.delim`...) and `table_parameters` (`classification`, `skip.header.line.count`, as
+    awswrangler and Athena's TBLPROPERTIES set them); `partitions` as (values, folder), values None
     for the NULL partition."""
 
     database: str
@@ -246,6 +277,7 @@ class TableSource:
     columns: list[tuple[str, str]]
     partition_keys: list[tuple[str, str]]
     serde_parameters: dict[str, str] = field(default_factory=dict)
+    table_parameters: dict[str, str] = field(default_factory=dict)
     partitions: list[tuple[list[str | None], Path]] = field(default_factory=list)
 
 
@@ -534,16 +566,62 @@ class GlueService:
             raise AwsError("AlreadyExistsException", "Table already exists.")
         return {}
 
-    def delete_table(self, request: DeleteTableInput) -> dict[str, Any]:
+    def update_table(self, request: UpdateTableInput) -> dict[str, Any]:
+        """Replace a stored table's definition (its partitions stay); a table is never renamed."""
         self._check_catalog(request)
-        database, name = request.DatabaseName.lower(), request.Name.lower()
-        self._database(database)
+        if request.TableInput is None:
+            raise _invalid("TableInput is required (open table formats are not supported).")
+        given = request.TableInput
+        table, lake_table = self._table(request.DatabaseName, given.Name)
+        if lake_table is not None:
+            raise _invalid(f"Table {table['Name']} is the lake's dataset: its definition is its files.")
+        if request.Name is not None and request.Name.lower() != given.Name.lower():
+            raise _invalid("A table cannot be renamed: Name and TableInput.Name differ.")
+        descriptor = given.StorageDescriptor
+        self._check_location(descriptor.Location if descriptor else None)
+        for location in (descriptor.AdditionalLocations or []) if descriptor else []:
+            self._check_location(location)
+        body: dict[str, Any] = {
+            "Name": table["Name"],
+            "DatabaseName": table["DatabaseName"],
+            **given.model_dump(exclude_none=True, exclude={"Name"}),
+            "CreateTime": table.get("CreateTime"),
+            "UpdateTime": self.clock(),
+            "CatalogId": ACCOUNT_ID,
+            "IsRegisteredWithLakeFormation": False,
+        }
+        body.setdefault("PartitionKeys", [])
+        body.setdefault("Retention", 0)
+        if not self.store.replace_table(table["DatabaseName"], table["Name"], body):
+            raise _not_found(f"Table {table['Name']} not found.")
+        return {}
+
+    def _drop_table(self, database: str, name: str) -> None:
         if self.store.drop_table(database, name):
-            return {}
+            return
         if database == LAKE_DATABASE and name in self._lake_tables():
             msg = f"Table {name} is the lake's dataset folder {name}/; it is listed while it holds files (remove the folder to drop it)."
             raise _invalid(msg)
         raise _not_found(f"Table {name} not found.")
+
+    def delete_table(self, request: DeleteTableInput) -> dict[str, Any]:
+        self._check_catalog(request)
+        self._database(request.DatabaseName)
+        self._drop_table(request.DatabaseName.lower(), request.Name.lower())
+        return {}
+
+    def batch_delete_table(self, request: BatchDeleteTableInput) -> dict[str, Any]:
+        self._check_catalog(request)
+        self._database(request.DatabaseName)
+        errors = []
+        for name in request.TablesToDelete:
+            try:
+                self._drop_table(request.DatabaseName.lower(), name.lower())
+            except AwsError as exc:
+                errors.append(
+                    {"TableName": name, "ErrorDetail": {"ErrorCode": exc.code, "ErrorMessage": exc.text}}
+                )
+        return {"Errors": errors} if errors else {}
 
     def batch_create_partition(self, request: BatchCreatePartitionInput) -> dict[str, Any]:
         self._check_catalog(request)
@@ -595,6 +673,30 @@ class GlueService:
                 )
         return errors
 
+    def batch_get_partition(self, request: BatchGetPartitionInput) -> dict[str, Any]:
+        """The partitions asked for that exist, in the order asked; unknown ones are left out, as Glue does."""
+        self._check_catalog(request)
+        _, partitions = self._partitions(request.DatabaseName, request.TableName)
+        by_values = {json.dumps(p["Values"]): p for p in partitions}
+        found = [
+            by_values[key]
+            for key in dict.fromkeys(json.dumps(p.Values) for p in request.PartitionsToGet)
+            if key in by_values
+        ]
+        return {"Partitions": found, "UnprocessedKeys": []}
+
+    def batch_delete_partition(self, request: BatchDeletePartitionInput) -> dict[str, Any]:
+        self._check_catalog(request)
+        table, lake_table = self._table(request.DatabaseName, request.TableName)
+        if lake_table is not None:
+            raise _invalid(f"Table {table['Name']} is the lake's dataset: its partitions are its folders.")
+        errors = []
+        for partition in request.PartitionsToDelete:
+            if not self.store.drop_partition(table["DatabaseName"], table["Name"], partition.Values):
+                detail = {"ErrorCode": "EntityNotFoundException", "ErrorMessage": "Cannot find partition."}
+                errors.append({"PartitionValues": partition.Values, "ErrorDetail": detail})
+        return {"Errors": errors} if errors else {}
+
     def delete_partition(self, request: DeletePartitionInput) -> dict[str, Any]:
         self._check_catalog(request)
         table, lake_table = self._table(request.DatabaseName, request.TableName)
@@ -637,6 +739,7 @@ class GlueService:
             columns=columns,
             partition_keys=keys,
             serde_parameters=dict(serde.get("Parameters") or {}),
+            table_parameters=dict(table.get("Parameters") or {}),
             partitions=folders,
         )
 
@@ -727,8 +830,12 @@ def glue_actions(service: GlueService) -> ActionTable:
         "CreateDatabase": action(CreateDatabaseInput, service.create_database),
         "DeleteDatabase": action(DeleteDatabaseInput, service.delete_database),
         "CreateTable": action(CreateTableInput, service.create_table),
+        "UpdateTable": action(UpdateTableInput, service.update_table),
         "DeleteTable": action(DeleteTableInput, service.delete_table),
+        "BatchDeleteTable": action(BatchDeleteTableInput, service.batch_delete_table),
         "BatchCreatePartition": action(BatchCreatePartitionInput, service.batch_create_partition),
         "CreatePartition": action(CreatePartitionInput, service.create_partition),
+        "BatchGetPartition": action(BatchGetPartitionInput, service.batch_get_partition),
         "DeletePartition": action(DeletePartitionInput, service.delete_partition),
+        "BatchDeletePartition": action(BatchDeletePartitionInput, service.batch_delete_partition),
     }

@@ -104,6 +104,15 @@ class GlueStore:
     def add_table(self, database: str, name: str, body: dict[str, Any]) -> bool:
         return self._insert("INSERT INTO tables VALUES (?, ?, ?)", database, name, json.dumps(body))
 
+    def replace_table(self, database: str, name: str, body: dict[str, Any]) -> bool:
+        """Replace a table's JSON (its partitions stay); False when there is no such table."""
+        with self._lock:
+            cursor = self._db.execute(
+                "UPDATE tables SET body = ? WHERE database = ? AND name = ?",
+                (json.dumps(body), database, name),
+            )
+            return cursor.rowcount > 0
+
     def drop_table(self, database: str, name: str) -> bool:
         return self._delete(
             [

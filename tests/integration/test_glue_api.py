@@ -547,6 +547,7 @@ def test_create_database_and_table_over_uploaded_csv(glue, database: str, server
         columns=[("sale_id", "string"), ("amount", "double")],
         partition_keys=[("region", "string")],
         serde_parameters={"field.delim": ",", "skip.header.line.count": "1"},
+        table_parameters={"classification": "csv"},
         partitions=[(["eu"], root / "sales_csv" / "region=eu"), (["us"], root / "sales_csv" / "region=us")],
     )
     source = server[1].table_source("default", "clickstream_events")
@@ -569,6 +570,92 @@ def test_create_database_and_table_over_uploaded_csv(glue, database: str, server
     with pytest.raises(ClientError) as caught:
         glue.get_database(Name=database)
     assert _code(caught) == ("EntityNotFoundException", f"Database {database} not found.")
+
+
+def test_update_table_and_the_batch_actions(glue, database: str) -> None:
+    glue.create_table(DatabaseName=database, TableInput=SALES_INPUT)
+    columns = [{"Name": "sale_id", "Type": "string"}, {"Name": "amount", "Type": "decimal(10,2)"}]
+    changed = {
+        **SALES_INPUT,
+        "Description": "amounts as decimals",
+        "StorageDescriptor": {**SALES_INPUT["StorageDescriptor"], "Columns": columns},
+    }
+    glue.batch_create_partition(
+        DatabaseName=database, TableName="sales", PartitionInputList=[_region("eu"), _region("us")]
+    )
+    glue.update_table(DatabaseName=database, TableInput=changed)
+    table = glue.get_table(DatabaseName=database, Name="sales")["Table"]
+    assert (table["Description"], table["StorageDescriptor"]["Columns"]) == ("amounts as decimals", columns)
+    assert (_seconds(table["CreateTime"]), _seconds(table["UpdateTime"])) == (NOW, NOW)
+    for call, expected in (
+        (
+            lambda: glue.update_table(DatabaseName=database, TableInput={**changed, "Name": "nope"}),
+            ("EntityNotFoundException", "Table nope not found."),
+        ),
+        (
+            lambda: glue.update_table(DatabaseName="default", TableInput={"Name": "visitors"}),
+            ("InvalidInputException", "Table visitors is the lake's dataset: its definition is its files."),
+        ),
+        (
+            lambda: glue.update_table(
+                DatabaseName=database,
+                TableInput={**changed, "StorageDescriptor": {"Location": "s3://elsewhere/sales/"}},
+            ),
+            (
+                "AccessDeniedException",
+                "Insufficient Lake Formation permission(s) on s3://elsewhere/sales/: the only data location is "
+                "the lake, s3://tidelake-lake/",
+            ),
+        ),
+    ):
+        with pytest.raises(ClientError) as caught:
+            call()
+        assert _code(caught) == expected
+
+    got = glue.batch_get_partition(
+        DatabaseName=database,
+        TableName="sales",
+        PartitionsToGet=[{"Values": ["us"]}, {"Values": ["nope"]}, {"Values": ["eu"]}],
+    )
+    assert ([p["Values"] for p in got["Partitions"]], got["UnprocessedKeys"]) == ([["us"], ["eu"]], [])
+    lake_got = glue.batch_get_partition(
+        DatabaseName="default",
+        TableName="clickstream_events",
+        PartitionsToGet=[{"Values": ["2019-01-23", "05"]}],
+    )
+    assert [p["StorageDescriptor"]["Location"] for p in lake_got["Partitions"]] == [
+        "s3://tidelake-lake/clickstream_events/dt=2019-01-23/hour=05/"
+    ]
+    deleted = glue.batch_delete_partition(
+        DatabaseName=database,
+        TableName="sales",
+        PartitionsToDelete=[{"Values": ["eu"]}, {"Values": ["nope"]}],
+    )
+    assert deleted["Errors"] == [
+        {
+            "PartitionValues": ["nope"],
+            "ErrorDetail": {"ErrorCode": "EntityNotFoundException", "ErrorMessage": "Cannot find partition."},
+        }
+    ]
+    assert [
+        p["Values"] for p in glue.get_partitions(DatabaseName=database, TableName="sales")["Partitions"]
+    ] == [["us"]]
+
+    dropped = glue.batch_delete_table(DatabaseName=database, TablesToDelete=["sales", "nope"])
+    assert dropped["Errors"] == [
+        {
+            "TableName": "nope",
+            "ErrorDetail": {"ErrorCode": "EntityNotFoundException", "ErrorMessage": "Table nope not found."},
+        }
+    ]
+    assert glue.get_tables(DatabaseName=database)["TableList"] == []
+    # a table made again under the same name starts without the old partitions
+    glue.create_table(DatabaseName=database, TableInput=SALES_INPUT)
+    assert glue.get_partitions(DatabaseName=database, TableName="sales")["Partitions"] == []
+    kept = glue.batch_delete_table(DatabaseName="default", TablesToDelete=["visitors"])
+    assert [(e["TableName"], e["ErrorDetail"]["ErrorCode"]) for e in kept["Errors"]] == [
+        ("visitors", "InvalidInputException")
+    ]
 
 
 @pytest.mark.parametrize(
@@ -795,3 +882,59 @@ def test_awswrangler_reads_the_catalog(wrangler) -> None:
         "s3://tidelake-lake/visitors/"
     )
     assert "default" in wr.catalog.databases(boto3_session=session)["Database"].tolist()
+
+
+def test_awswrangler_registers_a_csv_table_over_uploaded_data(wrangler, server, lake) -> None:
+    wr, session = wrangler
+    root, _ = lake
+    name = f"wr_{uuid.uuid4().hex[:8]}"
+    wr.catalog.create_database(name, description="made by awswrangler", boto3_session=session)
+    try:
+        wr.catalog.create_csv_table(
+            database=name,
+            table="sales",
+            path="s3://tidelake-lake/sales_csv/",
+            columns_types={"sale_id": "string", "amount": "double"},
+            partitions_types={"region": "string"},
+            skip_header_line_count=1,
+            boto3_session=session,
+        )
+        wr.catalog.add_csv_partitions(
+            database=name,
+            table="sales",
+            partitions_values={
+                "s3://tidelake-lake/sales_csv/region=eu/": ["eu"],
+                "s3://tidelake-lake/sales_csv/region=us/": ["us"],
+            },
+            boto3_session=session,
+        )
+        assert wr.catalog.get_csv_partitions(database=name, table="sales", boto3_session=session) == {
+            "s3://tidelake-lake/sales_csv/region=eu/": ["eu"],
+            "s3://tidelake-lake/sales_csv/region=us/": ["us"],
+        }
+        assert wr.catalog.get_table_types(database=name, table="sales", boto3_session=session) == {
+            "sale_id": "string",
+            "amount": "double",
+            "region": "string",
+        }
+        source = server[1].table_source(name, "sales")
+        assert (source.location, source.format, source.table_parameters["skip.header.line.count"]) == (
+            root / "sales_csv",
+            "csv",
+            "1",
+        )
+        assert [values for values, _ in source.partitions] == [["eu"], ["us"]]
+        with pytest.raises(ClientError) as caught:
+            wr.catalog.create_csv_table(
+                database=name,
+                table="stolen",
+                path="s3://someone-else/data/",
+                columns_types={"a": "string"},
+                boto3_session=session,
+            )
+        assert caught.value.response["Error"]["Code"] == "AccessDeniedException"
+        assert wr.catalog.delete_table_if_exists(database=name, table="sales", boto3_session=session) is True
+        assert wr.catalog.does_table_exist(database=name, table="sales", boto3_session=session) is False
+    finally:
+        wr.catalog.delete_database(name, boto3_session=session)
+    assert name not in wr.catalog.databases(boto3_session=session)["Database"].tolist()
