@@ -751,7 +751,8 @@ def table_format(table: dict[str, Any]) -> str:
     classification = ((table.get("Parameters") or {}).get("classification") or "").lower()
     if classification in ("parquet", "csv", "json"):
         return classification
-    serde = ((descriptor.get("SerdeInfo") or {}).get("SerializationLibrary") or "").lower()
+    serde_class = (descriptor.get("SerdeInfo") or {}).get("SerializationLibrary") or ""
+    serde = serde_class.lower()
     input_format = descriptor.get("InputFormat") or ""
     if "parquet" in serde or "parquet" in input_format.lower():
         return "parquet"
@@ -759,7 +760,7 @@ def table_format(table: dict[str, Any]) -> str:
         return "json"
     if "opencsvserde" in serde or "lazysimpleserde" in serde:
         return "csv"
-    return serde or input_format or "unknown"
+    return serde_class or input_format or "unknown"
 
 
 def _mtime(path: Path) -> float:
