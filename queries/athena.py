@@ -4,7 +4,8 @@ Shapes and limits come from botocore's Athena model (`botocore/data/athena/2017-
 QueryString 1-262,144 characters, ids 1-128 non-blank characters, WorkGroup `[a-zA-Z0-9._-]{1,128}`,
 ClientRequestToken 32-128, NextToken 1-1,024, GetQueryResults' MaxResults 1-1,000, the list
 actions' 0-50 (ListWorkGroups 1-50), batches of 1-50 ids, BytesScannedCutoffPerQuery at least
-10,000,000. A body that breaks them is Athena's `InvalidRequestException` (HTTP 400), never a 500.
+10,000,000, StatementName `[a-zA-Z_][a-zA-Z0-9_@:]{1,256}`, the metadata actions' MaxResults 1-50
+(ListDataCatalogs 2-50), Expression 0-256 characters. A body that breaks them is Athena's `InvalidRequestException` (HTTP 400), never a 500.
 Members the model does not name are ignored, as AWS's services do for fields a client is newer
 than; values of the wrong JSON type are refused (no coercion: `"QueryString": 123` is an error).
 """
@@ -16,6 +17,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from queries import athena_metadata as metadata
+from queries.prepared import PreparedStatement
 from queries.service import PRIMARY, Execution, QueryService, RequestError
 
 QueryText = Annotated[str, Field(min_length=1, max_length=262_144)]
@@ -25,6 +28,12 @@ Token = Annotated[str, Field(min_length=1, max_length=1024)]
 IdempotencyToken = Annotated[str, Field(min_length=32, max_length=128)]
 IdBatch = Annotated[list[ResourceId], Field(min_length=1, max_length=50)]
 Cutoff = Annotated[int, Field(ge=10_000_000)]
+StatementNameText = Annotated[
+    str, Field(min_length=1, max_length=256, pattern=r"^[a-zA-Z_][a-zA-Z0-9_@:]{1,255}$")
+]
+DescriptionText = Annotated[str, Field(min_length=1, max_length=1024)]
+CatalogNameText = Annotated[str, Field(min_length=1, max_length=256)]
+NameText = Annotated[str, Field(min_length=1, max_length=128)]
 
 
 class _Body(BaseModel):
@@ -124,6 +133,73 @@ class DeleteWorkGroup(_Body):
     RecursiveDeleteOption: bool | None = None
 
 
+class CreatePreparedStatement(_Body):
+    StatementName: StatementNameText
+    WorkGroup: WorkGroupName
+    QueryStatement: QueryText
+    Description: DescriptionText | None = None
+
+
+class PreparedStatementRef(_Body):
+    StatementName: StatementNameText
+    WorkGroup: WorkGroupName
+
+
+class BatchGetPreparedStatement(_Body):
+    PreparedStatementNames: Annotated[list[StatementNameText], Field(min_length=1, max_length=50)]
+    WorkGroup: WorkGroupName
+
+
+class ListPreparedStatements(_Body):
+    WorkGroup: WorkGroupName
+    NextToken: Token | None = None
+    MaxResults: Annotated[int, Field(ge=1, le=50)] = 50
+
+
+class ListDataCatalogs(_Body):
+    NextToken: Token | None = None
+    MaxResults: Annotated[int, Field(ge=2, le=50)] = 50
+    WorkGroup: WorkGroupName | None = None
+
+
+class GetDataCatalog(_Body):
+    Name: CatalogNameText
+    WorkGroup: WorkGroupName | None = None
+
+
+class ListDatabases(_Body):
+    CatalogName: CatalogNameText
+    NextToken: Token | None = None
+    MaxResults: Annotated[int, Field(ge=1, le=50)] = 50
+    WorkGroup: WorkGroupName | None = None
+    AttributesToGet: Annotated[list[Literal["NAME"]], Field(max_length=1)] | None = None
+
+
+class GetDatabase(_Body):
+    CatalogName: CatalogNameText
+    DatabaseName: NameText
+    WorkGroup: WorkGroupName | None = None
+
+
+class ListTableMetadata(_Body):
+    CatalogName: CatalogNameText
+    DatabaseName: NameText
+    Expression: Annotated[str, Field(max_length=256)] | None = None
+    NextToken: Token | None = None
+    MaxResults: Annotated[int, Field(ge=1, le=50)] = 50
+    WorkGroup: WorkGroupName | None = None
+    AttributesToGet: (
+        Annotated[list[Literal["NAME", "TABLE_TYPE"]], Field(min_length=1, max_length=2)] | None
+    ) = None
+
+
+class GetTableMetadata(_Body):
+    CatalogName: CatalogNameText
+    DatabaseName: NameText
+    TableName: NameText
+    WorkGroup: WorkGroupName | None = None
+
+
 #: Athena action name -> the model of its request body.
 REQUESTS: dict[str, type[_Body]] = {
     "StartQueryExecution": StartQueryExecution,
@@ -142,6 +218,19 @@ REQUESTS: dict[str, type[_Body]] = {
     "UpdateWorkGroup": UpdateWorkGroup,
     "DeleteWorkGroup": DeleteWorkGroup,
     "ListWorkGroups": ListWorkGroups,
+    "GetQueryRuntimeStatistics": QueryExecutionRef,
+    "CreatePreparedStatement": CreatePreparedStatement,
+    "UpdatePreparedStatement": CreatePreparedStatement,
+    "GetPreparedStatement": PreparedStatementRef,
+    "DeletePreparedStatement": PreparedStatementRef,
+    "BatchGetPreparedStatement": BatchGetPreparedStatement,
+    "ListPreparedStatements": ListPreparedStatements,
+    "ListDataCatalogs": ListDataCatalogs,
+    "GetDataCatalog": GetDataCatalog,
+    "ListDatabases": ListDatabases,
+    "GetDatabase": GetDatabase,
+    "ListTableMetadata": ListTableMetadata,
+    "GetTableMetadata": GetTableMetadata,
 }
 
 
@@ -177,7 +266,7 @@ def execution_json(service: QueryService, e: Execution) -> dict[str, Any]:
             "Retryable": False,
             "ErrorMessage": e.reason,
         }
-    return {
+    out: dict[str, Any] = {
         "QueryExecutionId": e.id,
         "Query": e.query,
         "StatementType": "DML",
@@ -188,6 +277,21 @@ def execution_json(service: QueryService, e: Execution) -> dict[str, Any]:
         "WorkGroup": e.workgroup,
         "EngineVersion": {"SelectedEngineVersion": "DuckDB", "EffectiveEngineVersion": "DuckDB"},
     }
+    if e.execution_parameters:
+        out["ExecutionParameters"] = list(e.execution_parameters)
+    return out
+
+
+def prepared_json(s: PreparedStatement) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "StatementName": s.name,
+        "QueryStatement": s.query,
+        "WorkGroupName": s.workgroup,
+        "LastModifiedTime": s.modified_ms / 1000,
+    }
+    if s.description:
+        out["Description"] = s.description
+    return out
 
 
 def workgroup_json(service: QueryService, name: str) -> dict[str, Any]:
@@ -254,10 +358,10 @@ def athena_actions(service: QueryService) -> dict[str, Handler]:
     """Athena action name -> its handler, which takes the body as `REQUESTS[name]` validated it."""
 
     def start(b: StartQueryExecution) -> dict[str, Any]:
-        if b.ExecutionParameters:
-            msg = "ExecutionParameters are not supported by tidelake; put the values in QueryString"
-            raise RequestError(msg)
-        return {"QueryExecutionId": service.start(b.QueryString, b.WorkGroup, b.ClientRequestToken)}
+        query_id = service.start(
+            b.QueryString, b.WorkGroup, b.ClientRequestToken, execution_parameters=b.ExecutionParameters
+        )
+        return {"QueryExecutionId": query_id}
 
     def results(b: GetQueryResults) -> dict[str, Any]:
         columns, rows, token = service.page(b.QueryExecutionId, b.MaxResults, b.NextToken)
@@ -324,6 +428,49 @@ def athena_actions(service: QueryService) -> dict[str, Handler]:
         action(argument)
         return {}  # Athena answers these with an empty object
 
+    def put_prepared(b: CreatePreparedStatement, *, create: bool) -> dict[str, Any]:
+        service.put_prepared(
+            b.StatementName, b.WorkGroup, b.QueryStatement, b.Description or "", create=create
+        )
+        return {}
+
+    def delete_prepared(b: PreparedStatementRef) -> dict[str, Any]:
+        service.delete_prepared(b.StatementName, b.WorkGroup)
+        return {}
+
+    def batch_prepared(b: BatchGetPreparedStatement) -> dict[str, Any]:
+        found, missing = _batch(
+            b.PreparedStatementNames,
+            lambda n: prepared_json(service.prepared_statement(n, b.WorkGroup)),
+            "StatementName",
+        )
+        return {"PreparedStatements": found, "UnprocessedPreparedStatementNames": missing}
+
+    def list_prepared(b: ListPreparedStatements) -> dict[str, Any]:
+        statements, token = _paged(service.prepared_statements(b.WorkGroup), b.NextToken, b.MaxResults)
+        found = [{"StatementName": s.name, "LastModifiedTime": s.modified_ms / 1000} for s in statements]
+        return {"PreparedStatements": found, **({"NextToken": token} if token else {})}
+
+    def list_catalogs(b: ListDataCatalogs) -> dict[str, Any]:
+        found, token = _paged(metadata.catalog_summaries(), b.NextToken, b.MaxResults)
+        return {"DataCatalogsSummary": found, **({"NextToken": token} if token else {})}
+
+    def list_databases(b: ListDatabases) -> dict[str, Any]:
+        found, token = _paged([metadata.database(b.CatalogName, "default")], b.NextToken, b.MaxResults)
+        if b.AttributesToGet:
+            found = [{"Name": d["Name"]} for d in found]
+        return {"DatabaseList": found, **({"NextToken": token} if token else {})}
+
+    def list_tables(b: ListTableMetadata) -> dict[str, Any]:
+        tables = metadata.matching_tables(service.engine, b.CatalogName, b.DatabaseName, b.Expression)
+        page, token = _paged(tables, b.NextToken, b.MaxResults)
+        found = [metadata.table_metadata(t, b.AttributesToGet) for t in page]
+        return {"TableMetadataList": found, **({"NextToken": token} if token else {})}
+
+    def get_table(b: GetTableMetadata) -> dict[str, Any]:
+        table = metadata.find_table(service.engine, b.CatalogName, b.DatabaseName, b.TableName)
+        return {"TableMetadata": metadata.table_metadata(table)}
+
     return {
         "StartQueryExecution": start,
         "GetQueryExecution": lambda b: {
@@ -343,4 +490,21 @@ def athena_actions(service: QueryService) -> dict[str, Handler]:
         "UpdateWorkGroup": update_wg,
         "DeleteWorkGroup": lambda b: nothing(service.delete_workgroup, b.WorkGroup),
         "ListWorkGroups": list_wg,
+        "GetQueryRuntimeStatistics": lambda b: {
+            "QueryRuntimeStatistics": service.runtime_statistics(service.get(b.QueryExecutionId))
+        },
+        "CreatePreparedStatement": lambda b: put_prepared(b, create=True),
+        "UpdatePreparedStatement": lambda b: put_prepared(b, create=False),
+        "GetPreparedStatement": lambda b: {
+            "PreparedStatement": prepared_json(service.prepared_statement(b.StatementName, b.WorkGroup))
+        },
+        "DeletePreparedStatement": delete_prepared,
+        "BatchGetPreparedStatement": batch_prepared,
+        "ListPreparedStatements": list_prepared,
+        "ListDataCatalogs": list_catalogs,
+        "GetDataCatalog": lambda b: {"DataCatalog": metadata.data_catalog(b.Name)},
+        "ListDatabases": list_databases,
+        "GetDatabase": lambda b: {"Database": metadata.database(b.CatalogName, b.DatabaseName)},
+        "ListTableMetadata": list_tables,
+        "GetTableMetadata": get_table,
     }

@@ -75,6 +75,9 @@ class QueryResult:
     table: pa.Table
     bytes_scanned: int
     engine_ms: int
+    #: rows DuckDB's scans read (the profiler's `total_rows_scanned`) and its planning time, in ms
+    rows_scanned: int = 0
+    planning_ms: int = 0
 
 
 @dataclass
@@ -213,7 +216,7 @@ class Engine:
 
     # -- running -----------------------------------------------------------------------------
     def run(
-        self, sql: str, params: dict[str, Any] | None = None, control: RunControl | None = None
+        self, sql: str, params: dict[str, Any] | list[Any] | None = None, control: RunControl | None = None
     ) -> QueryResult:
         """Check, run and measure one statement. Raises QueryRefused, TableNotFound, QueryCancelled or QueryError.
 
@@ -240,7 +243,7 @@ class Engine:
         self,
         session: duckdb.DuckDBPyConnection,
         text: str,
-        params: dict[str, Any],
+        params: dict[str, Any] | list[Any],
         control: RunControl,
         deadline: float,
     ) -> QueryResult:
@@ -256,7 +259,7 @@ class Engine:
         started = time.perf_counter()
         try:
             table = self._fetch(session, text, params)
-            bytes_scanned = _bytes_read(session)
+            bytes_scanned, rows_scanned, planning_ms = _profile(session)
         except duckdb.InterruptException as exc:
             msg = f"query cancelled: {control.reason or 'interrupted'}"
             raise QueryCancelled(msg) from exc
@@ -271,7 +274,7 @@ class Engine:
             control._done.set()
             watcher.join()
         engine_ms = round((time.perf_counter() - started) * 1000)
-        return QueryResult(table, bytes_scanned, engine_ms)
+        return QueryResult(table, bytes_scanned, engine_ms, rows_scanned, planning_ms)
 
     def _vanished(self, *, all_files: bool) -> list[Path]:
         """Paths the last refresh listed that are gone now: of every table when `all_files`, else
@@ -291,7 +294,9 @@ class Engine:
         finally:
             self._sessions.put(session)
 
-    def _fetch(self, session: duckdb.DuckDBPyConnection, text: str, params: dict[str, Any]) -> pa.Table:
+    def _fetch(
+        self, session: duckdb.DuckDBPyConnection, text: str, params: dict[str, Any] | list[Any]
+    ) -> pa.Table:
         relation = session.sql(text, params=params or None)
         if relation is None:
             return pa.table({})
@@ -366,10 +371,17 @@ class Engine:
         return f"table {name!r} does not exist in the lake at {self.lake}; known tables: {', '.join(known)}"
 
 
-def _bytes_read(session: duckdb.DuckDBPyConnection) -> int:
+def _profile(session: duckdb.DuckDBPyConnection) -> tuple[int, int, int]:
+    """(bytes read, rows scanned, planning ms) of the session's last query, from DuckDB's profiler."""
     try:
         profile = json.loads(session.get_profiling_information(format="json"))
     except (duckdb.Error, ValueError):
-        return 0
+        return 0, 0, 0
     io = profile.get("io") or {}
-    return int(io.get("total_bytes_read") or 0)
+    query = profile.get("query") or {}
+    planner = profile.get("planner") or {}
+    return (
+        int(io.get("total_bytes_read") or 0),
+        int(query.get("total_rows_scanned") or 0),
+        round(float(planner.get("total_time") or 0) * 1000),
+    )

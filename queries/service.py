@@ -2,6 +2,15 @@
 
     StartQueryExecution -> QUEUED -> RUNNING -> SUCCEEDED | FAILED | CANCELLED
 
+A query's `?` placeholders take its ExecutionParameters (Athena's SQL literals, read by
+`queries.athena_params` and bound by DuckDB); `EXECUTE name [USING ...]` runs a prepared statement
+of the execution's workgroup (`queries.prepared`). A count that does not match, a value that is not a
+literal or an unknown prepared statement FAILS the execution, as on Athena.
+
+Executions, workgroups, named queries and prepared statements are kept in `queries.athena_state`'s
+SQLite file in the results folder: a new service on the same folder sees them all. An execution
+that was QUEUED or RUNNING when the previous server stopped is CANCELLED when the next one starts.
+
 At most `concurrency` queries run at once; the others wait in QUEUED. A workgroup's
 BytesScannedCutoffPerQuery is checked when a query's scan is measured (at its end, since DuckDB
 reports bytes read per finished query): a query over the cutoff is CANCELLED with Athena's reason
@@ -15,19 +24,26 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 from core.errors import QueryCancelled, QueryError, QueryRefused, TableNotFound, TidelakeError
+from queries.athena_params import ParameterError, bind
+from queries.athena_state import AthenaState
 from queries.billing import athena_bill
 from queries.engine import Engine, RunControl
-from queries.results import ResultStore
+from queries.prepared import PreparedStatement, execute_values, parse_execute
+from queries.results import ResultStore, as_text
 
 TERMINAL = ("SUCCEEDED", "FAILED", "CANCELLED")
 PRIMARY = "primary"
 #: Athena's ErrorCategory: 1 system, 2 user, 3 other.
 SYSTEM, USER, OTHER = 1, 2, 3
 CUTOFF_REASON = "Query cancelled! : Bytes scanned limit was exceeded"
+#: Athena's ErrorType for a wrong parameter count (seen in its answers: "Incorrect number of parameters")
+PARAMETER_ERROR_TYPE = 1006
+STOPPED_REASON = "the server stopped before this query finished; run it again"
 
 
 class RequestError(TidelakeError):
@@ -51,6 +67,8 @@ class Execution:
     workgroup: str
     #: values bound to the query's `$name` placeholders by DuckDB (a named query's parameters)
     params: dict[str, Any] = field(default_factory=dict)
+    #: Athena's ExecutionParameters as given: SQL literals for the query's `?`s, echoed back
+    execution_parameters: list[str] = field(default_factory=list)
     submitted_ms: int = field(default_factory=_now_ms)
     state: str = "QUEUED"
     reason: str = ""
@@ -61,6 +79,10 @@ class Execution:
     bytes_scanned: int = 0
     engine_ms: int = 0
     rows: int = 0
+    rows_scanned: int = 0
+    planning_ms: int = 0
+    #: the statement run, when it is not `query` itself (the prepared statement of an EXECUTE)
+    ran: str = ""
     control: RunControl = field(default_factory=RunControl, repr=False)
 
     @property
@@ -70,6 +92,18 @@ class Execution:
     @property
     def total_ms(self) -> int:
         return (self.completed_ms or _now_ms()) - self.submitted_ms
+
+    def record(self) -> dict[str, Any]:
+        """This execution as JSON for `AthenaState` (a named query's values as Athena text)."""
+        body = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "control"}
+        body["params"] = {name: as_text(value) for name, value in self.params.items()}
+        body["execution_parameters"] = list(self.execution_parameters)
+        return body
+
+    @classmethod
+    def from_record(cls, body: dict[str, Any]) -> Execution:
+        known = {f for f in cls.__dataclass_fields__ if f != "control"}
+        return cls(**{k: v for k, v in body.items() if k in known})
 
 
 @dataclass
@@ -91,9 +125,14 @@ class SavedQuery:
 
 
 class QueryService:
-    """Everything the HTTP API serves, with no HTTP in it."""
+    """Everything the HTTP API serves, with no HTTP in it.
 
-    def __init__(self, engine: Engine, results: ResultStore, concurrency: int = 2) -> None:
+    `state_folder` holds the SQLite state (default: the results folder); everything kept there by an
+    earlier service on the same folder is loaded here."""
+
+    def __init__(
+        self, engine: Engine, results: ResultStore, concurrency: int = 2, state_folder: Path | None = None
+    ) -> None:
         self.engine = engine
         self.results = results
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="tidelake-query")
@@ -102,6 +141,30 @@ class QueryService:
         self._tokens: dict[str, str] = {}
         self.workgroups: dict[str, Workgroup] = {PRIMARY: Workgroup(PRIMARY, "the default workgroup")}
         self.saved: dict[str, SavedQuery] = {}
+        #: (workgroup, statement name) -> prepared statement
+        self.prepared: dict[tuple[str, str], PreparedStatement] = {}
+        self.state = AthenaState(state_folder or results.folder)
+        self._load()
+
+    def _load(self) -> None:
+        for name, body in self.state.all("workgroups"):
+            self.workgroups[name] = Workgroup(**body)
+        for key, body in self.state.all("named_queries"):
+            self.saved[key] = SavedQuery(**body)
+        for _, body in self.state.all("prepared_statements"):
+            statement = PreparedStatement(**body)
+            self.prepared[(statement.workgroup, statement.name)] = statement
+        for key, body in self.state.all("executions"):
+            execution = Execution.from_record(body)
+            if execution.state not in TERMINAL:
+                execution.state, execution.reason = "CANCELLED", STOPPED_REASON
+                execution.error_category, execution.error_type = SYSTEM, 401
+                execution.completed_ms = execution.completed_ms or _now_ms()
+                self.state.put("executions", key, execution.record())
+            self._executions[key] = execution
+        for token, body in self.state.all("tokens"):
+            if body["id"] in self._executions:
+                self._tokens[token] = body["id"]
 
     def close(self) -> None:
         with self._lock:
@@ -109,6 +172,7 @@ class QueryService:
         for execution in running:
             execution.control.stop("the server is shutting down")
         self._pool.shutdown(wait=True, cancel_futures=True)
+        self.state.close()
 
     # -- executions --------------------------------------------------------------------------
     def start(
@@ -117,8 +181,10 @@ class QueryService:
         workgroup: str = PRIMARY,
         client_token: str | None = None,
         params: dict[str, Any] | None = None,
+        execution_parameters: list[str] | None = None,
     ) -> str:
-        """Queue `query` (with `params` bound to its `$name` placeholders by DuckDB, never pasted in)."""
+        """Queue `query`: `params` are bound to its `$name` placeholders by DuckDB, `execution_parameters`
+        (Athena's, SQL literals) to its `?`s, never pasted into its text."""
         if not query or not query.strip():
             msg = "QueryString is empty; give one SELECT statement"
             raise RequestError(msg)
@@ -126,17 +192,26 @@ class QueryService:
         with self._lock:
             if client_token and client_token in self._tokens:
                 earlier = self._executions[self._tokens[client_token]]
-                if (earlier.query, earlier.workgroup, earlier.params) != (query, workgroup, params or {}):
+                if (earlier.query, earlier.workgroup, earlier.execution_parameters) != (
+                    query,
+                    workgroup,
+                    list(execution_parameters or []),
+                ) or (params is not None and earlier.params != params):
                     msg = (
                         f"Idempotent parameters do not match: ClientRequestToken {client_token} was used "
                         f"for query {earlier.id} with another QueryString or WorkGroup; use a new token"
                     )
                     raise RequestError(msg)
                 return earlier.id  # Athena's idempotency token: the same request, the same execution
-            execution = Execution(str(uuid.uuid4()), query, workgroup, dict(params or {}))
+            execution = Execution(
+                str(uuid.uuid4()), query, workgroup, dict(params or {}), list(execution_parameters or [])
+            )
             self._executions[execution.id] = execution
             if client_token:
                 self._tokens[client_token] = execution.id
+        self.state.put("executions", execution.id, execution.record())
+        if client_token:
+            self.state.put("tokens", client_token, {"id": execution.id})
         self._pool.submit(self._run, execution)
         return execution.id
 
@@ -148,14 +223,19 @@ class QueryService:
             execution.started_ms = _now_ms()
         cutoff = self.workgroups.get(execution.workgroup, Workgroup(PRIMARY)).bytes_scanned_cutoff
         try:
-            result = self.engine.run(execution.query, execution.params, control=execution.control)
+            sql, values = self._statement(execution)
+            result = self.engine.run(sql, values, control=execution.control)
             execution.bytes_scanned = result.bytes_scanned
             execution.engine_ms = result.engine_ms
+            execution.rows_scanned = result.rows_scanned
+            execution.planning_ms = result.planning_ms
             if cutoff is not None and result.bytes_scanned > cutoff:
                 self._finish(execution, "CANCELLED", CUTOFF_REASON, USER, 1006)
                 return
             execution.rows = self.results.save(execution.id, result.table)
             self._finish(execution, "SUCCEEDED", "", None, None)
+        except ParameterError as exc:
+            self._finish(execution, "FAILED", str(exc), USER, PARAMETER_ERROR_TYPE)
         except QueryCancelled as exc:
             self._finish(execution, "CANCELLED", str(exc), USER, 206 if "time limit" in str(exc) else 1005)
         except (QueryRefused, TableNotFound, QueryError) as exc:
@@ -178,6 +258,25 @@ class QueryService:
             execution.state, execution.reason = state, reason
             execution.error_category, execution.error_type = category, kind
             execution.completed_ms = _now_ms()
+            record = execution.record()
+        self.state.put("executions", execution.id, record)
+
+    def _statement(self, execution: Execution) -> tuple[str, dict[str, Any] | list[Any]]:
+        """(SQL, values for DuckDB to bind) of an execution: its query and `$name` values, or its `?`s'
+        typed ExecutionParameters, or the prepared statement an `EXECUTE` names with its values."""
+        if execution.params:
+            return execution.query, execution.params
+        executed = parse_execute(execution.query)
+        if executed is None:
+            return execution.query, bind(execution.query, execution.execution_parameters)
+        name, using = executed
+        statement = self.prepared.get((execution.workgroup, name))
+        if statement is None:
+            msg = f"Prepared statement {name} was not found in workgroup {execution.workgroup}"
+            raise ParameterError(msg)
+        execution.ran = statement.query
+        values = execute_values(using, execution.execution_parameters)
+        return statement.query, bind(statement.query, values)
 
     def get(self, query_id: str) -> Execution:
         with self._lock:
@@ -217,6 +316,51 @@ class QueryService:
         chunk = all_rows[offset : offset + max_results]
         end = offset + len(chunk)
         return columns, chunk, encode_token(query_id, end) if end < len(all_rows) else None
+
+    def runtime_statistics(self, execution: Execution) -> dict[str, Any]:
+        """Athena's QueryRuntimeStatistics (GetQueryRuntimeStatistics) from what DuckDB measured.
+
+        Timeline: queue, planning (DuckDB's planner), engine and total times in ms; service pre- and
+        post-processing are 0. Rows: InputRows = rows out of DuckDB's table scans (the profiler's
+        total_rows_scanned: after the filters DuckDB pushes into a scan), InputBytes = bytes read
+        from the lake (the billed DataScannedInBytes), OutputRows = result rows, OutputBytes = the
+        size of the `<id>.csv` result file. OutputStage: one stage, no plan tree."""
+        rows = {
+            "InputRows": execution.rows_scanned,
+            "InputBytes": execution.bytes_scanned,
+            "OutputBytes": self._output_bytes(execution),
+            "OutputRows": execution.rows,
+        }
+        out: dict[str, Any] = {
+            "Timeline": {
+                "QueryQueueTimeInMillis": execution.queue_ms,
+                "ServicePreProcessingTimeInMillis": 0,
+                "QueryPlanningTimeInMillis": execution.planning_ms,
+                "EngineExecutionTimeInMillis": execution.engine_ms,
+                "ServiceProcessingTimeInMillis": 0,
+                "TotalExecutionTimeInMillis": execution.total_ms,
+            },
+            "Rows": rows,
+        }
+        if execution.state in TERMINAL:
+            out["OutputStage"] = {
+                "StageId": 0,
+                "State": "FINISHED" if execution.state == "SUCCEEDED" else execution.state,
+                "OutputBytes": rows["OutputBytes"],
+                "OutputRows": rows["OutputRows"],
+                "InputBytes": rows["InputBytes"],
+                "InputRows": rows["InputRows"],
+                "ExecutionTime": execution.engine_ms,
+            }
+        return out
+
+    def _output_bytes(self, execution: Execution) -> int:
+        if execution.state != "SUCCEEDED":
+            return 0
+        try:
+            return self.results.csv_path(execution.id).stat().st_size
+        except FileNotFoundError:
+            return 0
 
     def statistics(self, execution: Execution) -> dict[str, Any]:
         return {
@@ -259,7 +403,10 @@ class QueryService:
                 raise RequestError(msg)
             if not create:
                 self.workgroup(name)
-            self.workgroups[name] = Workgroup(name, description, cutoff)
+            created = self.workgroups[name].created_ms if name in self.workgroups else _now_ms()
+            self.workgroups[name] = Workgroup(name, description, cutoff, created)
+            record = asdict(self.workgroups[name])
+        self.state.put("workgroups", name, record)
 
     def delete_workgroup(self, name: str) -> None:
         if name == PRIMARY:
@@ -268,6 +415,12 @@ class QueryService:
         self.workgroup(name)
         with self._lock:
             del self.workgroups[name]
+            gone = [key for key in self.prepared if key[0] == name]
+            for key in gone:
+                del self.prepared[key]
+        self.state.delete("workgroups", name)
+        for workgroup, statement in gone:
+            self.state.delete("prepared_statements", f"{workgroup}/{statement}")
 
     # -- saved (named) queries ----------------------------------------------------------------
     def save_query(self, name: str, query: str, workgroup: str = PRIMARY, description: str = "") -> str:
@@ -278,6 +431,7 @@ class QueryService:
         saved = SavedQuery(str(uuid.uuid4()), name, query, workgroup, description)
         with self._lock:
             self.saved[saved.id] = saved
+        self.state.put("named_queries", saved.id, asdict(saved))
         return saved.id
 
     def saved_query(self, named_query_id: str) -> SavedQuery:
@@ -291,6 +445,50 @@ class QueryService:
         self.saved_query(named_query_id)
         with self._lock:
             self.saved.pop(named_query_id, None)
+        self.state.delete("named_queries", named_query_id)
+
+    # -- prepared statements (per workgroup) --------------------------------------------------
+    def put_prepared(
+        self, name: str, workgroup: str, query: str, description: str = "", *, create: bool = True
+    ) -> None:
+        """CreatePreparedStatement (`create`) or UpdatePreparedStatement: InvalidRequestException for a
+        name taken (create) or an unknown workgroup, ResourceNotFoundException for an unknown name (update)."""
+        self.workgroup(workgroup)
+        with self._lock:
+            exists = (workgroup, name) in self.prepared
+            if create and exists:
+                msg = f"Prepared statement {name} already exists in workgroup {workgroup}"
+                raise RequestError(msg)
+            if not create and not exists:
+                raise _no_statement(name, workgroup)
+            statement = PreparedStatement(name, workgroup, query, description)
+            self.prepared[(workgroup, name)] = statement
+        self.state.put("prepared_statements", f"{workgroup}/{name}", asdict(statement))
+
+    def prepared_statement(self, name: str, workgroup: str) -> PreparedStatement:
+        self.workgroup(workgroup)
+        found = self.prepared.get((workgroup, name))
+        if found is None:
+            raise _no_statement(name, workgroup)
+        return found
+
+    def prepared_statements(self, workgroup: str) -> list[PreparedStatement]:
+        """The workgroup's statements by name."""
+        self.workgroup(workgroup)
+        with self._lock:
+            found = [s for (wg, _), s in self.prepared.items() if wg == workgroup]
+        return sorted(found, key=lambda s: s.name)
+
+    def delete_prepared(self, name: str, workgroup: str) -> None:
+        self.prepared_statement(name, workgroup)
+        with self._lock:
+            self.prepared.pop((workgroup, name), None)
+        self.state.delete("prepared_statements", f"{workgroup}/{name}")
+
+
+def _no_statement(name: str, workgroup: str) -> RequestError:
+    msg = f"Prepared statement {name} was not found in workgroup {workgroup}"
+    return RequestError(msg, "ResourceNotFoundException")
 
 
 def encode_token(query_id: str, offset: int) -> str:

@@ -235,11 +235,16 @@ def test_batch_get_lists_unknown_ids_as_unprocessed(client: TestClient) -> None:
     }
 
 
-def test_execution_parameters_are_refused_rather_than_ignored(client: TestClient) -> None:
+def test_execution_parameters_follow_botocores_shape(client: TestClient) -> None:
+    """ExecutionParameters: 1 or more strings of 1-1,024 characters; they are bound (test_athena_boto3)."""
+    for bad in ([], [1], [""], ["x" * 1025]):
+        body = json.dumps({"QueryString": "SELECT ?", "ExecutionParameters": bad})
+        status, answer = post(client, "StartQueryExecution", body)
+        assert (status, answer["__type"]) == (400, "InvalidRequestException"), bad
+        assert "ExecutionParameters" in answer["Message"]
     status, answer = post(
-        client, "StartQueryExecution", json.dumps({"QueryString": "SELECT ?", "ExecutionParameters": ["1"]})
+        client,
+        "StartQueryExecution",
+        json.dumps({"QueryString": "SELECT ? AS x", "ExecutionParameters": ["1"]}),
     )
-    assert (status, answer["Message"]) == (
-        400,
-        "ExecutionParameters are not supported by tidelake; put the values in QueryString",
-    )
+    assert status == 200 and set(answer) == {"QueryExecutionId"}
