@@ -8,6 +8,7 @@ covers a contiguous range of offsets of every Kafka partition, which is what exa
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -32,7 +33,10 @@ class BufferPolicy(BaseModel):
     the number of prefixes open at once (Firehose: 500 active partitions per stream)."""
 
     interval_s: float = Field(
-        default=60.0, gt=0, le=900, description="flush when the oldest record is this old"
+        default=60.0,
+        ge=0,
+        le=900,
+        description="flush when the oldest record is this old (0: after every poll that brought records, as Firehose allows)",
     )
     size_mb: float = Field(default=64.0, gt=0, le=1024, description="flush when this many MiB are buffered")
     records: int = Field(default=1_000_000, ge=1, description="flush when this many records are buffered")
@@ -87,9 +91,10 @@ class Buffer:
         return None
 
     def seconds_until_due(self, now_monotonic: float) -> float:
-        """How long a poll may wait before the interval fires (the whole interval when empty)."""
+        """How long a poll may wait before the interval fires (the whole interval when empty; with an
+        interval of 0 an empty buffer is never due, so the poll may wait as long as it likes)."""
         if self.oldest_monotonic is None:
-            return self.policy.interval_s
+            return self.policy.interval_s if self.policy.interval_s > 0 else math.inf
         return max(0.0, self.policy.interval_s - (now_monotonic - self.oldest_monotonic))
 
     def take(self) -> dict[tuple[str, int], RecordColumns]:

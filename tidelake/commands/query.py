@@ -258,8 +258,9 @@ def serve(
     lake: LakeOption = None,
     bootstrap_servers: BootstrapOption = None,
 ) -> None:
-    """Serve AWS's APIs on one endpoint (Athena, and Kinesis Data Streams over Kafka: boto3 and the
-    AWS CLI work against it) and the web console."""
+    """Serve AWS's APIs on one endpoint (Athena; Kinesis Data Streams over Kafka; Firehose, whose
+    delivery streams run inside serve and come back when it restarts: boto3 and the AWS CLI work
+    against it) and the web console."""
     import secrets
 
     import uvicorn
@@ -268,6 +269,8 @@ def serve(
     from queries.api import create_app, is_loopback, known_hosts
     from queries.results import ResultStore
     from queries.service import QueryService
+    from sinks.firehose_api import TARGET_PREFIX as FIREHOSE_TARGET_PREFIX
+    from sinks.firehose_api import FirehoseService, firehose_actions
     from tidelake.aws_endpoint import aws_endpoint
     from tidelake.status import collect_status
 
@@ -288,7 +291,10 @@ def serve(
             engine, ResultStore(results_dir, max_cached_bytes=q.max_cached_result_bytes), q.concurrency
         )
         kinesis = KinesisService.from_settings(settings)  # connects on first use: serve starts without Kafka
+        # Firehose streams made through the API run in this process, each sink in a thread of its own
+        firehose = FirehoseService.from_settings(settings)
         try:
+            firehose.start()
             err_console.print(
                 f"tidelake serve: http://{q.host}:{q.port} (lake {engine.lake}, results {results_dir}); "
                 f"serving Host names: {', '.join(hosts)}",
@@ -313,12 +319,13 @@ def serve(
                     pipeline=lambda: collect_status(settings).to_dict(),
                     allowed_hosts=hosts,
                 ),
-                {TARGET_PREFIX: kinesis_actions(kinesis)},
+                {TARGET_PREFIX: kinesis_actions(kinesis), FIREHOSE_TARGET_PREFIX: firehose_actions(firehose)},
                 token=api_token,
                 allowed_hosts=hosts,
             )
             uvicorn.run(app, host=q.host, port=q.port, log_level="warning")
         finally:
+            firehose.close()  # every delivery stream flushes what it holds and commits
             kinesis.close()
             service.close()
 
