@@ -8,6 +8,9 @@ run side by side, the boto3 clients they drive both with, and the events they se
   services the benchmarks use, access logs off as serve's are); stopped by its PID. It runs with the
   bench's Python when `ministack` is importable there, else with `MINISTACK_PYTHON` (the path of a
   Python that has it).
+- `Server.cpu_seconds()`, `cpu_seconds(pid)`: the CPU time a process has used (utime + stime from
+  /proc), so a benchmark can say how much of a phase was the client's, the server's and (ours) the
+  Kafka broker's work (`bench_broker_pid`), and how much was waiting.
 - `client(...)`: one boto3 client per side, built identically (no retries: a failure must show).
 - `event(...)`: a ~200-byte clickstream-like JSON event whose `event_id` is unique within a run.
 """
@@ -25,6 +28,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import boto3
@@ -78,6 +82,38 @@ def client(service: str, endpoint: str):
     )
 
 
+@dataclass(frozen=True)
+class Server:
+    """A server subprocess the benchmark started: its endpoint URL and PID."""
+
+    url: str
+    pid: int
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU seconds the process has used so far (all its threads)."""
+        return cpu_seconds(self.pid)
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU seconds process `pid` has used so far (0 when unknown or gone)."""
+    if pid is None:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def bench_broker_pid(scratch: Path) -> int | None:
+    """The PID of the local Kafka the harness started for this run (None when the run uses the
+    broker of TIDELAKE_KAFKA__BOOTSTRAP_SERVERS): its `broker.json` beside the benchmarks' folders."""
+    try:
+        return int(json.loads((scratch.parent / "kafka" / "broker.json").read_text())["pid"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
 def _wait_listening(process: subprocess.Popen, port: int, log: Path, name: str) -> None:
     deadline = time.monotonic() + START_TIMEOUT_S
     while True:
@@ -104,8 +140,8 @@ def _stop(process: subprocess.Popen) -> None:
 
 
 @contextmanager
-def tidelake_serve(bootstrap_servers: str, lake: Path, scratch: Path) -> Iterator[str]:
-    """`tidelake serve --port P --lake LAKE` on the bench broker; yields its endpoint URL."""
+def tidelake_serve(bootstrap_servers: str, lake: Path, scratch: Path) -> Iterator[Server]:
+    """`tidelake serve --port P --lake LAKE` on the bench broker, until the block ends."""
     scratch.mkdir(parents=True, exist_ok=True)
     port = free_port()
     env = {
@@ -126,7 +162,7 @@ def tidelake_serve(bootstrap_servers: str, lake: Path, scratch: Path) -> Iterato
         )
     try:
         _wait_listening(process, port, log, "tidelake serve")
-        yield f"http://127.0.0.1:{port}"
+        yield Server(f"http://127.0.0.1:{port}", process.pid)
     finally:
         _stop(process)
 
@@ -156,8 +192,8 @@ def ministack_version(python: str) -> str:
 
 
 @contextmanager
-def ministack_server(scratch: Path) -> Iterator[str]:
-    """MiniStack in the foreground on a free port; yields its endpoint URL."""
+def ministack_server(scratch: Path) -> Iterator[Server]:
+    """MiniStack in the foreground on a free port, until the block ends."""
     scratch.mkdir(parents=True, exist_ok=True)
     port = free_port()
     env = {
@@ -191,7 +227,7 @@ def ministack_server(scratch: Path) -> Iterator[str]:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.1)
-        yield url
+        yield Server(url, process.pid)
     finally:
         _stop(process)
 

@@ -39,12 +39,14 @@ import duckdb
 import pyarrow.parquet as pq
 
 from bench.aws_apis import (
+    Server,
     client,
     event,
     event_id,
     load_average,
     ministack_python,
     ministack_server,
+    ministack_version,
     percentile,
     tidelake_serve,
 )
@@ -211,8 +213,9 @@ def _errors_in(lake: Path, dataset: str) -> list[Path]:
     return [p for p in lake.rglob("*") if p.is_file() and "_errors" in p.parts and dataset in p.parts]
 
 
-def ours_throughput(endpoint: str, lake: Path, count: int) -> tuple[float, float]:
+def ours_throughput(server: Server, lake: Path, count: int) -> tuple[float, float]:
     """(put seconds, seconds to queryable) of `count` records on ours; checks every id."""
+    endpoint = server.url
     firehose = client("firehose", endpoint)
     name = f"bench-fh-{uuid.uuid4().hex[:8]}"
     dataset = name.replace("-", "_")
@@ -220,11 +223,11 @@ def ours_throughput(endpoint: str, lake: Path, count: int) -> tuple[float, float
     batches = _batches(count, "f")
     view = LakeView(lake / dataset)
     try:
-        started = time.perf_counter()
+        cpu, started = server.cpu_seconds(), time.perf_counter()
         put_all(firehose, name, batches)
         put_s = time.perf_counter() - started
         _wait_for(count, view.count, f"tidelake {name}")
-        queryable_s = time.perf_counter() - started
+        queryable_s, cpu = time.perf_counter() - started, server.cpu_seconds() - cpu
         _check_ids("tidelake serve", {event_id(r["Data"]) for b in batches for r in b}, view.ids())
         athena = _athena_count(endpoint, dataset)
         if athena != (count, count):
@@ -238,7 +241,8 @@ def ours_throughput(endpoint: str, lake: Path, count: int) -> tuple[float, float
         firehose.delete_delivery_stream(DeliveryStreamName=name)
     console.print(
         f"tidelake serve: {count:,} records put in {put_s:.2f} s ({count / put_s:,.0f}/s), all queryable "
-        f"in Parquet after {queryable_s:.2f} s ({count / queryable_s:,.0f}/s; Athena count {athena[0]:,})"
+        f"in Parquet after {queryable_s:.2f} s ({count / queryable_s:,.0f}/s; Athena count {athena[0]:,}); "
+        f"serve used {cpu:.2f} CPU s"
     )
     return put_s, queryable_s
 
@@ -284,8 +288,9 @@ def _object_ids(s3, keys: list[str], parquet: bool) -> list[str]:
         return [i for found in pool.map(ids_of, keys) for i in found]
 
 
-def ministack_throughput(endpoint: str, count: int, parquet: bool) -> tuple[float, float]:
+def ministack_throughput(server: Server, count: int, parquet: bool) -> tuple[float, float]:
     """(put seconds, seconds to queryable) of `count` records on MiniStack; checks every id."""
+    endpoint = server.url
     firehose, s3 = client("firehose", endpoint), client("s3", endpoint)
     name = f"bench-fh-{uuid.uuid4().hex[:8]}"
     dataset = name.replace("-", "_")
@@ -293,11 +298,11 @@ def ministack_throughput(endpoint: str, count: int, parquet: bool) -> tuple[floa
         _ministack_table(endpoint, dataset)
     create_stream(firehose, name, destination(dataset, parquet=parquet))
     batches = _batches(count, "f")
-    started = time.perf_counter()
+    cpu, started = server.cpu_seconds(), time.perf_counter()
     put_all(firehose, name, batches)
     put_s = time.perf_counter() - started
     _wait_for(count, lambda: len(_keys(s3, f"{dataset}/")), f"MiniStack {name}")
-    queryable_s = time.perf_counter() - started
+    queryable_s, cpu = time.perf_counter() - started, server.cpu_seconds() - cpu
     if errors := _keys(s3, f"errors/{dataset}/"):
         msg = f"MiniStack: {len(errors)} error objects for {dataset}, e.g. {errors[:2]}"
         raise RuntimeError(msg)
@@ -306,7 +311,8 @@ def ministack_throughput(endpoint: str, count: int, parquet: bool) -> tuple[floa
     firehose.delete_delivery_stream(DeliveryStreamName=name)
     console.print(
         f"MiniStack ({'Parquet' if parquet else 'raw JSON'}): {count:,} records put in {put_s:.2f} s "
-        f"({count / put_s:,.0f}/s), all in its S3 after {queryable_s:.2f} s ({count / queryable_s:,.0f}/s)"
+        f"({count / put_s:,.0f}/s), all in its S3 after {queryable_s:.2f} s ({count / queryable_s:,.0f}/s); "
+        f"MiniStack used {cpu:.2f} CPU s"
     )
     return put_s, queryable_s
 
@@ -399,25 +405,22 @@ def run(context: BenchContext) -> list[Comparison]:
     count = max(1_000, int(RECORDS * context.scale))
     parquet_count = max(50, int(PARQUET_RECORDS * min(1.0, context.scale)))
     fresh_s = max(5.0, FRESHNESS_SECONDS * min(1.0, context.scale * 2))
-    python = ministack_python()
-    from bench.aws_apis import ministack_version
-
-    baseline = f"MiniStack {ministack_version(python)}"
+    baseline = f"MiniStack {ministack_version(ministack_python())}"
     lake = context.scratch / "lake"
     loads = [load_average()]
     with (
-        tidelake_serve(context.bootstrap_servers, lake, context.scratch / "serve") as ours_url,
-        ministack_server(context.scratch / "ministack") as ministack_url,
+        tidelake_serve(context.bootstrap_servers, lake, context.scratch / "serve") as serve,
+        ministack_server(context.scratch / "ministack") as ministack,
     ):
-        _ministack_setup(ministack_url)
-        _, ms_raw_s = ministack_throughput(ministack_url, count, parquet=False)
-        _, ours_s = ours_throughput(ours_url, lake, count)
+        _ministack_setup(ministack.url)
+        _, ms_raw_s = ministack_throughput(ministack, count, parquet=False)
+        _, ours_s = ours_throughput(serve, lake, count)
         loads.append(load_average())
-        _, ms_parquet_s = ministack_throughput(ministack_url, parquet_count, parquet=True)
-        _, ours_small_s = ours_throughput(ours_url, lake, parquet_count)
+        _, ms_parquet_s = ministack_throughput(ministack, parquet_count, parquet=True)
+        _, ours_small_s = ours_throughput(serve, lake, parquet_count)
         loads.append(load_average())
-        ours_lat = ours_freshness(ours_url, lake, fresh_s)
-        ms_lat = ministack_freshness(ministack_url, fresh_s)
+        ours_lat = ours_freshness(serve.url, lake, fresh_s)
+        ms_lat = ministack_freshness(ministack.url, fresh_s)
     loads.append(load_average())
     for side, lat in (("tidelake serve", ours_lat), (baseline, ms_lat)):
         console.print(

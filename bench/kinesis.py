@@ -26,7 +26,10 @@ from collections import Counter
 from dataclasses import dataclass
 
 from bench.aws_apis import (
+    Server,
+    bench_broker_pid,
     client,
+    cpu_seconds,
     event,
     load_average,
     ministack_python,
@@ -51,6 +54,9 @@ class KinesisRun:
     get_s: float
     retried: int
     get_calls: int
+    #: CPU seconds of each phase, (client, server, broker): where the wall time went
+    put_cpu: tuple[float, float, float]
+    get_cpu: tuple[float, float, float]
 
 
 def _batches(count: int) -> list[list[dict]]:
@@ -117,27 +123,41 @@ def check_all_back(side: str, put: list[list[dict]], got: list[bytes]) -> None:
         raise RuntimeError(msg)
 
 
-def _one_run(side: str, endpoint: str, batches: list[list[dict]]) -> KinesisRun:
-    kinesis = client("kinesis", endpoint)
+def _cpu(server: Server, broker: int | None) -> tuple[float, float, float]:
+    return time.process_time(), server.cpu_seconds(), cpu_seconds(broker)
+
+
+def _spent(
+    before: tuple[float, float, float], server: Server, broker: int | None
+) -> tuple[float, float, float]:
+    after = _cpu(server, broker)
+    return after[0] - before[0], after[1] - before[1], after[2] - before[2]
+
+
+def _one_run(side: str, server: Server, batches: list[list[dict]], broker: int | None = None) -> KinesisRun:
+    """One side's put and get; `broker` (ours): the Kafka broker's PID, to count its CPU too."""
+    kinesis = client("kinesis", server.url)
     stream = f"bench-kinesis-{uuid.uuid4().hex[:8]}"
     kinesis.create_stream(StreamName=stream, ShardCount=SHARDS)
     kinesis.get_waiter("stream_exists").wait(StreamName=stream, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
     try:
-        started = time.perf_counter()
+        cpu, started = _cpu(server, broker), time.perf_counter()
         retried = put_all(kinesis, stream, batches)
-        put_s = time.perf_counter() - started
-        started = time.perf_counter()
+        put_s, put_cpu = time.perf_counter() - started, _spent(cpu, server, broker)
+        cpu, started = _cpu(server, broker), time.perf_counter()
         got, calls = get_all(kinesis, stream)
-        get_s = time.perf_counter() - started
+        get_s, get_cpu = time.perf_counter() - started, _spent(cpu, server, broker)
         check_all_back(side, batches, got)
     finally:
         kinesis.delete_stream(StreamName=stream)  # a shared broker should not keep the records
     count = sum(len(b) for b in batches)
     console.print(
         f"{side}: PutRecords {count:,} in {put_s:.2f} s = {count / put_s:,.0f}/s ({retried} retried); "
-        f"GetRecords {count:,} in {get_s:.2f} s = {count / get_s:,.0f}/s ({calls} calls); all back"
+        f"GetRecords {count:,} in {get_s:.2f} s = {count / get_s:,.0f}/s ({calls} calls); all back. "
+        f"CPU s client/server/broker: put {'/'.join(f'{c:.2f}' for c in put_cpu)}, "
+        f"get {'/'.join(f'{c:.2f}' for c in get_cpu)}"
     )
-    return KinesisRun(put_s, get_s, retried, calls)
+    return KinesisRun(put_s, get_s, retried, calls, put_cpu, get_cpu)
 
 
 def run(context: BenchContext) -> list[Comparison]:
@@ -147,24 +167,36 @@ def run(context: BenchContext) -> list[Comparison]:
     ours: list[KinesisRun] = []
     theirs: list[KinesisRun] = []
     loads: list[str] = []
+    broker = bench_broker_pid(context.scratch)
     with (
         tidelake_serve(
             context.bootstrap_servers, context.scratch / "lake", context.scratch / "serve"
-        ) as ours_url,
-        ministack_server(context.scratch / "ministack") as ministack_url,
+        ) as serve,
+        ministack_server(context.scratch / "ministack") as ministack,
     ):
         for _ in range(ROUNDS):  # alternated, so a burst of load on the shared machine hits both
             loads.append(load_average())
-            theirs.append(_one_run(baseline_name, ministack_url, batches))
-            ours.append(_one_run("tidelake serve", ours_url, batches))
+            theirs.append(_one_run(baseline_name, ministack, batches))
+            ours.append(_one_run("tidelake serve", serve, batches, broker))
     loads.append(load_average())
     put_ours, put_theirs = min(r.put_s for r in ours), min(r.put_s for r in theirs)
     get_ours, get_theirs = min(r.get_s for r in ours), min(r.get_s for r in theirs)
     retried = sum(r.retried for r in ours), sum(r.retried for r in theirs)
+    best = {
+        side: (min(runs, key=lambda r: r.put_s), min(runs, key=lambda r: r.get_s))
+        for side, runs in (("ours", ours), ("theirs", theirs))
+    }
+
+    def server_cpu(phase: int) -> str:  # CPU seconds of the best runs: serve + broker, MiniStack
+        ours_cpu = getattr(best["ours"][phase], ("put_cpu", "get_cpu")[phase])
+        theirs_cpu = getattr(best["theirs"][phase], ("put_cpu", "get_cpu")[phase])
+        return f"{ours_cpu[1]:.1f}+{ours_cpu[2]:.1f}/{theirs_cpu[1]:.1f}"
+
     notes = (
         f"{count:,} records of ~215 B, {SHARDS} shards, boto3, {PUT_BATCH} a PutRecords call, GetRecords "
         f"Limit {GET_LIMIT:,}, one client, all records back on both sides, retried {retried[0]}/{retried[1]}; "
-        f"best of {ROUNDS} alternated runs; load avg {loads[0]} -> {loads[-1]}"
+        f"best of {ROUNDS} alternated runs; server CPU s serve+Kafka/MiniStack put {server_cpu(0)}, "
+        f"get {server_cpu(1)}; load avg {loads[0]} -> {loads[-1]}"
     )
     return [
         Comparison("kinesis", "PutRecords", "records/s", count / put_ours, count / put_theirs, baseline_name,
