@@ -553,6 +553,8 @@ def test_the_aws_cli_puts_a_batch(server: Server, firehose) -> None:
 
 
 def _start_serve(root: Path, bootstrap: str, port: int, log_name: str) -> subprocess.Popen:
+    """`tidelake serve` on `port`, its output in `root/log_name` (the file closes with the process's
+    handle: the child has its own copy)."""
     env = {
         **os.environ,
         "TIDELAKE_RUNTIME__STATE_DIR": str(root / "run"),
@@ -560,8 +562,8 @@ def _start_serve(root: Path, bootstrap: str, port: int, log_name: str) -> subpro
     }
     command = [sys.executable, "-m", "tidelake.cli", "serve", "--port", str(port), "--lake", str(root / "lake"),
                "--bootstrap-servers", bootstrap]  # fmt: skip
-    log = (root / log_name).open("w")
-    server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+    with (root / log_name).open("w") as log:
+        server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
     deadline = time.monotonic() + 60
     while True:
         try:
