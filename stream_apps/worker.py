@@ -75,6 +75,27 @@ def transactional_id(spec: AppSpec, partitions: Sequence[int]) -> str:
     return f"{stream_app_group(spec.name)}:{spec.source}:{','.join(map(str, sorted(partitions)))}"
 
 
+async def stop_clients(*clients: AIOKafkaConsumer | AIOKafkaProducer, owner: str) -> None:
+    """Stop every client, even when one fails to stop, so a broker outage ends in the
+    BrokerUnavailable that the caller retries rather than in an error of the cleanup.
+
+    aiokafka's consumer.stop() can raise CancelledError that belongs to its own fetch tasks, which
+    it cancels and then awaits (aio-libs/aiokafka#647; seen when the broker went away mid-fetch):
+    that is not a cancellation of ours, so it is logged and ignored. A real cancellation of the
+    calling task (`Task.cancelling()`) still propagates."""
+    for client in clients:
+        try:
+            await client.stop()
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise
+            log.warning("%s: %s.stop() ended in its own tasks' CancelledError; ignored", owner,
+                        type(client).__name__)  # fmt: skip
+        except KafkaError as exc:
+            log.warning("%s: %s.stop() failed (%s); ignored", owner, type(client).__name__, exc)
+
+
 @dataclass
 class WorkerOptions:
     """How one worker runs: where its state lives and how often it ticks and checkpoints."""
@@ -309,8 +330,7 @@ class StreamWorker:
             await self._loop(consumer, producer, engine, tps)
             await self.commit(producer, engine, hook)
         finally:
-            await consumer.stop()
-            await producer.stop()
+            await stop_clients(consumer, producer, owner=f"stream app {spec.name}")
         self._state = STOPPED
         return self.progress()
 
