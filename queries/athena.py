@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from queries import athena_metadata as metadata
-from queries.prepared import PreparedStatement
+from queries.prepared import PreparedStatement, parse_deallocate, parse_prepare
 from queries.service import PRIMARY, Execution, QueryService, RequestError
 
 QueryText = Annotated[str, Field(min_length=1, max_length=262_144)]
@@ -269,7 +269,7 @@ def execution_json(service: QueryService, e: Execution) -> dict[str, Any]:
     out: dict[str, Any] = {
         "QueryExecutionId": e.id,
         "Query": e.query,
-        "StatementType": "DML",
+        "StatementType": "UTILITY" if is_utility(e.query) else "DML",
         "ResultConfiguration": {"OutputLocation": str(service.results.csv_path(e.id))},
         "QueryExecutionContext": {"Database": "default", "Catalog": "tidelake"},
         "Status": status,
@@ -280,6 +280,11 @@ def execution_json(service: QueryService, e: Execution) -> dict[str, Any]:
     if e.execution_parameters:
         out["ExecutionParameters"] = list(e.execution_parameters)
     return out
+
+
+def is_utility(sql: str) -> bool:
+    """PREPARE and DEALLOCATE PREPARE: Athena's StatementType UTILITY."""
+    return parse_prepare(sql) is not None or parse_deallocate(sql) is not None
 
 
 def prepared_json(s: PreparedStatement) -> dict[str, Any]:

@@ -4,8 +4,9 @@
                             QueryStatement="SELECT * FROM clickstream_events WHERE status = ?")
     StartQueryExecution(QueryString="EXECUTE by_status USING 404", WorkGroup="primary")
 
-Rules from Athena's "SQL syntax for prepared statements" (EXECUTE: `EXECUTE statement_name [USING
-value1 [, value2, ...]]`) and botocore's model (StatementName `[a-zA-Z_][a-zA-Z0-9_@:]{1,256}`):
+Rules from Athena's "SQL syntax for prepared statements" (`PREPARE statement_name FROM statement`,
+`EXECUTE statement_name [USING value1 [, value2, ...]]`, `DEALLOCATE PREPARE statement_name`, each
+run by StartQueryExecution in the statement's workgroup) and botocore's model (StatementName `[a-zA-Z_][a-zA-Z0-9_@:]{1,256}`):
 a statement belongs to one workgroup and is found only from it; its name is unique there. The
 values of `USING` are literals (see `queries.athena_params`); a `?` among them takes the next of the
 execution's ExecutionParameters, and `EXECUTE name` with no `USING` takes the ExecutionParameters
@@ -37,6 +38,27 @@ class PreparedStatement:
     query: str
     description: str = ""
     modified_ms: int = field(default_factory=_now_ms)
+
+
+_PREPARE = re.compile(
+    r"^\s*PREPARE\s+(?P<name>[A-Za-z_][A-Za-z0-9_@:]*)\s+FROM\s+(?P<statement>.+?)\s*;?\s*$",
+    re.IGNORECASE | re.DOTALL,
+)
+_DEALLOCATE = re.compile(
+    r"^\s*DEALLOCATE\s+PREPARE\s+(?P<name>[A-Za-z_][A-Za-z0-9_@:]*)\s*;?\s*$", re.IGNORECASE
+)
+
+
+def parse_prepare(sql: str) -> tuple[str, str] | None:
+    """(name, statement) of `PREPARE name FROM statement`; None for any other statement."""
+    found = _PREPARE.match(sql)
+    return (found["name"], found["statement"]) if found else None
+
+
+def parse_deallocate(sql: str) -> str | None:
+    """The name of `DEALLOCATE PREPARE name`; None for any other statement."""
+    found = _DEALLOCATE.match(sql)
+    return found["name"] if found else None
 
 
 def parse_execute(sql: str) -> tuple[str, list[str] | None] | None:

@@ -28,12 +28,20 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+
 from core.errors import QueryCancelled, QueryError, QueryRefused, TableNotFound, TidelakeError
 from queries.athena_params import ParameterError, bind
 from queries.athena_state import AthenaState
 from queries.billing import athena_bill
 from queries.engine import Engine, RunControl
-from queries.prepared import PreparedStatement, execute_values, parse_execute
+from queries.prepared import (
+    PreparedStatement,
+    execute_values,
+    parse_deallocate,
+    parse_execute,
+    parse_prepare,
+)
 from queries.results import ResultStore, as_text
 
 TERMINAL = ("SUCCEEDED", "FAILED", "CANCELLED")
@@ -223,6 +231,8 @@ class QueryService:
             execution.started_ms = _now_ms()
         cutoff = self.workgroups.get(execution.workgroup, Workgroup(PRIMARY)).bytes_scanned_cutoff
         try:
+            if self._utility(execution):
+                return
             sql, values = self._statement(execution)
             result = self.engine.run(sql, values, control=execution.control)
             execution.bytes_scanned = result.bytes_scanned
@@ -238,7 +248,7 @@ class QueryService:
             self._finish(execution, "FAILED", str(exc), USER, PARAMETER_ERROR_TYPE)
         except QueryCancelled as exc:
             self._finish(execution, "CANCELLED", str(exc), USER, 206 if "time limit" in str(exc) else 1005)
-        except (QueryRefused, TableNotFound, QueryError) as exc:
+        except (QueryRefused, TableNotFound, QueryError, RequestError) as exc:
             self._finish(execution, "FAILED", str(exc), USER, 1000)
         except MemoryError:
             msg = (
@@ -260,6 +270,22 @@ class QueryService:
             execution.completed_ms = _now_ms()
             record = execution.record()
         self.state.put("executions", execution.id, record)
+
+    def _utility(self, execution: Execution) -> bool:
+        """Run `PREPARE name FROM ...` or `DEALLOCATE PREPARE name` in the execution's workgroup (an
+        empty result, SUCCEEDED); False for any other statement. PREPARE replaces a statement of that name."""
+        prepared = parse_prepare(execution.query)
+        name = parse_deallocate(execution.query)
+        if prepared is None and name is None:
+            return False
+        if prepared is not None:
+            exists = (execution.workgroup, prepared[0]) in self.prepared
+            self.put_prepared(prepared[0], execution.workgroup, prepared[1], create=not exists)
+        else:
+            self.delete_prepared(str(name), execution.workgroup)
+        self.results.save(execution.id, pa.table({}))
+        self._finish(execution, "SUCCEEDED", "", None, None)
+        return True
 
     def _statement(self, execution: Execution) -> tuple[str, dict[str, Any] | list[Any]]:
         """(SQL, values for DuckDB to bind) of an execution: its query and `$name` values, or its `?`s'

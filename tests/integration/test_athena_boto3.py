@@ -170,6 +170,27 @@ def test_prepared_statements_run_with_execute_using(served: Served) -> None:
     )
 
 
+def test_prepare_and_deallocate_prepare_run_as_sql(served: Served) -> None:
+    athena = served.athena
+    execution, found = run(athena, f"PREPARE by_status FROM {BY_STATUS}")
+    assert (execution["Status"]["State"], execution["StatementType"], found) == ("SUCCEEDED", "UTILITY", [])
+    statement = athena.get_prepared_statement(StatementName="by_status", WorkGroup="primary")[
+        "PreparedStatement"
+    ]
+    assert statement["QueryStatement"] == BY_STATUS
+    assert run(athena, "EXECUTE by_status USING 404")[1] == [["page", "n"], ["/missing", "6"]]
+    run(athena, "PREPARE by_status FROM SELECT 1 AS one WHERE 1 = ?")
+    assert run(athena, "EXECUTE by_status USING 1")[1] == [["one"], ["1"]]
+    execution, _ = run(athena, "DEALLOCATE PREPARE by_status")
+    assert execution["Status"]["State"] == "SUCCEEDED"
+    assert athena.list_prepared_statements(WorkGroup="primary")["PreparedStatements"] == []
+    execution, _ = run(athena, "DEALLOCATE PREPARE by_status")
+    assert (
+        execution["Status"]["StateChangeReason"]
+        == "Prepared statement by_status was not found in workgroup primary"
+    )
+
+
 def test_prepared_statements_belong_to_their_workgroup(served: Served) -> None:
     athena = served.athena
     athena.create_work_group(Name="analysts")

@@ -6,7 +6,7 @@ from decimal import Decimal
 import pytest
 
 from queries.athena_params import ParameterError, bind, literal, placeholders, split_values
-from queries.prepared import execute_values, parse_execute
+from queries.prepared import execute_values, parse_deallocate, parse_execute, parse_prepare
 
 
 @pytest.mark.parametrize(
@@ -98,3 +98,14 @@ def test_execute_statements_and_their_values() -> None:
         execute_values(["?", "?"], ["1"])
     with pytest.raises(ParameterError, match="expected 1 but found 2"):
         execute_values(["?"], ["1", "2"])
+
+
+def test_prepare_and_deallocate_statements() -> None:
+    assert parse_prepare("PREPARE my_select2 FROM SELECT * FROM t WHERE year = ?;") == (
+        "my_select2",
+        "SELECT * FROM t WHERE year = ?",
+    )
+    assert parse_prepare("prepare x from\nSELECT 1") == ("x", "SELECT 1")
+    assert parse_prepare("SELECT 1") is None
+    assert parse_deallocate("DEALLOCATE PREPARE my_select2") == "my_select2"
+    assert parse_deallocate("DEALLOCATE my_select2") is None
