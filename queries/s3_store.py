@@ -75,6 +75,10 @@ DEFAULT_MAX_STAGED_BYTES = 2 * 1024 * 1024 * 1024
 _CHUNK = 1024 * 1024
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _ETAG_CACHE_ENTRIES = 200_000
+#: Multipart ETags kept in `etags.json` (the oldest are dropped: their files were likely replaced).
+_MULTIPART_ETAGS_KEPT = 100_000
+#: What `Uploads.create` makes (token_urlsafe(24)); anything else is no upload of ours.
+_UPLOAD_ID = re.compile(r"[A-Za-z0-9_-]{32}")
 
 
 @dataclass(frozen=True)
@@ -193,6 +197,8 @@ class ETags:
                 self._cache.popitem(last=False)
             if multipart:
                 self._multipart[_ident_text(ident)] = etag
+                for stale in list(self._multipart)[: max(len(self._multipart) - _MULTIPART_ETAGS_KEPT, 0)]:
+                    del self._multipart[stale]
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 temp = self.path.with_name(f".{self.path.name}.tmp")
                 temp.write_text(json.dumps(self._multipart))
@@ -360,7 +366,10 @@ class BucketStore:
 
     def _open_dirs(self, names: list[str], *, create: bool = False) -> int:
         """An fd of the folder `names` below the root, opened one name at a time without following
-        links; `FileNotFoundError` when one is missing (or a link, or not a folder) unless `create`."""
+        links; `FileNotFoundError` when one is missing (or a link, or not a folder) unless `create`
+        (which also makes the bucket's own folder: a lake no sink has written yet)."""
+        if create and not self.root.exists():
+            self.root.mkdir(parents=True, exist_ok=True)
         fd = self._open_root()
         try:
             for name in names:
@@ -676,7 +685,7 @@ class Uploads:
             404,
             upload_id=upload_id,
         )
-        if not upload_id or not all(c.isalnum() or c in "-_" for c in upload_id):
+        if not _UPLOAD_ID.fullmatch(upload_id):
             raise missing
         folder = self.folder / upload_id
         try:
@@ -686,10 +695,6 @@ class Uploads:
         if meta.get("bucket") != bucket or meta.get("key") != key:
             raise missing
         return folder
-
-    def initiated(self, bucket: str, key: str, upload_id: str) -> str:
-        meta = json.loads((self._folder(bucket, key, upload_id) / "upload.json").read_text())
-        return str(meta.get("initiated", ""))
 
     def staged_bytes(self) -> int:
         total = 0

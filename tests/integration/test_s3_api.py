@@ -83,6 +83,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object
     (lake / "free/link-dir").symlink_to(outside, target_is_directory=True)
     (lake / "free/link-file").symlink_to(outside / "secret.txt")
     (lake / "free/link-up").symlink_to("..", target_is_directory=True)
+    (lake / "outlink").symlink_to(outside, target_is_directory=True)  # a "dataset" that is a link out
     os.mkfifo(lake / "free/fifo")
     # 2,500 keys for paging, in 25 folders, and names whose byte order is not the folders' order
     for folder in range(25):
@@ -176,6 +177,7 @@ def test_delimiter_rolls_folders_into_common_prefixes_and_hides_the_sinks_state(
     assert {"_errors/", "clickstream_events/", "order/", "paging/"} <= set(prefixes)
     assert "_sinks/" not in prefixes  # the sinks' state is hidden
     assert "free/" not in prefixes  # it holds links and a FIFO, no object
+    assert "outlink/" not in prefixes  # a link
     assert prefixes == sorted(prefixes)
     assert "Contents" not in top
     hours = s3.list_objects_v2(Bucket=LAKE, Prefix="clickstream_events/dt=2019-01-22/", Delimiter="/")
@@ -210,6 +212,7 @@ def test_links_fifos_and_files_being_written_are_not_objects(s3) -> None:
         "clickstream.events+1+00000000000000000000.parquet",
     ]
     for key in ("free/link-file", "free/link-dir/secret.txt", "free/link-up/free/fifo", "free/fifo",
+                "outlink/secret.txt", f"{PARQUET_KEYS[0]}/x",
                 "clickstream_events/dt=2019-01-22/hour=00/.clickstream.events+2+00000000000000000000.parquet.tmp"):  # fmt: skip
         with pytest.raises(ClientError) as exc:
             s3.get_object(Bucket=LAKE, Key=key)
@@ -470,10 +473,11 @@ def test_every_path_escape_spelling_is_refused(s3, world) -> None:
                  b"/tidelake-lake/../escaped.txt", b"/tidelake-lake/free/%00escaped.txt"):  # fmt: skip
         status, body = raw(url, "PUT", path, b"x")
         assert (status, b"<Code>InvalidArgument</Code>" in body) == (400, True), path
-        status, body = raw(url, "GET", path)
-        assert status == 400, path
+        for method in ("GET", "HEAD", "DELETE"):
+            status, body = raw(url, method, path)
+            assert status == 400, (method, path)
     # links inside the lake that lead out: writing through them is refused, reading finds nothing
-    for key in ("free/link-dir/escaped.txt", "free/link-up/escaped.txt"):
+    for key in ("free/link-dir/escaped.txt", "free/link-up/escaped.txt", "outlink/escaped.txt"):
         with pytest.raises(ClientError) as exc:
             s3.put_object(Bucket=LAKE, Key=key, Body=b"x")
         assert code_of(exc) == ("InvalidArgument", 400), key
@@ -536,10 +540,12 @@ def test_multipart_upload_with_boto3_and_its_errors(s3, world) -> None:
 
 
 def test_staged_bytes_are_bounded(tmp_path: Path) -> None:
-    (tmp_path / "lake").mkdir()
     settings = load_settings(lake={"root": tmp_path / "lake"}, runtime={"state_dir": tmp_path / "state"})
     with endpoint_in_thread(s3_app(settings, max_staged_bytes=6 * MIB)) as url:
         s3 = client(url)
+        with pytest.raises(ClientError) as exc:  # no lake folder yet: nothing to list
+            s3.list_objects_v2(Bucket=LAKE)
+        assert code_of(exc) == ("NoSuchBucket", 404)
         upload = s3.create_multipart_upload(Bucket=LAKE, Key="big.bin")["UploadId"]
         s3.upload_part(Bucket=LAKE, Key="big.bin", UploadId=upload, PartNumber=1, Body=b"a" * 5 * MIB)
         with pytest.raises(ClientError) as exc:
@@ -548,7 +554,7 @@ def test_staged_bytes_are_bounded(tmp_path: Path) -> None:
         s3.abort_multipart_upload(Bucket=LAKE, Key="big.bin", UploadId=upload)
         again = s3.create_multipart_upload(Bucket=LAKE, Key="big.bin")["UploadId"]
         assert s3.upload_part(Bucket=LAKE, Key="big.bin", UploadId=again, PartNumber=1, Body=b"b" * 5 * MIB)["ETag"] == md5(b"b" * 5 * MIB)  # fmt: skip
-    assert os.listdir(tmp_path / "lake") == []
+    assert not (tmp_path / "lake").exists()  # staged parts live outside the lake
 
 
 def test_a_put_cut_off_midway_is_never_visible(s3, world) -> None:
@@ -573,13 +579,16 @@ def test_a_put_cut_off_midway_is_never_visible(s3, world) -> None:
 
 
 # -- the AWS CLI ----------------------------------------------------------------------------------
-def aws(url: str, *args: str, key: str = TOKEN) -> subprocess.CompletedProcess[str]:
+def aws(
+    url: str, *args: str, key: str = TOKEN, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ, "AWS_ACCESS_KEY_ID": key, "AWS_SECRET_ACCESS_KEY": "x", "AWS_DEFAULT_REGION": "us-east-1",
-        "TZ": "UTC", "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        "TZ": "UTC", "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull, **(env or {}),
     }  # fmt: skip
     exe = Path(sys.executable).with_name("aws")
-    return subprocess.run([str(exe), "--endpoint-url", url, *args], capture_output=True, text=True, env=env, timeout=300)  # fmt: skip
+    endpoint = ["--endpoint-url", url] if url else []
+    return subprocess.run([str(exe), *endpoint, *args], capture_output=True, text=True, env=env, timeout=300)  # fmt: skip
 
 
 def test_aws_cli_ls_cp_rm(world, tmp_path: Path) -> None:
@@ -590,6 +599,8 @@ def test_aws_cli_ls_cp_rm(world, tmp_path: Path) -> None:
     assert [line.split()[2:] for line in lines] == [[str(len(world["files"][k])), k] for k in PARQUET_KEYS]
     buckets = aws(url, "s3", "ls")
     assert [line.split()[2] for line in buckets.stdout.splitlines()] == [LAKE, RESULTS_BUCKET]
+    by_env = aws("", "s3", "ls", f"s3://{LAKE}/order/", env={"AWS_ENDPOINT_URL_S3": url})  # no --endpoint-url
+    assert [line.split()[-1] for line in by_env.stdout.splitlines()] == ["a/", "z/", "Z", "a-b", "a0", "é"]
     big = tmp_path / "big20.bin"
     data = os.urandom(20 * MIB)
     big.write_bytes(data)
