@@ -138,6 +138,10 @@ class QuerySettings(BaseModel):
     api_token: str | None = Field(
         default=None, description="if set, the API wants `Authorization: Bearer <token>`"
     )
+    shard_quotas: bool = Field(
+        default=False,
+        description="`tidelake serve` enforces Kinesis Data Streams' per-shard quotas (producers.kinesis_quotas)",
+    )
     allowed_hosts: list[str] = Field(
         default_factory=list,
         description="Host names `tidelake serve` answers besides 127.0.0.1, localhost, [::1] and its --host",

@@ -8,12 +8,17 @@ and make boto3 clients that talk to it.
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import boto3
+import pytest
 import uvicorn
 from botocore.config import Config
 from starlette.responses import JSONResponse
@@ -60,3 +65,32 @@ def aws_client(service: str, endpoint: str, *, key: str = "test", validate: bool
         aws_secret_access_key="x",
         config=Config(parameter_validation=validate, retries={"max_attempts": attempts}),
     )
+
+
+@contextlib.contextmanager
+def serve_process(
+    lake: Path, log_path: Path, *args: str, env: dict[str, str] | None = None, timeout_s: float = 30.0
+) -> Iterator[str]:
+    """`tidelake serve --lake LAKE ARGS` as a child process on a free port until the block ends
+    (then SIGTERM, as a user's Ctrl-C); yields its URL. Fails the test with serve's log if it does
+    not listen within `timeout_s`."""
+    port = free_port()
+    command = [sys.executable, "-m", "tidelake.cli", "serve", "--port", str(port), "--lake", str(lake), *args]
+    with log_path.open("w") as log:
+        server = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+        )
+        try:
+            deadline = time.monotonic() + timeout_s
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                    break
+                except OSError:
+                    if server.poll() is not None or time.monotonic() > deadline:
+                        pytest.fail(f"tidelake serve did not listen on {port}: {log_path.read_text()}")
+                    time.sleep(0.1)
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            server.terminate()
+            server.wait(timeout=60)

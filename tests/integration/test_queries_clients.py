@@ -1,9 +1,5 @@
 """Real Athena clients, unchanged, against `tidelake serve`: boto3's athena client and PyAthena."""
 
-import os
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 
@@ -12,15 +8,10 @@ import pytest
 from pyathena import connect
 from pyathena.error import OperationalError
 
+from tests.aws_endpoints import serve_process
 from tests.unit.queries_lake import event, write_events
 
 SERVE_TIMEOUT_S = 30.0
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -30,41 +21,9 @@ def endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         event(f"2026-11-23T{h:02d}:{m:02d}:00", f"v{m % 7}", f"/p{m % 30}") for h in (7, 8) for m in range(60)
     ]
     write_events(root / "lake", events)
-    port = _free_port()
-    env = {
-        **os.environ,
-        "TIDELAKE_QUERY__RESULTS_DIR": str(root / "results"),
-        "TIDELAKE_QUERY__TIMEOUT_S": "60",
-    }
-    command = [
-        sys.executable,
-        "-m",
-        "tidelake.cli",
-        "serve",
-        "--port",
-        str(port),
-        "--lake",
-        str(root / "lake"),
-    ]
-    log = (root / "serve.log").open("w")
-    server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
-    try:
-        deadline = time.monotonic() + SERVE_TIMEOUT_S
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(
-                        f"tidelake serve did not listen on {port}: {(root / 'serve.log').read_text()}"
-                    )
-                time.sleep(0.1)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.terminate()
-        server.wait(timeout=15)
-        log.close()
+    env = {"TIDELAKE_QUERY__RESULTS_DIR": str(root / "results"), "TIDELAKE_QUERY__TIMEOUT_S": "60"}
+    with serve_process(root / "lake", root / "serve.log", env=env, timeout_s=SERVE_TIMEOUT_S) as url:
+        yield url
 
 
 @pytest.fixture

@@ -255,27 +255,36 @@ def serve(
             "Always: 127.0.0.1, localhost, [::1] and the --host address.",
         ),
     ] = None,
+    shard_quotas: Annotated[
+        bool,
+        typer.Option(
+            "--shard-quotas",
+            help="Enforce Kinesis Data Streams' per-shard quotas (writes 1 MiB/s or 1,000 records/s, reads "
+            "2 MiB/s and 5 calls/s) with ProvisionedThroughputExceededException, to test retry code. "
+            "Env: TIDELAKE_QUERY__SHARD_QUOTAS.",
+        ),
+    ] = False,
     lake: LakeOption = None,
     bootstrap_servers: BootstrapOption = None,
 ) -> None:
     """Serve AWS's APIs on one endpoint (Athena; Kinesis Data Streams over Kafka; Firehose, whose
-    delivery streams run inside serve and come back when it restarts: boto3 and the AWS CLI work
-    against it) and the web console."""
+    delivery streams run inside serve and come back when it restarts; Glue's Data Catalog: boto3
+    and the AWS CLI work against it) and the web console."""
     import secrets
 
     import uvicorn
 
-    from producers.kinesis_api import TARGET_PREFIX, KinesisService, kinesis_actions
     from queries.api import create_app, is_loopback, known_hosts
     from queries.results import ResultStore
     from queries.service import QueryService
-    from sinks.firehose_api import TARGET_PREFIX as FIREHOSE_TARGET_PREFIX
-    from sinks.firehose_api import FirehoseService, firehose_actions
     from tidelake.aws_endpoint import aws_endpoint
+    from tidelake.aws_services import aws_services
     from tidelake.status import collect_status
 
     overrides: dict[str, Any] = {
-        k: v for k, v in {"port": port, "host": host, "api_token": token}.items() if v
+        k: v
+        for k, v in {"port": port, "host": host, "api_token": token, "shard_quotas": shard_quotas}.items()
+        if v
     }
     settings = settings_from(lake=lake, bootstrap_servers=bootstrap_servers, query=overrides)
     q = settings.query
@@ -290,44 +299,39 @@ def serve(
         service = QueryService(
             engine, ResultStore(results_dir, max_cached_bytes=q.max_cached_result_bytes), q.concurrency
         )
-        kinesis = KinesisService.from_settings(settings)  # connects on first use: serve starts without Kafka
-        # Firehose streams made through the API run in this process, each sink in a thread of its own
-        firehose = FirehoseService.from_settings(settings)
-        try:
-            firehose.start()
-            err_console.print(
-                f"tidelake serve: http://{q.host}:{q.port} (lake {engine.lake}, results {results_dir}); "
-                f"serving Host names: {', '.join(hosts)}",
-                soft_wrap=True,
-                markup=False,
-            )
-            if generated:
+        with aws_services(settings, shard_quotas=q.shard_quotas) as aws:
+            try:
                 err_console.print(
-                    f"--host {q.host} is reachable from other machines, so the API needs a token; none was "
-                    "given (--token or TIDELAKE_QUERY__API_TOKEN), so this run generated one:\n"
-                    f"  token:   {api_token}\n"
-                    f"  console: http://localhost:{q.port}/?token={api_token}\n"
-                    f"  API:     Authorization: Bearer {api_token} (boto3, PyAthena: aws_access_key_id={api_token})",
+                    f"tidelake serve: http://{q.host}:{q.port} (lake {engine.lake}, results {results_dir}); "
+                    f"serving Host names: {', '.join(hosts)}\n  " + "\n  ".join(aws.describe()),
                     soft_wrap=True,
                     markup=False,
-                    highlight=False,
                 )
-            app = aws_endpoint(
-                create_app(
-                    service,
-                    api_token,
-                    pipeline=lambda: collect_status(settings).to_dict(),
+                if generated:
+                    err_console.print(
+                        f"--host {q.host} is reachable from other machines, so the API needs a token; none was "
+                        "given (--token or TIDELAKE_QUERY__API_TOKEN), so this run generated one:\n"
+                        f"  token:   {api_token}\n"
+                        f"  console: http://localhost:{q.port}/?token={api_token}\n"
+                        f"  API:     Authorization: Bearer {api_token} (boto3, PyAthena: aws_access_key_id={api_token})",
+                        soft_wrap=True,
+                        markup=False,
+                        highlight=False,
+                    )
+                app = aws_endpoint(
+                    create_app(
+                        service,
+                        api_token,
+                        pipeline=lambda: collect_status(settings).to_dict(),
+                        allowed_hosts=hosts,
+                    ),
+                    aws.tables,
+                    token=api_token,
                     allowed_hosts=hosts,
-                ),
-                {TARGET_PREFIX: kinesis_actions(kinesis), FIREHOSE_TARGET_PREFIX: firehose_actions(firehose)},
-                token=api_token,
-                allowed_hosts=hosts,
-            )
-            uvicorn.run(app, host=q.host, port=q.port, log_level="warning")
-        finally:
-            firehose.close()  # every delivery stream flushes what it holds and commits
-            kinesis.close()
-            service.close()
+                )
+                uvicorn.run(app, host=q.host, port=q.port, log_level="warning")
+            finally:
+                service.close()
 
 
 def register(app: typer.Typer) -> None:

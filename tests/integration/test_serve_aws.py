@@ -1,0 +1,88 @@
+"""`tidelake serve` answers every AWS service on one port, as a user starts it: Athena, Kinesis Data
+Streams, Firehose and Glue, each through boto3 unchanged, over one real lake and a real broker."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.aws_endpoints import aws_client, serve_process
+from tests.unit.queries_lake import event, write_events
+
+pytestmark = pytest.mark.integration
+
+#: 3 hours of 20 events: three hourly partitions of one day.
+EVENTS = [
+    event(f"2026-11-30T{h:02d}:{m:02d}:00", f"v{m % 4}", f"/p{m % 5}") for h in (7, 8, 9) for m in range(20)
+]
+
+
+@pytest.fixture(scope="module")
+def serve(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    root = tmp_path_factory.mktemp("serve-aws")
+    write_events(root / "lake", EVENTS)
+    env = {
+        "TIDELAKE_KAFKA__BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "TIDELAKE_RUNTIME__STATE_DIR": str(root / "state"),
+    }
+    log = root / "serve.log"
+    with serve_process(root / "lake", log, "--shard-quotas", env=env) as url:
+        yield url, log
+
+
+def test_the_banner_names_every_service_and_the_shard_quotas(serve: tuple[str, Path]) -> None:
+    lines = serve[1].read_text().splitlines()
+    assert (
+        "  Kinesis Data Streams (Kinesis_20131202): shard quotas writes 1,000 records/s and 1 MiB/s, reads 5 calls/s and 2 MiB/s per shard"
+        in lines
+    )
+    assert "  Firehose (Firehose_20150804): delivery streams made through the API run inside serve" in lines
+    assert "  Glue Data Catalog (AWSGlue): database default is the lake" in lines
+
+
+def test_glue_lists_the_lakes_dataset_and_its_partitions(serve: tuple[str, Path]) -> None:
+    glue = aws_client("glue", serve[0])
+    tables = glue.get_tables(DatabaseName="default")["TableList"]
+    assert [t["Name"] for t in tables] == ["clickstream_events"]
+    assert tables[0]["StorageDescriptor"]["Location"] == "s3://tidelake-lake/clickstream_events/"
+    partitions = glue.get_partitions(DatabaseName="default", TableName="clickstream_events")["Partitions"]
+    assert sorted(p["Values"][1] for p in partitions) == ["07", "08", "09"]
+
+
+def test_athena_counts_what_glue_lists(serve: tuple[str, Path]) -> None:
+    athena = aws_client("athena", serve[0])
+    query_id = athena.start_query_execution(
+        QueryString="SELECT count(*) FROM clickstream_events WHERE hour = 8"
+    )["QueryExecutionId"]
+    waiter_state = "QUEUED"
+    for _ in range(600):
+        waiter_state = athena.get_query_execution(QueryExecutionId=query_id)["QueryExecution"]["Status"][
+            "State"
+        ]
+        if waiter_state not in ("QUEUED", "RUNNING"):
+            break
+        time.sleep(0.05)
+    assert waiter_state == "SUCCEEDED"
+    rows = athena.get_query_results(QueryExecutionId=query_id)["ResultSet"]["Rows"]
+    assert rows[1]["Data"] == [{"VarCharValue": "20"}]
+
+
+def test_kinesis_and_firehose_answer_on_the_same_port(serve: tuple[str, Path]) -> None:
+    kinesis = aws_client("kinesis", serve[0])
+    kinesis.create_stream(StreamName="serve.aws.orders", ShardCount=1)
+    try:
+        put = kinesis.put_record(StreamName="serve.aws.orders", Data=b'{"order": 1}', PartitionKey="alice")
+        iterator = kinesis.get_shard_iterator(
+            StreamName="serve.aws.orders", ShardId=put["ShardId"], ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+        records = kinesis.get_records(ShardIterator=iterator)["Records"]
+        assert [(r["Data"], r["PartitionKey"], r["SequenceNumber"]) for r in records] == [
+            (b'{"order": 1}', "alice", put["SequenceNumber"])
+        ]
+    finally:
+        kinesis.delete_stream(StreamName="serve.aws.orders")
+    firehose = aws_client("firehose", serve[0])
+    assert firehose.list_delivery_streams()["DeliveryStreamNames"] == []
