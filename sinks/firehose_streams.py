@@ -73,9 +73,7 @@ class DefinitionStore:
         found: dict[str, dict[str, Any]] = {}
         if not self.folder.is_dir():
             return found
-        for path in sorted(self.folder.glob("*.json")):
-            if path.name.startswith("."):
-                continue
+        for path in sorted(self.folder.glob("*.json")):  # a write in progress ends in .tmp
             try:
                 definition = json.loads(path.read_text())
                 found[str(definition["name"])] = definition
