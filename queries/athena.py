@@ -271,7 +271,7 @@ def execution_json(service: QueryService, e: Execution) -> dict[str, Any]:
         "Query": e.query,
         "StatementType": "UTILITY" if is_utility(e.query) else "DML",
         "ResultConfiguration": {"OutputLocation": str(service.results.csv_path(e.id))},
-        "QueryExecutionContext": {"Database": "default", "Catalog": "tidelake"},
+        "QueryExecutionContext": {"Database": "default", "Catalog": "AwsDataCatalog", **e.context},
         "Status": status,
         "Statistics": service.statistics(e),
         "WorkGroup": e.workgroup,
@@ -363,8 +363,14 @@ def athena_actions(service: QueryService) -> dict[str, Handler]:
     """Athena action name -> its handler, which takes the body as `REQUESTS[name]` validated it."""
 
     def start(b: StartQueryExecution) -> dict[str, Any]:
+        given = b.QueryExecutionContext
+        context = {} if given is None else given.model_dump(exclude_none=True)
         query_id = service.start(
-            b.QueryString, b.WorkGroup, b.ClientRequestToken, execution_parameters=b.ExecutionParameters
+            b.QueryString,
+            b.WorkGroup,
+            b.ClientRequestToken,
+            execution_parameters=b.ExecutionParameters,
+            context=context,
         )
         return {"QueryExecutionId": query_id}
 

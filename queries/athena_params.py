@@ -147,9 +147,10 @@ _parser: duckdb.DuckDBPyConnection | None = None
 _parser_lock = threading.Lock()
 
 
-def placeholders(sql: str) -> int:
-    """How many distinct parameters (`?`, `$1`, `$name`) DuckDB's parser finds in `sql`; 0 if it cannot parse it
-    (the run then reports the parser's own error). One in-memory DuckDB without file access parses them all."""
+def placeholders(sql: str) -> int | None:
+    """How many distinct parameters (`?`, `$1`, `$name`) DuckDB's parser finds in `sql`; None if it cannot
+    parse it (the run then reports the parser's own error). One in-memory DuckDB without file access
+    parses them all."""
     global _parser
     if "?" not in sql and "$" not in sql:
         return 0
@@ -158,8 +159,8 @@ def placeholders(sql: str) -> int:
             _parser = duckdb.connect(":memory:", config={"enable_external_access": False})
         rows = _parser.execute("SELECT json_serialize_sql($sql::VARCHAR)", {"sql": sql}).fetchall()
     tree = json.loads(rows[0][0]) if rows else {}
-    if tree.get("error"):
-        return 0
+    if not tree or tree.get("error"):
+        return None
     seen: set[str] = set()
     stack: list[Any] = [tree]
     while stack:
@@ -176,7 +177,7 @@ def placeholders(sql: str) -> int:
 def bind(sql: str, values: list[str]) -> list[Any]:
     """The typed values for `sql`'s `?`s, in order; ParameterError with Athena's message when the count differs."""
     expected = placeholders(sql)
-    if expected != len(values):
+    if expected is not None and expected != len(values):
         msg = f"Incorrect number of parameters: expected {expected} but found {len(values)}"
         raise ParameterError(msg)
     return [literal(v) for v in values]

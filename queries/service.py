@@ -91,6 +91,8 @@ class Execution:
     planning_ms: int = 0
     #: the statement run, when it is not `query` itself (the prepared statement of an EXECUTE)
     ran: str = ""
+    #: Athena's QueryExecutionContext as given (Database, Catalog); echoed, the lake is the only one
+    context: dict[str, str] = field(default_factory=dict)
     control: RunControl = field(default_factory=RunControl, repr=False)
 
     @property
@@ -190,6 +192,7 @@ class QueryService:
         client_token: str | None = None,
         params: dict[str, Any] | None = None,
         execution_parameters: list[str] | None = None,
+        context: dict[str, str] | None = None,
     ) -> str:
         """Queue `query`: `params` are bound to its `$name` placeholders by DuckDB, `execution_parameters`
         (Athena's, SQL literals) to its `?`s, never pasted into its text."""
@@ -214,6 +217,7 @@ class QueryService:
             execution = Execution(
                 str(uuid.uuid4()), query, workgroup, dict(params or {}), list(execution_parameters or [])
             )
+            execution.context = dict(context or {})
             self._executions[execution.id] = execution
             if client_token:
                 self._tokens[client_token] = execution.id

@@ -87,9 +87,13 @@ BY_STATUS = "SELECT page, count(*) AS n FROM clickstream_events WHERE status = ?
 
 # -- ExecutionParameters ---------------------------------------------------------------------------
 def test_the_users_qmark_query_succeeds_and_echoes_its_parameters(served: Served) -> None:
-    execution, found = run(served.athena, BY_STATUS, ExecutionParameters=["404"])
+    context = {"Database": "default", "Catalog": "awsdatacatalog"}
+    execution, found = run(
+        served.athena, BY_STATUS, ExecutionParameters=["404"], QueryExecutionContext=context
+    )
     assert execution["Status"]["State"] == "SUCCEEDED"
     assert execution["ExecutionParameters"] == ["404"]
+    assert execution["QueryExecutionContext"] == context
     assert found == [["page", "n"], ["/missing", "6"]]
 
 
@@ -114,6 +118,10 @@ def test_a_wrong_parameter_count_fails_the_execution_as_on_athena(served: Served
     execution, _ = run(served.athena, BY_STATUS)
     assert (
         execution["Status"]["StateChangeReason"] == "Incorrect number of parameters: expected 1 but found 0"
+    )
+    execution, _ = run(served.athena, "SELEC 1 WHERE 1 = ?", ExecutionParameters=["1"])
+    assert execution["Status"]["StateChangeReason"].startswith(
+        'Parser Error: syntax error at or near "SELEC"'
     )
 
 

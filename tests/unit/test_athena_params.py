@@ -66,6 +66,7 @@ def test_placeholders_are_counted_by_duckdbs_parser_outside_strings_and_comments
     assert placeholders("SELECT * FROM t WHERE a = ? AND b = ?") == 2
     assert placeholders("SELECT '?' AS q FROM t WHERE a = ? -- and b = ?") == 1
     assert placeholders("SELECT * FROM t WHERE a = $1 OR b = $1") == 1
+    assert placeholders("SELEC * FROM t WHERE a = ?") is None  # the run reports DuckDB's syntax error
 
 
 def test_bind_checks_the_count_with_athenas_message() -> None:
