@@ -340,7 +340,7 @@ class S3App:
         uploads = self.service.uploads
         if method == "GET" and "uploadId" in query:
             return await run_in_threadpool(self.list_parts, store, key, query)
-        if method in ("GET", "HEAD") and not _subresource(query, allowed={"partNumber"}):
+        if method in ("GET", "HEAD") and not _subresource(query):
             return await run_in_threadpool(self.get_object, store, key, request, method == "HEAD")
         if method == "PUT" and "uploadId" in query and "partNumber" in query:
             if "x-amz-copy-source" in request.headers:
@@ -387,7 +387,7 @@ class S3App:
             start, end = 0, info.size - 1
             status = 200
             wanted = request.headers.get("range")
-            if wanted and "partNumber" not in request.query_params:
+            if wanted:
                 span = _parse_range(wanted, info.size)
                 if span is not None:
                     start, end = span
@@ -524,8 +524,8 @@ _SUBRESOURCES = frozenset(
 )  # fmt: skip
 
 
-def _subresource(query: Mapping[str, str], allowed: frozenset[str] | set[str] = frozenset()) -> bool:
-    return bool((set(query) & _SUBRESOURCES) - allowed)
+def _subresource(query: Mapping[str, str]) -> bool:
+    return bool(set(query) & _SUBRESOURCES)
 
 
 def _iso(mtime_ns: int) -> str:

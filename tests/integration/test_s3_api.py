@@ -625,6 +625,24 @@ def test_aws_cli_ls_cp_rm(world, tmp_path: Path) -> None:
     rm = aws(url, "s3", "rm", f"s3://{LAKE}/cli/big20.bin")
     assert (rm.returncode, rm.stdout.strip()) == (0, f"delete: s3://{LAKE}/cli/big20.bin")
     assert not (lake / "cli").exists()
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    (src / "a.txt").write_text("a")
+    (src / "sub/b.txt").write_text("b")
+    assert aws(url, "s3", "sync", str(src), f"s3://{LAKE}/synced/").returncode == 0
+    again = aws(url, "s3", "sync", str(src), f"s3://{LAKE}/synced/")  # same sizes and times: nothing to do
+    assert (again.returncode, again.stdout) == (0, "")
+    moved = aws(
+        url, "s3", "mv", f"s3://{LAKE}/synced/a.txt", f"s3://{LAKE}/moved/a.txt"
+    )  # CopyObject + delete
+    assert moved.returncode == 0, moved.stderr
+    assert sorted(str(p.relative_to(lake)) for p in (lake / "synced").rglob("*")) == [
+        "synced/sub",
+        "synced/sub/b.txt",
+    ]
+    assert (lake / "moved/a.txt").read_text() == "a"
+    assert aws(url, "s3", "rm", f"s3://{LAKE}/synced/", "--recursive").returncode == 0
+    assert not (lake / "synced").exists()
     wrong = aws(url, "s3", "ls", f"s3://{LAKE}/", key="not-the-token")
     assert wrong.returncode == 255 and "InvalidAccessKeyId" in wrong.stderr
 

@@ -19,7 +19,7 @@ from queries.s3_store import (
     check_key,
     multipart_etag,
 )
-from queries.s3_xml import S3Error
+from queries.s3_xml import S3Error, error_response
 from sinks.ownership import DatasetClaims, owner_path
 
 
@@ -208,3 +208,16 @@ def test_start_after_inside_a_folder_still_rolls_up_its_later_keys(tmp_path: Pat
     page = store.list("p/", "/", "p/a/1")
     assert (page.prefixes, [o.key for o in page.contents]) == (["p/a/"], ["p/b"])
     assert store.list("p/", "/", "p/a/2").prefixes == []
+
+
+def test_errors_are_s3s_xml_shape() -> None:
+    answer = error_response(S3Error("NoSuchKey", "The specified key does not exist.", 404, key="a/<b>"))
+    rid = answer.headers["x-amz-request-id"]
+    assert (answer.status_code, answer.headers["content-type"]) == (404, "application/xml")
+    assert answer.body.decode() == (
+        '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>NoSuchKey</Code>'
+        "<Message>The specified key does not exist.</Message><Key>a/&lt;b&gt;</Key>"
+        f"<RequestId>{rid}</RequestId></Error>"
+    )
+    head = error_response(S3Error("NoSuchKey", "gone", 404), head=True)
+    assert (head.status_code, head.body) == (404, b"")
