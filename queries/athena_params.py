@@ -16,7 +16,10 @@ read here, as Trino's literals (docs.aws.amazon.com/athena/latest/ug/data-types.
     CAST(<one of the above> AS <VARCHAR|CHAR|TINYINT|SMALLINT|INTEGER|INT|BIGINT|REAL|DOUBLE|
          DECIMAL[(p,s)]|BOOLEAN|DATE|TIMESTAMP>)
 
-Anything else (a column, a function call, a subquery) is a `ParameterError`: Athena evaluates
+A count of values that differs from the statement's `?`s FAILS the execution with Athena's own
+answer, `Incorrect number of parameters: expected 1 but found 0` (ErrorCategory 2, ErrorType 1006,
+as reported from Athena in github.com/aws/aws-sdk-js-v3/issues/3837), not an error at
+StartQueryExecution. Anything else (a column, a function call, a subquery) is a `ParameterError`: Athena evaluates
 constant expressions, tidelake takes literals only. Where Trino would refuse a type mismatch
 (`status = '404'` on an integer column), DuckDB casts the bound value to the column's type.
 """

@@ -221,6 +221,24 @@ def test_prepared_statements_belong_to_their_workgroup(served: Served) -> None:
         )
 
 
+def test_a_prepared_statement_runs_inside_the_sandbox(served: Served, root: Path) -> None:
+    target = root / "written.csv"
+    athena = served.athena
+    athena.create_prepared_statement(
+        StatementName="writer", WorkGroup="primary", QueryStatement=f"COPY (SELECT ?) TO '{target}'"
+    )
+    execution, _ = run(athena, "EXECUTE writer USING 1")
+    assert execution["Status"]["State"] == "FAILED"
+    assert execution["Status"]["StateChangeReason"].startswith("refused: COPY statements are not allowed")
+    execution, _ = run(athena, f"PREPARE reader FROM SELECT * FROM read_csv('{root}/x.csv') WHERE 1 = ?")
+    assert execution["Status"]["State"] == "SUCCEEDED"  # stored as text, as Athena keeps it
+    execution, _ = run(athena, "EXECUTE reader USING 1")
+    assert execution["Status"]["StateChangeReason"].startswith(
+        "refused: table function read_csv() is not allowed"
+    )
+    assert not target.exists()
+
+
 def test_prepared_statement_list_update_batch_and_delete(served: Served) -> None:
     athena = served.athena
     names = [f"s{n:02d}" for n in range(7)]
