@@ -91,6 +91,18 @@ class CreateNamedQuery(_Body):
     WorkGroup: WorkGroupName = PRIMARY
 
 
+class UpdateNamedQuery(_Body):
+    NamedQueryId: ResourceId
+    Name: Annotated[str, Field(min_length=1, max_length=128)]
+    QueryString: QueryText
+    Description: Annotated[str, Field(max_length=1024)] | None = None
+
+
+class ListEngineVersions(_Body):
+    NextToken: Token | None = None
+    MaxResults: Annotated[int, Field(ge=1, le=10)] = 10
+
+
 class NamedQueryRef(_Body):
     NamedQueryId: ResourceId
 
@@ -213,6 +225,8 @@ REQUESTS: dict[str, type[_Body]] = {
     "BatchGetNamedQuery": BatchGetNamedQuery,
     "ListNamedQueries": ListRequest,
     "DeleteNamedQuery": NamedQueryRef,
+    "UpdateNamedQuery": UpdateNamedQuery,
+    "ListEngineVersions": ListEngineVersions,
     "CreateWorkGroup": CreateWorkGroup,
     "GetWorkGroup": WorkGroupRef,
     "UpdateWorkGroup": UpdateWorkGroup,
@@ -253,6 +267,10 @@ def _describe(error: Any) -> str:
 
 
 # -- answers -------------------------------------------------------------------------------------
+#: The one engine (ListEngineVersions, each execution's EngineVersion).
+ENGINE_VERSION = {"SelectedEngineVersion": "DuckDB", "EffectiveEngineVersion": "DuckDB"}
+
+
 def execution_json(service: QueryService, e: Execution) -> dict[str, Any]:
     status: dict[str, Any] = {"State": e.state, "SubmissionDateTime": e.submitted_ms / 1000}
     if e.reason:
@@ -275,7 +293,7 @@ def execution_json(service: QueryService, e: Execution) -> dict[str, Any]:
         "Status": status,
         "Statistics": service.statistics(e),
         "WorkGroup": e.workgroup,
-        "EngineVersion": {"SelectedEngineVersion": "DuckDB", "EffectiveEngineVersion": "DuckDB"},
+        "EngineVersion": ENGINE_VERSION,
     }
     if e.execution_parameters:
         out["ExecutionParameters"] = list(e.execution_parameters)
@@ -439,6 +457,14 @@ def athena_actions(service: QueryService) -> dict[str, Handler]:
         action(argument)
         return {}  # Athena answers these with an empty object
 
+    def update_named(b: UpdateNamedQuery) -> dict[str, Any]:
+        service.update_saved(b.NamedQueryId, b.Name, b.QueryString, b.Description)
+        return {}
+
+    def list_engines(b: ListEngineVersions) -> dict[str, Any]:
+        found, token = _paged([ENGINE_VERSION], b.NextToken, b.MaxResults)
+        return {"EngineVersions": found, **({"NextToken": token} if token else {})}
+
     def put_prepared(b: CreatePreparedStatement, *, create: bool) -> dict[str, Any]:
         service.put_prepared(
             b.StatementName, b.WorkGroup, b.QueryStatement, b.Description or "", create=create
@@ -496,6 +522,8 @@ def athena_actions(service: QueryService) -> dict[str, Handler]:
         "BatchGetNamedQuery": batch_named,
         "ListNamedQueries": list_named,
         "DeleteNamedQuery": lambda b: nothing(service.delete_saved, b.NamedQueryId),
+        "UpdateNamedQuery": update_named,
+        "ListEngineVersions": list_engines,
         "CreateWorkGroup": create_wg,
         "GetWorkGroup": lambda b: {"WorkGroup": workgroup_json(service, b.WorkGroup)},
         "UpdateWorkGroup": update_wg,

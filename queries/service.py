@@ -464,6 +464,21 @@ class QueryService:
         self.state.put("named_queries", saved.id, asdict(saved))
         return saved.id
 
+    def update_saved(self, named_query_id: str, name: str, query: str, description: str | None) -> None:
+        """UpdateNamedQuery: a new name, query and (when given) description; its workgroup stays."""
+        saved = self.saved_query(named_query_id)
+        changed = SavedQuery(
+            saved.id,
+            name,
+            query,
+            saved.workgroup,
+            saved.description if description is None else description,
+            saved.database,
+        )
+        with self._lock:
+            self.saved[saved.id] = changed
+        self.state.put("named_queries", saved.id, asdict(changed))
+
     def saved_query(self, named_query_id: str) -> SavedQuery:
         found = self.saved.get(named_query_id)
         if found is None:

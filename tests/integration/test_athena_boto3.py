@@ -396,3 +396,18 @@ def test_state_survives_a_restart(root: Path) -> None:
         assert run(athena, "EXECUTE by_status USING 200", WorkGroup="analysts")[1][0] == ["page", "n"]
     finally:
         second.close()
+
+
+def test_update_named_query_and_list_engine_versions(served: Served) -> None:
+    athena = served.athena
+    named = athena.create_named_query(
+        Name="views", Database="default", QueryString="SELECT 1", Description="first"
+    )["NamedQueryId"]
+    athena.update_named_query(NamedQueryId=named, Name="views2", QueryString="SELECT 2")
+    found = athena.get_named_query(NamedQueryId=named)["NamedQuery"]
+    assert (found["Name"], found["QueryString"], found["Description"]) == ("views2", "SELECT 2", "first")
+    with pytest.raises(athena.exceptions.InvalidRequestException, match="NamedQuery nope was not found"):
+        athena.update_named_query(NamedQueryId="nope", Name="x", QueryString="SELECT 1")
+    assert athena.list_engine_versions()["EngineVersions"] == [
+        {"SelectedEngineVersion": "DuckDB", "EffectiveEngineVersion": "DuckDB"}
+    ]
