@@ -318,35 +318,42 @@ class BucketStore:
             raise S3Error("AccessDenied", f"Access Denied: bucket {self.bucket.name} is read-only.", 403, key=key)  # fmt: skip
         if self._hidden_top(names[0]):
             raise S3Error("AccessDenied", "Access Denied: _sinks/ holds the delivery streams' own state.", 403, key=key)  # fmt: skip
-        owner = self.owner_of(names)
-        if owner is not None:
+        owned = self._owned()
+        path = "/".join(names) + "/"
+        prefix = next((p for p in sorted(owned) if path.startswith(p)), None)
+        if prefix is not None:
+            stream = _delivery_stream(self.root / STATE_DIR / OWNERS_DIR / owned[prefix])
             msg = (
-                f"Access Denied: {owner} belongs to a delivery stream ({self.bucket.name}/_sinks/"
-                f"{OWNERS_DIR}); its objects are read-only. Write to another prefix."
+                f"Access Denied: {prefix} is written by delivery stream {stream!r} "
+                f"({self.bucket.name}/{STATE_DIR}/{OWNERS_DIR}/{owned[prefix]}); its objects are read-only. "
+                "Write to another prefix."
             )
             raise S3Error("AccessDenied", msg, 403, key=key)
         return names
 
-    def owned_prefixes(self) -> list[str]:
-        """The key prefixes (`<dataset>/`, `_errors/<dataset>/`) delivery streams own."""
+    def _owned(self) -> dict[str, str]:
+        """Owned key prefix (`<dataset>/`, `_errors/<dataset>/`) -> its owner record's file name."""
         if not self.bucket.guarded:
-            return []
+            return {}
         try:
             names = os.listdir(self.root / STATE_DIR / OWNERS_DIR)
         except OSError:
-            return []
-        prefixes = []
+            return {}
+        owned = {}
+        errors = f"{ERRORS_DIR}."
         for name in names:
             if not name.endswith(OWNER_SUFFIX) or name.startswith(IN_PROGRESS_PREFIX):
                 continue
             dataset = name.removesuffix(OWNER_SUFFIX)
-            errors = f"{ERRORS_DIR}."
-            prefixes.append(
-                f"{ERRORS_DIR}/{dataset.removeprefix(errors)}/"
-                if dataset.startswith(errors)
-                else f"{dataset}/"
-            )
-        return sorted(prefixes)
+            if dataset.startswith(errors):
+                owned[f"{ERRORS_DIR}/{dataset.removeprefix(errors)}/"] = name
+            else:
+                owned[f"{dataset}/"] = name
+        return owned
+
+    def owned_prefixes(self) -> list[str]:
+        """The key prefixes (`<dataset>/`, `_errors/<dataset>/`) delivery streams own."""
+        return sorted(self._owned())
 
     def owner_of(self, names: list[str]) -> str | None:
         """The owned prefix `names` falls under (the key itself or a folder above it), else None."""
@@ -613,6 +620,14 @@ class BucketStore:
 #: Characters no key may hold here: control characters (XML 1.0 cannot carry most of them) and the
 #: surrogates Python uses for file names that are not UTF-8.
 _BAD_CHARS = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
+
+
+def _delivery_stream(record: Path) -> str:
+    """The delivery stream named in an owner record (sinks/ownership.py's JSON), or "unknown"."""
+    try:
+        return str(json.loads(record.read_text())["delivery_stream"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return "unknown"
 
 
 def _bad_name(name: str) -> bool:

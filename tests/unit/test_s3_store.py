@@ -72,6 +72,10 @@ def test_owner_records_are_named_as_sinks_ownership_writes_them(tmp_path: Path) 
     with pytest.raises(S3Error) as exc:
         store.check_writable("views/dt=2019-01-22/x.parquet")
     assert (exc.value.code, exc.value.status) == ("AccessDenied", 403)
+    assert exc.value.text == (
+        "Access Denied: views/ is written by delivery stream 's1' (lake/_sinks/_owners/views.owner); "
+        "its objects are read-only. Write to another prefix."
+    )
 
 
 def _tree(root: Path, keys: list[str]) -> BucketStore:
