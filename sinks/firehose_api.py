@@ -159,6 +159,10 @@ _OTHER_DESTINATIONS = (
 )  # fmt: skip
 
 
+def _tags(request: CreateDeliveryStreamInput) -> dict[str, str]:
+    return {tag.Key: tag.Value or "" for tag in request.Tags or []}
+
+
 def direct_put_topic(name: str) -> str:
     """The Kafka topic a DirectPut stream's records go to."""
     return f"{TOPIC_PREFIX}{name}"
@@ -299,6 +303,7 @@ class FirehoseService:
             request.ExtendedS3DestinationConfiguration,
             topic=str(definition["topic"]),
             lake=self.settings.lake.root,
+            tags=_tags(request),
         )
 
     # -- Kafka -----------------------------------------------------------------------------------
@@ -400,6 +405,7 @@ class FirehoseService:
                 topic=topic,
                 lake=self.settings.lake.root,
                 auto_offset_reset="earliest",
+                tags=_tags(request),
             )
             for note in delivery.notes:
                 log.info("Firehose stream %s: %s", name, note)

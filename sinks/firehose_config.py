@@ -52,6 +52,8 @@ from sinks.transform import Handler, load_handler
 #: buffer is 128 MiB by default and at least 64 MiB (Firehose record format conversion).
 DEFAULT_SIZE_MB, DEFAULT_INTERVAL_S = 5, 300
 CONVERSION_DEFAULT_SIZE_MB, CONVERSION_MIN_SIZE_MB = 128, 64
+#: The Tag whose value declares the columns inline (tidelake's extension; `inline_schema`).
+SCHEMA_TAG = "tidelake:schema"
 #: Where errors go below `_errors/<dataset>/<error type>/` when ErrorOutputPrefix says nothing.
 DEFAULT_ERROR_LAYOUT = "!{timestamp:yyyy/MM/dd/HH}/"
 ERROR_TYPE_EXPRESSION = "!{firehose:error-output-type}"
@@ -245,9 +247,11 @@ def firehose_delivery(
     topic: str,
     lake: Path,
     auto_offset_reset: Literal["earliest", "latest"] = "earliest",
+    tags: dict[str, str] | None = None,
 ) -> FirehoseDelivery:
     """The delivery stream that reads `topic` and does what `destination` asks; InvalidArgumentException
-    (AwsError) for what tidelake does not do or a destination AWS would refuse too."""
+    (AwsError) for what tidelake does not do or a destination AWS would refuse too. `tags` are the
+    stream's Tags: `tidelake:schema` declares the columns inline (`inline_schema`)."""
     notes: list[str] = []
     conversion = destination.DataFormatConversionConfiguration
     if conversion is None or conversion.Enabled is False:
@@ -313,7 +317,10 @@ def firehose_delivery(
     elif "!{timestamp:" not in layout and not dynamic:
         layout = layout + ("" if layout.endswith("/") else "/") + FIREHOSE_DEFAULT_PREFIX
 
-    schema = _schema(conversion.SchemaConfiguration, lake, notes)
+    inline = (tags or {}).get(SCHEMA_TAG)
+    schema = (
+        inline_schema(inline) if inline is not None else _schema(conversion.SchemaConfiguration, lake, notes)
+    )
     declared = {f["name"]: f["type"] for f in schema.get("fields", [])}
     if query is not None:
         layout = query.rewrite_prefix(layout, declared)
@@ -445,6 +452,23 @@ def _lambda_hook(processors: list[ProcessorIn]) -> str | None:
     except ConfigError as exc:
         raise invalid(f"LambdaArn {reference!r}: {exc}") from exc
     return reference
+
+
+def inline_schema(text: str) -> dict[str, Any]:
+    """tidelake's extension: the Tag `tidelake:schema` = `order_id=string amount=int64 ...` declares
+    the columns (a Tag value allows letters, digits, spaces and `_ . : / = + - @ %`, so types are
+    written `string bool int32 int64 float32 float64 date32 timestamp`); every column is nullable."""
+    fields = []
+    for item in text.split():
+        name, equals, kind = item.partition("=")
+        if not equals or not name or kind not in TYPES or " " in kind:
+            kinds = " ".join(t for t in TYPES if " " not in t)
+            msg = f"Tag {SCHEMA_TAG} {text!r}: write columns as name=type separated by spaces, types {kinds}"
+            raise invalid(msg)
+        fields.append({"name": name, "type": kind, "nullable": True})
+    if not fields:
+        raise invalid(f"Tag {SCHEMA_TAG} declares no column")
+    return {"fields": fields}
 
 
 def _schema(config: SchemaConfigurationIn | None, lake: Path, notes: list[str]) -> dict[str, Any]:

@@ -319,6 +319,8 @@ def test_kinesis_stream_as_source_reads_from_its_creation(
         _destination(dataset, query=None, layout="dt=!{timestamp:yyyy-MM-dd}/"),
         DeliveryStreamType="KinesisStreamAsSource",
         KinesisStreamSourceConfiguration=source,
+        # tidelake's extension: the columns declared inline (no lake table of that name exists)
+        Tags=[{"Key": "tidelake:schema", "Value": "order_id=string customer_id=string amount=int64"}],
     )
     described = firehose.describe_delivery_stream(DeliveryStreamName=name)["DeliveryStreamDescription"]
     assert described["DeliveryStreamType"] == "KinesisStreamAsSource"
@@ -329,8 +331,12 @@ def test_kinesis_stream_as_source_reads_from_its_creation(
     with KafkaProducer(bootstrap_servers=kafka_bootstrap) as producer:
         for i in range(40):
             producer.send(topic, _order(i))
+        producer.send(topic, b'{"order_id": "x", "amount": "much"}')
         producer.flush()
-    _wait(lambda: _rows(server.lake, dataset)[0] == 40, "delivery")
+    _wait(lambda: _rows(server.lake, dataset)[0] == 40 and _errors(server.lake, dataset), "delivery")
+    [(error_type, message, _raw)] = _errors(server.lake, dataset)
+    assert error_type == "format-conversion-failed"
+    assert message.startswith("field 'amount': expected int64, got string \"much\"")
     time.sleep(1.5)  # one more interval: nothing else arrives
     assert _rows(server.lake, dataset, "count(*), count(DISTINCT order_id), min(order_id), max(order_id)") == (
         40, 40, "o00000", "o00039"

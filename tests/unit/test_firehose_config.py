@@ -145,6 +145,21 @@ def test_a_lake_table_declares_the_columns(tmp_path: Path) -> None:
     assert _deliver(destination, tmp_path, "again").config.schema_ == "infer"
 
 
+def test_a_tag_declares_the_columns_inline(tmp_path: Path) -> None:
+    tags = {"tidelake:schema": "order_id=string amount=int64 at=timestamp"}
+    model = ExtendedS3DestinationConfigurationIn.model_validate(_destination())
+    config = firehose_delivery("tagged", model, topic="t", lake=tmp_path, tags=tags).config
+    assert config.fields == [
+        {"name": "order_id", "type": "string", "nullable": True},
+        {"name": "amount", "type": "int64", "nullable": True},
+        {"name": "at", "type": "timestamp", "nullable": True},
+    ]
+    with pytest.raises(AwsError) as caught:
+        firehose_delivery("tagged", model, topic="t", lake=tmp_path, tags={"tidelake:schema": "amount:int64"})
+    assert caught.value.code == "InvalidArgumentException"
+    assert "name=type" in caught.value.text
+
+
 def test_what_tidelake_and_aws_refuse(tmp_path: Path) -> None:
     orc = _destination()
     orc["DataFormatConversionConfiguration"]["OutputFormatConfiguration"]["Serializer"] = {"OrcSerDe": {}}
