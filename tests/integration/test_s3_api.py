@@ -29,9 +29,14 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from core.settings import load_settings
+from queries.api import create_app
+from queries.engine import Engine, Limits
+from queries.results import ResultStore
 from queries.s3_api import RESULTS_BUCKET, s3_app, s3_in_front
+from queries.service import QueryService
 from sinks.ownership import DatasetClaims
 from tests.aws_endpoints import endpoint_in_thread, stand_in_query_app
+from tidelake.aws_endpoint import aws_endpoint
 
 LAKE = "tidelake-lake"
 TOKEN = "s3-test-token"
@@ -681,3 +686,39 @@ def test_unsupported_actions_say_not_implemented(s3) -> None:
     with pytest.raises(ClientError) as exc:
         s3.delete_bucket(Bucket=LAKE)
     assert code_of(exc) == ("NotImplemented", 501)
+
+
+def test_s3_beside_athena_on_one_port_reads_a_query_result(tmp_path: Path) -> None:
+    """As serve mounts it: S3 in front of the AWS endpoint and the real query app, one port."""
+    lake, results = tmp_path / "lake", tmp_path / "results"
+    key = PARQUET_KEYS[0]
+    (lake / key).parent.mkdir(parents=True)
+    (lake / key).write_bytes(_parquet(3, 0))
+    settings = load_settings(lake={"root": lake}, runtime={"state_dir": tmp_path / "state"}, query={"results_dir": results})  # fmt: skip
+    with Engine(lake, Limits(timeout_s=60), sessions=1) as engine:
+        service = QueryService(engine, ResultStore(results), 1)
+        try:
+            app = s3_in_front(
+                s3_app(settings, TOKEN),
+                aws_endpoint(create_app(service, TOKEN), {}, token=TOKEN),
+            )
+            with endpoint_in_thread(app) as url:
+                athena = boto3.client(
+                    "athena", endpoint_url=url, region_name="us-east-1", aws_access_key_id=TOKEN, aws_secret_access_key="x"
+                )  # fmt: skip
+                sql = "SELECT event_id, status FROM clickstream_events ORDER BY event_id"
+                query_id = athena.start_query_execution(QueryString=sql)["QueryExecutionId"]
+                deadline = time.monotonic() + 60
+                state = "QUEUED"
+                while state in ("QUEUED", "RUNNING") and time.monotonic() < deadline:
+                    state = athena.get_query_execution(QueryExecutionId=query_id)["QueryExecution"]["Status"][
+                        "State"
+                    ]
+                    time.sleep(0.05)
+                assert state == "SUCCEEDED"
+                s3 = client(url)
+                csv = s3.get_object(Bucket=RESULTS_BUCKET, Key=f"{query_id}.csv")["Body"].read()
+                assert csv == b'"event_id","status"\n"e0","200"\n"e1","201"\n"e2","202"\n'
+                assert [o["Key"] for o in s3.list_objects_v2(Bucket=LAKE)["Contents"]] == [key]
+        finally:
+            service.close()
