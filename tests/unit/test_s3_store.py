@@ -225,3 +225,27 @@ def test_errors_are_s3s_xml_shape() -> None:
     )
     head = error_response(S3Error("NoSuchKey", "gone", 404), head=True)
     assert (head.status_code, head.body) == (404, b"")
+
+
+def test_a_multipart_etag_outlives_a_restart_and_a_replaced_file_gets_its_md5(tmp_path: Path) -> None:
+    root, state = tmp_path / "lake", tmp_path / "state"
+    store = BucketStore(Bucket("b", root), ETags(state))
+    uploads = Uploads(state)
+    upload_id = uploads.create("b", "big.bin")
+    parts = [b"a" * (5 * 1024 * 1024), b"b"]
+    for number, data in enumerate(parts, 1):
+        pending = uploads.put_part("b", "big.bin", upload_id, number)
+        pending.write(data)
+        pending.commit(hashlib.md5(data).hexdigest())
+    chosen = [(n, f'"{hashlib.md5(d).hexdigest()}"') for n, d in enumerate(parts, 1)]
+    done = uploads.complete(store, "big.bin", upload_id, chosen)
+    assert done.etag == multipart_etag([e for _, e in chosen])
+    assert not (state / "uploads" / upload_id).exists()
+    restarted = BucketStore(Bucket("b", root), ETags(state))
+    assert restarted.head("big.bin").etag == done.etag
+    pending = restarted.begin_put("big.bin")
+    pending.write(b"new")
+    pending.commit(f'"{hashlib.md5(b"new").hexdigest()}"')
+    again = BucketStore(Bucket("b", root), ETags(state))
+    assert again.head("big.bin").etag == f'"{hashlib.md5(b"new").hexdigest()}"'
+    assert sorted(p.name for p in root.iterdir()) == ["big.bin"]
