@@ -288,7 +288,7 @@ def execution_json(service: QueryService, e: Execution) -> dict[str, Any]:
         "QueryExecutionId": e.id,
         "Query": e.query,
         "StatementType": "UTILITY" if is_utility(e.query) else "DML",
-        "ResultConfiguration": {"OutputLocation": str(service.results.csv_path(e.id))},
+        "ResultConfiguration": {"OutputLocation": service.output_location(e.id)},
         "QueryExecutionContext": {"Database": "default", "Catalog": "AwsDataCatalog", **e.context},
         "Status": status,
         "Statistics": service.statistics(e),

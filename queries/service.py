@@ -138,13 +138,22 @@ class QueryService:
     """Everything the HTTP API serves, with no HTTP in it.
 
     `state_folder` holds the SQLite state (default: the results folder); everything kept there by an
-    earlier service on the same folder is loaded here."""
+    earlier service on the same folder is loaded here. `results_uri`, when the results folder is
+    also served as an S3 bucket (`s3://tidelake-query-results/`), makes each execution's
+    OutputLocation `<results_uri><id>.csv`, which PyAthena's PandasCursor and awswrangler read;
+    without it OutputLocation is the CSV file's path."""
 
     def __init__(
-        self, engine: Engine, results: ResultStore, concurrency: int = 2, state_folder: Path | None = None
+        self,
+        engine: Engine,
+        results: ResultStore,
+        concurrency: int = 2,
+        state_folder: Path | None = None,
+        results_uri: str | None = None,
     ) -> None:
         self.engine = engine
         self.results = results
+        self.results_uri = results_uri
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="tidelake-query")
         self._lock = threading.Lock()
         self._executions: dict[str, Execution] = {}
@@ -307,6 +316,12 @@ class QueryService:
         execution.ran = statement.query
         values = execute_values(using, execution.execution_parameters)
         return statement.query, bind(statement.query, values)
+
+    def output_location(self, query_id: str) -> str:
+        """Athena's ResultConfiguration.OutputLocation of an execution (see the class docstring)."""
+        if self.results_uri:
+            return f"{self.results_uri.rstrip('/')}/{query_id}.csv"
+        return str(self.results.csv_path(query_id))
 
     def get(self, query_id: str) -> Execution:
         with self._lock:

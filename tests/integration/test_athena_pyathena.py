@@ -1,5 +1,7 @@
-"""PyAthena, unchanged, against the real query app served in a thread: qmark and pyformat parameters,
-DataFrames, and its SQLAlchemy dialect's reflection (ListDatabases, ListTableMetadata, GetTableMetadata)."""
+"""PyAthena and awswrangler, unchanged, against the real query app served in a thread with S3 in front
+(as `tidelake serve` mounts it, results in the bucket tidelake-query-results): qmark and pyformat
+parameters, PandasCursor's DataFrames (read from S3), and the SQLAlchemy dialect's reflection
+(ListDatabases, ListTableMetadata, GetTableMetadata)."""
 
 from __future__ import annotations
 
@@ -8,16 +10,20 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote_plus
 
+import awswrangler as wr
+import boto3
 import duckdb
 import pytest
 import sqlalchemy
 from pyathena import connect
 from pyathena.error import DatabaseError
-from pyathena.pandas.util import as_pandas
+from pyathena.pandas.cursor import PandasCursor
 
+from core.settings import load_settings
 from queries.api import create_app
 from queries.engine import Engine, Limits
 from queries.results import ResultStore
+from queries.s3_api import RESULTS_BUCKET, s3_app, s3_in_front
 from queries.service import QueryService
 from tests.aws_endpoints import endpoint_in_thread
 from tests.unit.queries_lake import event, write_events
@@ -38,10 +44,17 @@ def lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def endpoint(lake: Path) -> Iterator[str]:
+    settings = load_settings(
+        lake={"root": lake / "lake"},
+        runtime={"state_dir": lake / "state"},
+        query={"results_dir": lake / "results"},
+    )
     with Engine(lake / "lake", Limits(timeout_s=60), sessions=2) as engine:
-        service = QueryService(engine, ResultStore(lake / "results"), 2)
+        service = QueryService(
+            engine, ResultStore(lake / "results"), 2, results_uri=f"s3://{RESULTS_BUCKET}/"
+        )
         try:
-            with endpoint_in_thread(create_app(service)) as url:
+            with endpoint_in_thread(s3_in_front(s3_app(settings), create_app(service))) as url:
                 yield url
         finally:
             service.close()
@@ -49,7 +62,7 @@ def endpoint(lake: Path) -> Iterator[str]:
 
 def cursor(endpoint: str, **extra):
     return connect(
-        s3_staging_dir="s3://unused/",
+        s3_staging_dir=f"s3://{RESULTS_BUCKET}/",
         region_name="us-east-1",
         endpoint_url=endpoint,
         aws_access_key_id="local",
@@ -98,26 +111,57 @@ def test_prepared_statement_from_pyathena(endpoint: str) -> None:
     assert c.fetchall() == [("/p0", 2), ("/p1", 2), ("/p2", 2)]
 
 
-def test_dataframes_match_duckdb_over_the_same_files(endpoint: str, lake: Path) -> None:
-    """PyAthena's PandasCursor reads the result CSV from S3 (OutputLocation); the results here are
-    files, so the DataFrame comes from the plain cursor (pyathena.pandas.util.as_pandas)."""
-    sql = "SELECT hour, page, count(*) AS n, min(event_time) AS first_seen FROM clickstream_events GROUP BY 1, 2 ORDER BY 1, 2"
-    c = cursor(endpoint)
-    c.execute(sql)
-    frame = as_pandas(c)
+def expected_from_duckdb(lake: Path, sql: str) -> list[tuple]:
     files = str(lake / "lake" / "clickstream_events" / "**" / "*.parquet")
-    expected = duckdb.sql(
-        f"SET TimeZone = 'UTC'; SELECT hour, page, count(*) AS n, min(event_time)::TIMESTAMP AS first_seen "
-        f"FROM read_parquet('{files}', hive_partitioning = true, hive_types = {{'dt': DATE, 'hour': INTEGER}}) GROUP BY 1, 2 ORDER BY 1, 2"
-    ).fetchall()
-    assert [tuple(row) for row in frame.itertuples(index=False)] == expected
+    view = f"read_parquet('{files}', hive_partitioning = true, hive_types = {{'dt': DATE, 'hour': INTEGER}})"
+    with duckdb.connect() as db:
+        db.execute("SET TimeZone = 'UTC'")
+        return db.execute(sql.replace("clickstream_events", view)).fetchall()
+
+
+DATAFRAME_SQL = (
+    "SELECT hour, page, count(*) AS n, min(event_time)::TIMESTAMP AS first_seen "
+    "FROM clickstream_events GROUP BY 1, 2 ORDER BY 1, 2"
+)
+
+
+def test_pandas_cursor_reads_the_result_from_s3_equal_to_duckdb(
+    endpoint: str, lake: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", endpoint)  # PyAthena's S3 client; endpoint_url is Athena's
+    c = cursor(endpoint, cursor_class=PandasCursor)
+    frame = c.execute(DATAFRAME_SQL).as_pandas()
+    assert c.output_location == f"s3://{RESULTS_BUCKET}/{c.query_id}.csv"
     assert list(frame.columns) == ["hour", "page", "n", "first_seen"]
+    assert [tuple(row) for row in frame.itertuples(index=False)] == expected_from_duckdb(lake, DATAFRAME_SQL)
+    assert len(frame) == 6
+
+
+# awswrangler 3.17 (s3/_read.py) calls pandas.concat(copy=False), which pandas 3 deprecates: its warning, not ours
+@pytest.mark.filterwarnings("ignore::pandas.errors.Pandas4Warning")
+def test_awswrangler_reads_a_qmark_query(endpoint: str, lake: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(wr.config, "athena_endpoint_url", endpoint)
+    monkeypatch.setattr(wr.config, "s3_endpoint_url", endpoint)
+    session = boto3.Session(aws_access_key_id="local", aws_secret_access_key="local", region_name="us-east-1")
+    frame = wr.athena.read_sql_query(
+        BY_STATUS.format("?"),
+        database="default",
+        ctas_approach=False,
+        boto3_session=session,
+        s3_output=f"s3://{RESULTS_BUCKET}/",
+        params=["404"],
+        paramstyle="qmark",
+    )
+    assert [tuple(row) for row in frame.itertuples(index=False)] == [("/p0", 2), ("/p1", 2), ("/p2", 2)]
+    assert [tuple(r) for r in frame.itertuples(index=False)] == expected_from_duckdb(
+        lake, BY_STATUS.format("404")
+    )
 
 
 def test_sqlalchemy_reflects_the_lake(endpoint: str) -> None:
     url = (
         "awsathena+rest://local:local@athena.us-east-1.amazonaws.com:443/default"
-        f"?s3_staging_dir={quote_plus('s3://unused/')}&endpoint_url={quote_plus(endpoint)}"
+        f"?s3_staging_dir={quote_plus(f's3://{RESULTS_BUCKET}/')}&endpoint_url={quote_plus(endpoint)}"
     )
     engine = sqlalchemy.create_engine(url)
     try:
