@@ -626,6 +626,13 @@ class FirehoseService:
             stream = self._streams.get(name)
         return stream.status if stream is not None else None
 
+    def restarts(self, name: str) -> tuple[int, str | None]:
+        """How often the stream's sink was restarted after a failure, and the last failure."""
+        with self._lock:
+            stream = self._streams.get(name)
+        runner = stream.runner if stream is not None else None
+        return (runner.restarts, runner.failure) if runner is not None else (0, None)
+
 
 def firehose_actions(service: FirehoseService) -> ActionTable:
     """The action table: Firehose action name -> handler of a raw JSON 1.1 body."""

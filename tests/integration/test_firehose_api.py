@@ -492,6 +492,22 @@ def test_describe_list_and_delete(server: Server, firehose, kafka_bootstrap) -> 
     )
 
 
+def test_a_failing_sink_is_restarted_and_serve_answers_meanwhile(server: Server, firehose, athena) -> None:
+    dataset, name = _name("blocked"), _name("blocked")
+    _create(firehose, name, _destination(dataset))
+    (server.lake / dataset).write_text("a file where the dataset's folder goes: every write fails")
+    _put(firehose, name, [_order(i) for i in range(20)])
+    _wait(lambda: server.service.restarts(name)[0] >= 2, "the sink was not restarted")
+    failure = server.service.restarts(name)[1] or ""
+    assert failure.startswith(f"SinkWriteError: could not write {server.lake / dataset}/customer=c")
+    assert "(Not a directory); nothing was committed" in failure
+    assert _status(firehose, name) == "ACTIVE"  # the endpoint answers while the sink fails
+    (server.lake / dataset).unlink()
+    _wait(lambda: _rows(server.lake, dataset)[0] == 20, "delivery after the failures")
+    time.sleep(1.5)
+    assert _athena(athena, f"SELECT count(*), count(DISTINCT order_id) FROM {dataset}") == [["20", "20"]]
+
+
 def test_definitions_survive_a_restart_and_deliver_again(kafka_bootstrap: str, tmp_path: Path) -> None:
     settings = _settings(kafka_bootstrap, tmp_path)
     state = tmp_path / "run" / "firehose"
