@@ -41,6 +41,22 @@ def test_the_banner_names_every_service_and_the_shard_quotas(serve: tuple[str, P
     )
     assert "  Firehose (Firehose_20150804): delivery streams made through the API run inside serve" in lines
     assert "  Glue Data Catalog (AWSGlue): database default is the lake" in lines
+    port = serve[0].rsplit(":", 1)[1]
+    assert (
+        f"  S3 (REST; AWS_ENDPOINT_URL_S3=http://127.0.0.1:{port}): buckets tidelake-lake (the lake) "
+        "and tidelake-query-results (query results, read-only)"
+    ) in lines
+
+
+def test_s3_lists_the_files_glue_and_athena_read(serve: tuple[str, Path]) -> None:
+    s3 = aws_client("s3", serve[0])
+    assert [b["Name"] for b in s3.list_buckets()["Buckets"]] == ["tidelake-lake", "tidelake-query-results"]
+    listed = s3.list_objects_v2(Bucket="tidelake-lake", Prefix="clickstream_events/", Delimiter="/")
+    assert [p["Prefix"] for p in listed["CommonPrefixes"]] == ["clickstream_events/dt=2026-11-30/"]
+    keys = [
+        o["Key"] for o in s3.list_objects_v2(Bucket="tidelake-lake", Prefix="clickstream_events/")["Contents"]
+    ]
+    assert keys == [f"clickstream_events/dt=2026-11-30/hour={h}/part-0.parquet" for h in ("07", "08", "09")]
 
 
 def test_glue_lists_the_lakes_dataset_and_its_partitions(serve: tuple[str, Path]) -> None:

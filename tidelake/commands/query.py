@@ -268,14 +268,16 @@ def serve(
     bootstrap_servers: BootstrapOption = None,
 ) -> None:
     """Serve AWS's APIs on one endpoint (Athena; Kinesis Data Streams over Kafka; Firehose, whose
-    delivery streams run inside serve and come back when it restarts; Glue's Data Catalog: boto3
-    and the AWS CLI work against it) and the web console."""
+    delivery streams run inside serve and come back when it restarts; Glue's Data Catalog; S3 over
+    the lake: boto3 and the AWS CLI work against it) and the web console."""
     import secrets
 
     import uvicorn
 
+    from core.lake import LAKE_BUCKET
     from queries.api import create_app, is_loopback, known_hosts
     from queries.results import ResultStore
+    from queries.s3_api import RESULTS_BUCKET, s3_app, s3_in_front
     from queries.service import QueryService
     from tidelake.aws_endpoint import aws_endpoint
     from tidelake.aws_services import aws_services
@@ -299,11 +301,15 @@ def serve(
         service = QueryService(
             engine, ResultStore(results_dir, max_cached_bytes=q.max_cached_result_bytes), q.concurrency
         )
+        s3_line = (
+            f"S3 (REST; AWS_ENDPOINT_URL_S3=http://{q.host}:{q.port}): buckets {LAKE_BUCKET} (the lake) "
+            f"and {RESULTS_BUCKET} (query results, read-only)"
+        )
         with aws_services(settings, shard_quotas=q.shard_quotas) as aws:
             try:
                 err_console.print(
                     f"tidelake serve: http://{q.host}:{q.port} (lake {engine.lake}, results {results_dir}); "
-                    f"serving Host names: {', '.join(hosts)}\n  " + "\n  ".join(aws.describe()),
+                    f"serving Host names: {', '.join(hosts)}\n  " + "\n  ".join([*aws.describe(), s3_line]),
                     soft_wrap=True,
                     markup=False,
                 )
@@ -318,16 +324,21 @@ def serve(
                         markup=False,
                         highlight=False,
                     )
-                app = aws_endpoint(
-                    create_app(
-                        service,
-                        api_token,
-                        pipeline=lambda: collect_status(settings).to_dict(),
+                # S3 (REST) outermost, so that virtual-hosted bucket names reach it; then the JSON
+                # services by X-Amz-Target; then Athena, the REST API and the console.
+                app = s3_in_front(
+                    s3_app(settings, api_token, hosts),
+                    aws_endpoint(
+                        create_app(
+                            service,
+                            api_token,
+                            pipeline=lambda: collect_status(settings).to_dict(),
+                            allowed_hosts=hosts,
+                        ),
+                        aws.tables,
+                        token=api_token,
                         allowed_hosts=hosts,
                     ),
-                    aws.tables,
-                    token=api_token,
-                    allowed_hosts=hosts,
                 )
                 uvicorn.run(app, host=q.host, port=q.port, log_level="warning")
             finally:
