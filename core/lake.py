@@ -33,6 +33,10 @@ NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
 IN_PROGRESS_PREFIX = "."
 #: Top-level folder of the delivery streams' own state (write-ahead manifests); never a dataset.
 STATE_DIR = "_sinks"
+#: The owner record of a dataset a delivery stream writes: `<lake>/_sinks/_owners/<dataset>.owner`
+#: (sinks/ownership.py writes them; the S3 face keeps those datasets read-only).
+OWNERS_DIR = "_owners"
+OWNER_SUFFIX = ".owner"
 #: The S3 bucket the lake stands in for: the AWS APIs name a lake path `s3://tidelake-lake/<key>`
 #: (Glue's table locations, Firehose's BucketARN `arn:aws:s3:::tidelake-lake`).
 LAKE_BUCKET = "tidelake-lake"

@@ -57,13 +57,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.lake import ERRORS_DIR, IN_PROGRESS_PREFIX, STATE_DIR
+from core.lake import ERRORS_DIR, IN_PROGRESS_PREFIX, OWNER_SUFFIX, OWNERS_DIR, STATE_DIR
 from queries.s3_xml import S3Error
 
-#: Where sinks/ownership.py keeps owner records, below `<lake>/_sinks/` (its OWNERS_DIR, OWNER_SUFFIX;
-#: tests/unit/test_s3_store.py checks both agree).
-OWNERS_DIR = "_owners"
-OWNER_SUFFIX = ".owner"
 #: S3's limits (the S3 user guide, "Naming objects" and "Multipart upload limits").
 MAX_KEY_BYTES = 1024
 MAX_NAME_BYTES = 255

@@ -37,11 +37,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from core.errors import ConfigError
-from core.lake import ERRORS_DIR, STATE_DIR, temp_name
+from core.lake import ERRORS_DIR, OWNER_SUFFIX, OWNERS_DIR, STATE_DIR, temp_name
 from sinks.writer import fsync_dir, make_dirs
 
-OWNERS_DIR = "_owners"
-OWNER_SUFFIX = ".owner"
 LOCK_NAME = "claims.lock"
 
 

@@ -7,10 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from core.lake import OWNER_SUFFIX, OWNERS_DIR
 from queries.s3_api import _decode_token, _encode_token, _parse_range, _preconditions, is_s3_request
 from queries.s3_store import (
-    OWNER_SUFFIX,
-    OWNERS_DIR,
     Bucket,
     BucketStore,
     ETags,
