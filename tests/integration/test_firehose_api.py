@@ -473,7 +473,10 @@ def test_describe_list_and_delete(server: Server, firehose, kafka_bootstrap) -> 
     )
 
     firehose.delete_delivery_stream(DeliveryStreamName=first)
-    assert _status(firehose, first) in ("DELETING",) or first not in server.service._streams
+    try:  # DELETING while the sink stops and the topic and group go (gone already on a fast machine)
+        assert _status(firehose, first) == "DELETING"
+    except ClientError as exc:
+        assert exc.response["Error"]["Code"] == "ResourceNotFoundException"
 
     def gone() -> bool:
         try:
