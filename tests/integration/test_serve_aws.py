@@ -84,6 +84,11 @@ def test_athena_counts_what_glue_lists(serve: tuple[str, Path]) -> None:
     assert waiter_state == "SUCCEEDED"
     rows = athena.get_query_results(QueryExecutionId=query_id)["ResultSet"]["Rows"]
     assert rows[1]["Data"] == [{"VarCharValue": "20"}]
+    # the result is where GetQueryExecution says, in the results bucket S3 serves (awswrangler reads it there)
+    location = athena.get_query_execution(QueryExecutionId=query_id)["QueryExecution"]["ResultConfiguration"]
+    assert location["OutputLocation"] == f"s3://tidelake-query-results/{query_id}.csv"
+    csv = aws_client("s3", serve[0]).get_object(Bucket="tidelake-query-results", Key=f"{query_id}.csv")
+    assert csv["Body"].read() == b'"count_star()"\n"20"\n'  # DuckDB's column name; Athena says _col0
 
 
 def test_kinesis_and_firehose_answer_on_the_same_port(serve: tuple[str, Path]) -> None:

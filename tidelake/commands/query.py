@@ -299,7 +299,10 @@ def serve(
     hosts = known_hosts(q.host, [*q.allowed_hosts, *(allowed_host or [])])
     with _engine(settings, sessions=q.concurrency) as engine:
         service = QueryService(
-            engine, ResultStore(results_dir, max_cached_bytes=q.max_cached_result_bytes), q.concurrency
+            engine,
+            ResultStore(results_dir, max_cached_bytes=q.max_cached_result_bytes),
+            q.concurrency,
+            results_uri=f"s3://{RESULTS_BUCKET}/",  # served by the S3 face below, for PandasCursor and awswrangler
         )
         s3_line = (
             f"S3 (REST; AWS_ENDPOINT_URL_S3=http://{q.host}:{q.port}): buckets {LAKE_BUCKET} (the lake) "
