@@ -163,13 +163,13 @@ class S3App:
         request = Request(scope, receive)
         head = scope["method"] == "HEAD"
         host_bucket = self._host_bucket(request.headers.get("host", ""))
-        if host_bucket is False:
+        if host_bucket is None:
             await PlainTextResponse("Invalid host header", status_code=400)(scope, receive, send)
             return
         try:
             if not self._authorized(request):
                 raise S3Error("InvalidAccessKeyId", "The AWS Access Key Id you provided does not exist in our records.", 403)  # fmt: skip
-            response = await self._route(request, host_bucket or None)
+            response = await self._route(request, host_bucket or None)  # "" (a known host): path-style
         except S3Error as exc:
             response = error_response(exc, head=head)
             if scope["method"] in ("PUT", "POST"):
@@ -177,8 +177,8 @@ class S3App:
                 response.headers["Connection"] = "close"
         await response(scope, receive, send)
 
-    def _host_bucket(self, host_header: str) -> str | bool:
-        """ "" for a known host, the bucket for `<bucket>.<known host>`, False for any other."""
+    def _host_bucket(self, host_header: str) -> str | None:
+        """ "" for a known host, the bucket for `<bucket>.<known host>`, None for any other."""
         host = host_header.lower()
         name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
         if name in self.hosts:
@@ -187,7 +187,7 @@ class S3App:
             rest = name.removeprefix(f"{bucket}.")
             if rest != name and rest in self.hosts:
                 return bucket
-        return False
+        return None
 
     def _authorized(self, request: Request) -> bool:
         if self.token is None:

@@ -53,7 +53,7 @@ import stat
 import threading
 import zlib
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -367,7 +367,7 @@ class BucketStore:
         except OSError as exc:
             raise S3Error("NoSuchBucket", "The specified bucket does not exist.", 404, bucket=self.bucket.name) from exc  # fmt: skip
 
-    def _open_dirs(self, names: list[str], *, create: bool = False) -> int:
+    def _open_dirs(self, names: Sequence[str], *, create: bool = False) -> int:
         """An fd of the folder `names` below the root, opened one name at a time without following
         links; `FileNotFoundError` when one is missing (or a link, or not a folder) unless `create`
         (which also makes the bucket's own folder: a lake no sink has written yet)."""
@@ -517,7 +517,7 @@ class BucketStore:
 
     def _walk_dir(
         self, fd: int, base: str, prefix: str, start_after: str, one_level: bool
-    ) -> Iterator[tuple[str, tuple[int, str, os.DirEntry[str]]]]:
+    ) -> Generator[tuple[str, tuple[int, str, os.DirEntry[str]]], None, None]:
         entries = []
         with os.scandir(fd) as scan:
             for entry in scan:
@@ -598,7 +598,7 @@ class BucketStore:
             os.close(parent)
         self._prune(names[:-1])
 
-    def _prune(self, folders: list[str]) -> None:
+    def _prune(self, folders: Sequence[str]) -> None:
         with self._dirs_lock:
             for depth in range(len(folders), 0, -1):
                 try:
