@@ -12,6 +12,9 @@ from dataclasses import dataclass, field
 CLICKSTREAM_EVENTS = "clickstream.events"
 #: Suffix of a topic's dead-letter topic: lines that could not be parsed, with error headers.
 DLQ_SUFFIX = ".dlq"
+#: Kafka's own topics (`__consumer_offsets`, `__transaction_state`) start with this: no AWS API
+#: may read, write or delete them as streams.
+INTERNAL_TOPIC_PREFIX = "__"
 #: Side output of every stream app: events that arrived after their window closed.
 LATE_EVENTS = "analytics.late-events"
 #: Prefix of the topics the stream apps write (one per app).

@@ -54,7 +54,7 @@ from core.aws_json import (
 )
 from core.errors import BrokerUnavailable, ConfigError
 from core.settings import Settings
-from core.topics import KINESIS_RETENTION_MS, TopicSpec
+from core.topics import INTERNAL_TOPIC_PREFIX, KINESIS_RETENTION_MS, TopicSpec
 from producers.kinesis_iterators import ShardPosition, decode_iterator, encode_iterator
 from producers.kinesis_quotas import THROTTLED, ShardQuotas, read_throttled_message, write_throttled_message
 from producers.kinesis_registry import REGISTRY_DIR, StreamRegistry
@@ -347,11 +347,17 @@ class KinesisService:
 
     # -- streams ---------------------------------------------------------------------------------
     def _stream(self, ref: StreamRef) -> str:
+        """The stream's name; Kafka's internal topics (`__consumer_offsets`, `__transaction_state`)
+        are no streams: ResourceNotFoundException, so no action can read, write or delete them."""
         if ref.StreamName is not None:
-            return ref.StreamName
-        if ref.StreamARN is not None:
-            return ref.StreamARN.split(":stream/", 1)[1]
-        raise _invalid("Either StreamName or StreamARN must be given.")
+            name = ref.StreamName
+        elif ref.StreamARN is not None:
+            name = ref.StreamARN.split(":stream/", 1)[1]
+        else:
+            raise _invalid("Either StreamName or StreamARN must be given.")
+        if name.startswith(INTERNAL_TOPIC_PREFIX):
+            raise _not_found(name)
+        return name
 
     def _shards(self, stream: str) -> int:
         """The stream's shard count (cached for a few seconds), or ResourceNotFoundException."""
@@ -385,6 +391,9 @@ class KinesisService:
             msg = f"This request would exceed the shard limit for the account {ACCOUNT_ID} in {self.region}. Current limit of shards is {MAX_SHARDS}. Number of additional shards that would have resulted from this request is {shards}."
             raise AwsError("LimitExceededException", msg)
         name = request.StreamName
+        if name.startswith(INTERNAL_TOPIC_PREFIX):
+            msg = f"Stream name {name!r}: names starting with {INTERNAL_TOPIC_PREFIX!r} are Kafka's internal topics here."
+            raise _invalid(msg)
         try:
             created = create_topics(self.bootstrap_servers, [TopicSpec(name, shards, dict(_TOPIC_CONFIGS))])
         except (BrokerUnavailable, ConfigError) as exc:
@@ -476,7 +485,7 @@ class KinesisService:
         if request.NextToken is not None:
             start = _unwrap_token(request.NextToken, "streams")
         with self._admin() as admin:
-            names = sorted(t for t in admin.list_topics() if not t.startswith("__"))
+            names = sorted(t for t in admin.list_topics() if not t.startswith(INTERNAL_TOPIC_PREFIX))
         if start is not None:
             names = [n for n in names if n > start]
         limit = min(request.Limit or 100, 100)

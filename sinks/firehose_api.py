@@ -43,7 +43,7 @@ from core.admin import START_HINT, admin_client, create_topics, delete_consumer_
 from core.aws_json import ActionTable, AwsError, AwsModel, constraint_error, decode_blob, parse_request
 from core.errors import BrokerUnavailable, ConfigError
 from core.settings import Settings
-from core.topics import KINESIS_RETENTION_MS, TopicSpec
+from core.topics import INTERNAL_TOPIC_PREFIX, KINESIS_RETENTION_MS, TopicSpec
 from sinks.firehose_config import (
     ExtendedS3DestinationConfigurationIn,
     FirehoseDelivery,
@@ -384,6 +384,10 @@ class FirehoseService:
                     "KinesisStreamSourceConfiguration is required for DeliveryStreamType KinesisStreamAsSource"
                 )
             topic = source.KinesisStreamARN.split(":stream/", 1)[1]
+            if topic.startswith(INTERNAL_TOPIC_PREFIX):
+                raise invalid(
+                    f"{source.KinesisStreamARN} is Kafka's internal topic {topic}, not a Kinesis stream"
+                )
         else:
             if source is not None:
                 raise invalid(

@@ -631,3 +631,23 @@ def test_kill_9_of_serve_mid_delivery_loses_and_repeats_nothing(kafka_bootstrap:
     finally:
         serve.terminate()
         serve.wait(timeout=60)
+
+
+def test_kafkas_internal_topics_are_no_kinesis_source(server: Server, firehose) -> None:
+    source = {
+        "KinesisStreamARN": "arn:aws:kinesis:us-east-1:000000000000:stream/__consumer_offsets",
+        "RoleARN": ROLE,
+    }
+    code, message = _code(
+        lambda: firehose.create_delivery_stream(
+            DeliveryStreamName=_name("internal"),
+            DeliveryStreamType="KinesisStreamAsSource",
+            KinesisStreamSourceConfiguration=source,
+            ExtendedS3DestinationConfiguration=_destination(_name("internal"), query=None, layout=""),
+        )
+    )
+    assert (code, message) == (
+        "InvalidArgumentException",
+        "arn:aws:kinesis:us-east-1:000000000000:stream/__consumer_offsets is Kafka's internal topic "
+        "__consumer_offsets, not a Kinesis stream",
+    )

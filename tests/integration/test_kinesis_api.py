@@ -223,6 +223,27 @@ def test_ten_thousand_records_round_trip_in_order(kinesis, stream) -> None:
     assert sorted(read) == sorted(f"record-{i}" for i in range(10_000))  # none lost, none twice
 
 
+def test_kafkas_internal_topics_are_no_streams(kinesis) -> None:
+    for call in (
+        lambda: kinesis.describe_stream_summary(StreamName="__consumer_offsets"),
+        lambda: kinesis.delete_stream(StreamName="__consumer_offsets"),
+        lambda: kinesis.put_record(StreamName="__transaction_state", Data=b"x", PartitionKey="k"),
+        lambda: kinesis.list_shards(
+            StreamARN="arn:aws:kinesis:us-east-1:000000000000:stream/__consumer_offsets"
+        ),
+    ):
+        with pytest.raises(ClientError) as exc:
+            call()
+        assert exc.value.response["Error"]["Code"] == "ResourceNotFoundException"
+    with pytest.raises(ClientError) as exc:
+        kinesis.create_stream(StreamName="__mine", ShardCount=1)
+    assert exc.value.response["Error"] == {
+        "Code": "InvalidArgumentException",
+        "Message": "Stream name '__mine': names starting with '__' are Kafka's internal topics here.",
+    }
+    assert not any(n.startswith("__") for n in kinesis.list_streams()["StreamNames"])
+
+
 def test_limits_answer_with_aws_error_codes(server, kinesis, stream) -> None:
     name = stream(1)
     loose = _client(server[0], validate=False)  # botocore itself refuses an empty key before sending
