@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from queries import athena_metadata as metadata
+from queries.athena_ddl import is_ddl
 from queries.prepared import PreparedStatement, parse_deallocate, parse_prepare
 from queries.service import PRIMARY, Execution, QueryService, RequestError
 
@@ -287,7 +288,7 @@ def execution_json(service: QueryService, e: Execution) -> dict[str, Any]:
     out: dict[str, Any] = {
         "QueryExecutionId": e.id,
         "Query": e.query,
-        "StatementType": "UTILITY" if is_utility(e.query) else "DML",
+        "StatementType": "UTILITY" if is_utility(e.query) else "DDL" if is_ddl(e.query) else "DML",
         "ResultConfiguration": {"OutputLocation": service.output_location(e.id)},
         "QueryExecutionContext": {"Database": "default", "Catalog": "AwsDataCatalog", **e.context},
         "Status": status,

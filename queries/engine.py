@@ -15,6 +15,10 @@ that listed the old files before the swap and opens one after it would fail with
 found" IO error, or would see the folder as if it held no file. The second run lists the lake again
 (the swap is atomic: it sees the old files or the merged one) and its rows are exact.
 
+Glue's own tables (CreateTable, `CREATE EXTERNAL TABLE`) are views too once `attach_glue` is given
+the catalog: `uploads.sales` over the CSV, JSON or Parquet files of its lake folder, built by the
+engine itself (`queries.glue_views`), never by a user's statement.
+
 Bytes scanned are what DuckDB itself read from the lake's files for the query: the profiler's
 `io.total_bytes_read` (Parquet footers plus the column chunks of the row groups it touched), with
 DuckDB's external file cache off so that a repeated query is measured, and billed, again.
@@ -30,7 +34,7 @@ import re
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +45,7 @@ import pyarrow as pa
 
 from core.errors import QueryCancelled, QueryError, QueryRefused, TableNotFound
 from queries.catalog import Table, discover
+from queries.glue_views import GlueViewError, glue_view_sql, quote_ident
 from queries.sandbox import check_statement, describe_parser_error
 
 _MISSING_TABLE = re.compile(r"Table with name (\S+) does not exist", re.IGNORECASE)
@@ -123,6 +128,12 @@ class Engine:
         #: view name -> (fingerprint of its files, files whose footer was found bad when it was built)
         self._views: dict[str, tuple[tuple[Any, ...], dict[Path, str]]] = {}
         self._tables: dict[str, Table] = {}
+        #: Glue tables made by CreateTable or CREATE EXTERNAL TABLE: () -> their
+        #: `queries.glue_api.TableSource`s and what could not be resolved (see `attach_glue`)
+        self._glue_tables: Callable[[], tuple[list[Any], list[str]]] | None = None
+        #: (schema, view) -> stamp of the Glue views built, and the lines of the last refresh's skips
+        self._glue_views: dict[tuple[str, str], tuple[Any, ...]] = {}
+        self._glue_warnings: list[str] = []
         self._spill = tempfile.TemporaryDirectory(prefix="tidelake-duckdb-")
         self._db = duckdb.connect(
             ":memory:",
@@ -165,6 +176,45 @@ class Engine:
         self.close()
 
     # -- catalog -----------------------------------------------------------------------------
+    def attach_glue(self, tables: Callable[[], tuple[list[Any], list[str]]]) -> None:
+        """Make Glue's own tables readable by name: `tables()` gives (TableSources, warnings), e.g.
+        `GlueService.stored_sources`. Database `default` becomes DuckDB's main schema (a table there
+        wins over a lake dataset of the same name, as in Glue), any other database a schema of its
+        name: `SELECT * FROM uploads.sales`. Each view is rebuilt when its files change (`queries.glue_views`)."""
+        self._glue_tables = tables
+
+    def _refresh_glue(self) -> None:
+        """Build, rebuild or drop the Glue views; one that cannot be built is left out, with a warning."""
+        if self._glue_tables is None:
+            return
+        sources, warnings = self._glue_tables()
+        wanted: dict[tuple[str, str], Any] = {}
+        for source in sources:
+            schema = "main" if source.database == "default" else source.database
+            wanted[(schema, source.name)] = source
+        for key in set(self._glue_views) - set(wanted):
+            self._db.execute(f"DROP VIEW IF EXISTS {quote_ident(key[0])}.{quote_ident(key[1])}")
+            del self._glue_views[key]
+            if key[0] == "main":
+                self._views.pop(key[1], None)  # a lake dataset of that name is rebuilt next refresh
+        for (schema, name), source in sorted(wanted.items()):
+            try:
+                sql, stamp = glue_view_sql(source, schema)
+                if self._glue_views.get((schema, name)) == stamp:
+                    continue
+                self._db.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(schema)}")
+                self._db.execute(sql)
+            except (GlueViewError, duckdb.Error) as exc:
+                self._db.execute(f"DROP VIEW IF EXISTS {quote_ident(schema)}.{quote_ident(name)}")
+                self._glue_views.pop((schema, name), None)
+                text = describe_parser_error(exc) if isinstance(exc, duckdb.Error) else str(exc)
+                warnings.append(f"{source.database}.{name}: not readable now: {text}")
+                continue
+            self._glue_views[(schema, name)] = stamp
+            if schema == "main":
+                self._views.pop(name, None)  # the Glue table replaced the lake's view of that name
+        self._glue_warnings = warnings
+
     def refresh(self, deadline: float | None = None) -> dict[str, Table]:
         """Rebuild the views whose files changed; called before every query, so it is always fresh.
 
@@ -177,6 +227,8 @@ class Engine:
                 self._db.execute(f'DROP VIEW IF EXISTS "{name}"')
                 del self._views[name]
             for name, table in found.items():
+                if ("main", name) in self._glue_views:
+                    continue  # a Glue table of this name in `default` is what the name reads
                 stamp = table.fingerprint()
                 built = self._views.get(name)
                 if built is not None and built[0] == stamp:
@@ -201,18 +253,21 @@ class Engine:
                     continue
                 self._views[name] = (stamp, {p: r for p, r in table.skipped.items() if p not in listed})
             self._tables = found
+            self._refresh_glue()
             return dict(found)
 
     def warnings(self) -> list[str]:
         """What the last refresh left out of the catalog and why (links, FIFOs, files that are not Parquet)."""
-        return [line for table in self._tables.values() for line in table.warnings()]
+        lake = [line for table in self._tables.values() for line in table.warnings()]
+        return [*lake, *self._glue_warnings]
 
     @property
     def tables(self) -> dict[str, Table]:
         return dict(self._tables)
 
     def table_names(self) -> list[str]:
-        return sorted(self._views)
+        glue = [name if schema == "main" else f"{schema}.{name}" for schema, name in self._glue_views]
+        return sorted({*self._views, *glue})
 
     # -- running -----------------------------------------------------------------------------
     def run(

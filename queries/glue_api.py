@@ -707,6 +707,18 @@ class GlueService:
         return {}
 
     # -- for a query engine ----------------------------------------------------------------------------
+    def stored_sources(self) -> tuple[list[TableSource], list[str]]:
+        """(TableSource of every table made by CreateTable or CREATE EXTERNAL TABLE, in every database,
+        one line per table that cannot be read with why): what `Engine.attach_glue` makes queryable."""
+        sources, warnings = [], []
+        for database in [LAKE_DATABASE, *(d["Name"] for d in self.store.databases())]:
+            for table in self.store.tables(database):
+                try:
+                    sources.append(self.table_source(database, table["Name"]))
+                except AwsError as exc:
+                    warnings.append(f"{database}.{table['Name']}: not readable: {exc.text}")
+        return sources, warnings
+
     def table_source(self, database: str, name: str) -> TableSource:
         """What to read for the table `database.name` (see `TableSource`); EntityNotFoundException for
         an unknown table, InvalidInputException for one without a location in the lake. Locations

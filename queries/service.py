@@ -23,6 +23,7 @@ import base64
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -141,7 +142,9 @@ class QueryService:
     earlier service on the same folder is loaded here. `results_uri`, when the results folder is
     also served as an S3 bucket (`s3://tidelake-query-results/`), makes each execution's
     OutputLocation `<results_uri><id>.csv`, which PyAthena's PandasCursor and awswrangler read;
-    without it OutputLocation is the CSV file's path."""
+    without it OutputLocation is the CSV file's path. `ddl(query, database)` runs a DDL statement
+    against a catalog (`queries.athena_ddl.AthenaDdl.run`: its result table, None when the query is
+    not DDL, QueryError when it fails); without it every query goes to the engine."""
 
     def __init__(
         self,
@@ -150,8 +153,10 @@ class QueryService:
         concurrency: int = 2,
         state_folder: Path | None = None,
         results_uri: str | None = None,
+        ddl: Callable[[str, str], pa.Table | None] | None = None,
     ) -> None:
         self.engine = engine
+        self.ddl = ddl
         self.results = results
         self.results_uri = results_uri
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="tidelake-query")
@@ -244,7 +249,7 @@ class QueryService:
             execution.started_ms = _now_ms()
         cutoff = self.workgroups.get(execution.workgroup, Workgroup(PRIMARY)).bytes_scanned_cutoff
         try:
-            if self._utility(execution):
+            if self._utility(execution) or self._ddl(execution):
                 return
             sql, values = self._statement(execution)
             result = self.engine.run(sql, values, control=execution.control)
@@ -297,6 +302,17 @@ class QueryService:
         else:
             self.delete_prepared(str(name), execution.workgroup)
         self.results.save(execution.id, pa.table({}))
+        self._finish(execution, "SUCCEEDED", "", None, None)
+        return True
+
+    def _ddl(self, execution: Execution) -> bool:
+        """Run a DDL statement through `self.ddl` (SUCCEEDED with its result); False for any other."""
+        if self.ddl is None:
+            return False
+        table = self.ddl(execution.query, execution.context.get("Database") or "default")
+        if table is None:
+            return False
+        execution.rows = self.results.save(execution.id, table)
         self._finish(execution, "SUCCEEDED", "", None, None)
         return True
 

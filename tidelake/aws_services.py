@@ -27,8 +27,11 @@ from core.settings import Settings
 from producers.kinesis_api import TARGET_PREFIX as KINESIS_PREFIX
 from producers.kinesis_api import KinesisService, kinesis_actions
 from producers.kinesis_quotas import ShardQuotas
+from queries.athena_ddl import AthenaDdl
+from queries.engine import Engine
 from queries.glue_api import TARGET_PREFIX as GLUE_PREFIX
 from queries.glue_api import GlueService, glue_actions
+from queries.service import QueryService
 from sinks.firehose_api import TARGET_PREFIX as FIREHOSE_PREFIX
 from sinks.firehose_api import FirehoseService, firehose_actions
 
@@ -51,6 +54,13 @@ class AwsServices:
             f"Firehose ({FIREHOSE_PREFIX}): delivery streams made through the API run inside serve",
             f"Glue Data Catalog ({GLUE_PREFIX}): database default is the lake",
         ]
+
+
+def connect_athena(glue: GlueService, engine: Engine, service: QueryService) -> None:
+    """Athena reads and writes Glue's catalog: the engine makes Glue's own tables queryable by name
+    (`Engine.attach_glue`) and StartQueryExecution runs DDL against Glue (`queries.athena_ddl`)."""
+    engine.attach_glue(glue.stored_sources)
+    service.ddl = AthenaDdl(glue).run
 
 
 @contextlib.contextmanager

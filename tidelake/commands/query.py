@@ -280,7 +280,7 @@ def serve(
     from queries.s3_api import RESULTS_BUCKET, s3_app, s3_in_front
     from queries.service import QueryService
     from tidelake.aws_endpoint import aws_endpoint
-    from tidelake.aws_services import aws_services
+    from tidelake.aws_services import aws_services, connect_athena
     from tidelake.status import collect_status
 
     overrides: dict[str, Any] = {
@@ -309,6 +309,7 @@ def serve(
             f"and {RESULTS_BUCKET} (query results, read-only)"
         )
         with aws_services(settings, shard_quotas=q.shard_quotas) as aws:
+            connect_athena(aws.glue, engine, service)
             try:
                 err_console.print(
                     f"tidelake serve: http://{q.host}:{q.port} (lake {engine.lake}, results {results_dir}); "
