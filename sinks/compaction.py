@@ -43,7 +43,7 @@ import pyarrow.parquet as pq
 
 from core.errors import ConfigError, SinkWriteError
 from core.lake import IN_PROGRESS_PREFIX, PARQUET_SUFFIX, STATE_DIR, dataset_dir, is_visible_file
-from sinks.writer import fsync_dir, make_dirs, write_parquet
+from sinks.writer import check_inside_lake, fsync_dir, make_dirs, write_parquet
 
 _AT_FDCWD = -100
 _RENAME_EXCHANGE = 2
@@ -117,6 +117,7 @@ def compact_folders(
     results = []
     with _dataset_lock(lake, dataset):
         for folder in folders:
+            check_inside_lake(folder, lake)  # never merge (read, swap, write) through a link
             result = _compact_folder(folder, root, lake, compression)
             if result is not None:
                 results.append(result)
@@ -129,7 +130,7 @@ def _dataset_lock(lake: Path, dataset: str) -> Iterator[None]:
     two merging one folder at once would each swap in their merged file, and the second would move
     the first's back in as a file "added meanwhile" (every row twice)."""
     folder = lake / STATE_DIR / COMPACTING_DIR
-    make_dirs(folder)
+    make_dirs(folder, root=lake)
     with open(folder / f"{dataset}.lock", "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file is closed
         yield
@@ -162,9 +163,9 @@ def _compact_folder(folder: Path, root: Path, lake: Path, compression: str) -> C
     # lists hidden folders too) never sees the merged file beside the old ones, nor a crash's leftovers
     staging = lake / STATE_DIR / COMPACTING_DIR / root.name / _relative(folder, root)
     shutil.rmtree(staging, ignore_errors=True)
-    make_dirs(staging)
+    make_dirs(staging, root=lake)
     try:
-        size = write_parquet(table, staging / merged_name, compression=compression)
+        size = write_parquet(table, staging / merged_name, compression=compression, root=lake)
         for keep in present:
             if keep not in merge:
                 os.link(keep, staging / keep.name)

@@ -44,13 +44,14 @@ class ManifestStore:
     """The manifests of one delivery stream, in the lake's state folder."""
 
     def __init__(self, lake_root: Path, stream: str) -> None:
+        self.lake_root = lake_root
         self.folder = state_dir(lake_root, stream)
 
     def path(self, topic: str, partition: int) -> Path:
         return self.folder / f"{topic}+{partition}.json"
 
     def write(self, manifest: Manifest) -> None:
-        make_dirs(self.folder)
+        make_dirs(self.folder, root=self.lake_root)  # never through a link inside the lake
         final = self.path(manifest.topic, manifest.partition)
         temp = final.with_name(temp_name(final.name))
         with open(temp, "w") as out:

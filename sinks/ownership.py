@@ -111,7 +111,7 @@ class DatasetClaims:
             if dataset in self._claimed:
                 return
             folder = owners_dir(self.lake)
-            make_dirs(folder)
+            make_dirs(folder, root=self.lake)  # never through a link inside the lake
             with (folder / LOCK_NAME).open("a") as lock:
                 fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
                 path = owner_path(self.lake, dataset, dead_letters=self.dead_letters)

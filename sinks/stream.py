@@ -485,6 +485,7 @@ class DeliveryStream:
                     compression=parquet.compression,
                     row_group_records=parquet.row_group_records,
                     sync_folder=False,
+                    root=self.lake,  # never through a link inside the lake (sinks.writer)
                 )
                 folders.add(path.parent)
             written = {f.relative_path for f in plan.files}

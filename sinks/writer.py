@@ -2,12 +2,18 @@
 
 pyarrow writes by default; fastparquet is selectable (DuckDB reads both to the same rows). A file
 system error becomes `SinkWriteError`: the caller then commits nothing, so nothing is lost.
+
+Nothing is written through a symbolic link inside the lake: given the lake's `root`, `make_dirs`
+(which every file a sink writes goes through) refuses a folder between the root and the file that
+is a link, or that resolves outside the root's real path, with `SinkWriteError` naming the folder
+and the link's target. The root itself may be a link (users do that); only links inside it count.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import warnings
 from pathlib import Path
 
@@ -40,8 +46,55 @@ def sync_folders(folders: set[Path]) -> None:
             raise SinkWriteError(msg) from exc
 
 
-def make_dirs(folder: Path) -> None:
-    """Create `folder` and its missing parents, fsyncing each parent so the new names survive a crash."""
+def check_inside_lake(folder: Path, root: Path) -> None:
+    """Raise SinkWriteError when a folder from `root` down to `folder` is a symbolic link, or
+    resolves outside the real path of `root` (`root` itself may be a link). Folders that do not
+    exist yet are fine: `make_dirs` creates them as real folders. A few `lstat` calls, against the
+    writes and fsyncs of the file that follows: checked on every call, never cached, so a folder
+    swapped for a link after a first write is refused too."""
+    try:
+        relative = folder.relative_to(root)
+    except ValueError:
+        relative = None
+    if relative is None or ".." in relative.parts:
+        msg = f"refusing to write {folder}: it is not inside the lake {root}; nothing was committed"
+        raise SinkWriteError(msg)
+    probe = root
+    for part in relative.parts:
+        probe = probe / part
+        try:
+            info = os.lstat(probe)
+        except FileNotFoundError:
+            break  # this and the folders under it do not exist yet
+        except OSError as exc:
+            msg = f"could not check the folder {probe} ({exc.strerror or exc}); nothing was committed"
+            raise SinkWriteError(msg) from exc
+        if stat.S_ISLNK(info.st_mode):
+            msg = (
+                f"refusing to write {folder}: {probe} is a symbolic link (to {_link_target(probe)}) "
+                f"inside the lake {root}, and sinks never write through links; nothing was committed "
+                "and the records will be delivered again — replace the link with a real folder"
+            )
+            raise SinkWriteError(msg)
+    real_root = os.path.realpath(root)
+    real = os.path.realpath(probe)
+    if os.path.commonpath([real_root, real]) != real_root:  # a mount or a race: still outside
+        msg = f"refusing to write {folder}: {probe} resolves to {real}, outside the lake {real_root}; nothing was committed"
+        raise SinkWriteError(msg)
+
+
+def _link_target(path: Path) -> str:
+    try:
+        return os.readlink(path)
+    except OSError:
+        return "?"
+
+
+def make_dirs(folder: Path, *, root: Path | None = None) -> None:
+    """Create `folder` and its missing parents, fsyncing each parent so the new names survive a crash.
+    With the lake's `root`, a folder on the way that is a link is refused first (`check_inside_lake`)."""
+    if root is not None:
+        check_inside_lake(folder, root)
     missing = []
     probe = folder
     while not probe.exists():
@@ -50,6 +103,8 @@ def make_dirs(folder: Path) -> None:
     for path in reversed(missing):
         path.mkdir(exist_ok=True)
         fsync_dir(path.parent)
+    if root is not None and missing:  # a link put in place of a folder while we created it
+        check_inside_lake(folder, root)
 
 
 def write_parquet(
@@ -60,13 +115,15 @@ def write_parquet(
     compression: str = "snappy",
     row_group_records: int = 128 * 1024,
     sync_folder: bool = True,
+    root: Path | None = None,
 ) -> int:
     """Write `table` to `path` atomically and durably; the size in bytes. Replaces an existing file.
     `sync_folder=False` leaves the fsync of the folder (which makes the rename durable) to the
-    caller, who writes several files into it and syncs it once before relying on them."""
+    caller, who writes several files into it and syncs it once before relying on them. With the
+    lake's `root`, a folder on the way that is a symbolic link is refused (SinkWriteError)."""
     temp = path.with_name(temp_name(path.name))
     try:
-        make_dirs(path.parent)
+        make_dirs(path.parent, root=root)
         if engine == "fastparquet":
             _write_fastparquet(table, temp, compression, row_group_records)
             size = temp.stat().st_size
