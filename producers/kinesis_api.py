@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -80,6 +81,8 @@ MAX_RECORDS = 500
 MAX_RECORD_BYTES = 1024 * 1024
 MAX_REQUEST_BYTES = 5 * 1024 * 1024
 MAX_GET_RECORDS = 10_000
+#: The latest record time Kafka's ListOffsets takes (int64 milliseconds, less a margin).
+MAX_TIMESTAMP_MS = 2**62
 MAX_GET_BYTES = 10 * 1024 * 1024
 #: Shards one stream may have (AWS's default account quota in the largest regions: 500).
 MAX_SHARDS = 500
@@ -643,7 +646,10 @@ class KinesisService:
                     else:
                         if request.Timestamp is None:
                             raise _invalid("Timestamp is required for ShardIteratorType AT_TIMESTAMP.")
-                        wanted = {tp: max(0, int(request.Timestamp * 1000))}
+                        if not math.isfinite(request.Timestamp):
+                            raise _invalid(f"Timestamp {request.Timestamp} is not a time.")
+                        # a time past Kafka's (int64 milliseconds) range is simply after every record
+                        wanted = {tp: min(max(0, int(request.Timestamp * 1000)), MAX_TIMESTAMP_MS)}
                         found = consumer.offsets_for_times(wanted, timeout_ms=int(self.timeout_s * 1000))[tp]
                         offset = (
                             found.offset

@@ -223,6 +223,33 @@ def test_ten_thousand_records_round_trip_in_order(kinesis, stream) -> None:
     assert sorted(read) == sorted(f"record-{i}" for i in range(10_000))  # none lost, none twice
 
 
+def test_an_at_timestamp_far_in_the_future_reads_nothing_and_infinity_is_refused(kinesis, stream) -> None:
+    name = stream(1)
+    kinesis.put_record(StreamName=name, Data=b"x", PartitionKey="k")
+
+    def raw_iterator(timestamp: str) -> httpx.Response:  # boto3 cannot send these times
+        body = '{"StreamName": "%s", "ShardId": "shardId-000000000000", "ShardIteratorType": "AT_TIMESTAMP", "Timestamp": %s}'
+        return httpx.post(
+            kinesis.meta.endpoint_url,
+            content=(body % (name, timestamp)).encode(),
+            headers={"X-Amz-Target": "Kinesis_20131202.GetShardIterator", "Content-Type": "application/x-amz-json-1.1",
+                     "Authorization": f"AWS4-HMAC-SHA256 Credential={TOKEN}/20261130/us-east-1/kinesis/aws4_request"},
+        )  # fmt: skip
+
+    far = raw_iterator("1e300")
+    assert far.status_code == 200
+    assert kinesis.get_records(ShardIterator=far.json()["ShardIterator"])["Records"] == []
+    infinite = raw_iterator("Infinity")
+    assert (infinite.status_code, infinite.json()) == (
+        400,
+        {
+            "__type": "InvalidArgumentException",
+            "Message": "Timestamp inf is not a time.",
+            "message": "Timestamp inf is not a time.",
+        },
+    )
+
+
 def test_kafkas_internal_topics_are_no_streams(kinesis) -> None:
     for call in (
         lambda: kinesis.describe_stream_summary(StreamName="__consumer_offsets"),
