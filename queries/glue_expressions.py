@@ -67,19 +67,166 @@ def _invalid(message: str) -> AwsError:
 
 
 # -- GetTables ---------------------------------------------------------------------------------
+#: Longest GetTables pattern read (AWS's FilterString allows 2,048 characters; table names are at most 255).
+MAX_TABLE_PATTERN = 256
+#: One character class of a pattern: a test of one (lower-cased) character.
+_Class = Callable[[str], bool]
+_ESCAPES: dict[str, _Class] = {
+    "d": str.isdigit,
+    "D": lambda c: not c.isdigit(),
+    "w": lambda c: c.isalnum() or c == "_",
+    "W": lambda c: not (c.isalnum() or c == "_"),
+    "s": str.isspace,
+    "S": lambda c: not c.isspace(),
+}
+_META = set("()[]{}+?*|\\^$.")
+
+
+def _any(_: str) -> bool:
+    return True
+
+
 def table_pattern(expression: str | None) -> Callable[[str], bool]:
     """A test of table names for GetTables' `Expression`; None or "" matches every name.
 
-    `table_pattern("*events*")("clickstream_events") is True`; InvalidInputException for a
-    pattern that is not a regular expression."""
+    `table_pattern("*events*")("clickstream_events") is True`. The pattern is read as a regular
+    expression without groups: alternatives `a|b`, literal text, `.`, `\\d`-style escapes,
+    `[a-z_]` classes, each optionally followed by `+` or `?`, `.*`, and Hive's `*` wildcard (a `*`
+    not after `.`: any run of characters, so `page*` is `page.*`). It is matched by a state-set simulation
+    (Thompson's construction), never by backtracking, so any pattern costs at most
+    (pattern length x name length) steps. Anything else (groups, `{m,n}`, nested quantifiers, a
+    pattern over `MAX_TABLE_PATTERN` characters, a broken class) is InvalidInputException."""
     if not expression:
         return lambda name: True
-    translated = re.sub(r"(?<!\.)\*", ".*", expression)
-    try:
-        compiled = re.compile(translated, re.IGNORECASE)
-    except re.error as exc:
-        raise _invalid(f"Expression {expression!r} is not a valid regular expression: {exc}") from exc
-    return lambda name: compiled.fullmatch(name) is not None
+    if len(expression) > MAX_TABLE_PATTERN:
+        msg = f"Expression is {len(expression)} characters; tidelake reads table patterns of at most {MAX_TABLE_PATTERN}"
+        raise _invalid(msg)
+    alternatives = [_pattern_atoms(part, expression) for part in expression.split("|")]
+    return lambda name: any(_nfa_match(atoms, name.lower()) for atoms in alternatives)
+
+
+#: (character class, repeats): repeats False is exactly one, True is zero or more; an optional
+#: atom (`x?`) is (class, None).
+_Atom = tuple[_Class, bool | None]
+
+
+def _pattern_atoms(text: str, whole: str) -> list[_Atom]:
+    """One alternative of a table pattern as atoms (see `table_pattern`)."""
+    text = text.removeprefix("^")
+    if text.endswith("$") and not text.endswith("\\$"):
+        text = text[:-1]
+    atoms: list[_Atom] = []
+    i, quantifiable = 0, False
+    while i < len(text):
+        ch = text[i]
+        if (ch in "+?" or (ch == "*" and text[i - 1] == ".")) and quantifiable:
+            cls = atoms[-1][0]
+            if ch == "*":
+                atoms[-1] = (cls, True)
+            elif ch == "+":
+                atoms.append((cls, True))
+            else:
+                atoms[-1] = (cls, None)
+            i, quantifiable = i + 1, False
+            continue
+        if ch == "*":  # Hive's wildcard: any run
+            if not (atoms and atoms[-1] == (_any, True)):
+                atoms.append((_any, True))
+            i, quantifiable = i + 1, False
+            continue
+        if ch == ".":
+            cls, i = _any, i + 1
+        elif ch == "\\":
+            if i + 1 >= len(text):
+                raise _invalid(f"Expression {whole!r} ends with a lone '\\'")
+            escaped = text[i + 1]
+            cls = _ESCAPES.get(escaped) or _literal(escaped.lower())
+            i += 2
+        elif ch == "[":
+            cls, i = _bracket(text, i, whole)
+        elif ch in _META:
+            msg = (
+                f"Expression {whole!r} is not a table pattern tidelake reads: {ch!r} at {i} "
+                "(text, '.', '*', '+', '?', '|', '\\d'-style escapes and [classes]; no groups or {m,n})"
+            )
+            raise _invalid(msg)
+        else:
+            cls, i = _literal(ch.lower()), i + 1
+        atoms.append((cls, False))
+        quantifiable = True
+    return atoms
+
+
+def _literal(ch: str) -> _Class:
+    return lambda c: c == ch
+
+
+def _bracket(text: str, start: int, whole: str) -> tuple[_Class, int]:
+    """The class `[...]` starting at `start` (ranges, `^` negation, escapes) and where it ends."""
+    i = start + 1
+    negate = i < len(text) and text[i] == "^"
+    i += negate
+    singles: set[str] = set()
+    ranges: list[tuple[str, str]] = []
+    escapes: list[_Class] = []
+    first = True
+    while True:
+        if i >= len(text):
+            raise _invalid(f"Expression {whole!r} has an unterminated character class at {start}")
+        ch = text[i]
+        if ch == "]" and not first:
+            i += 1
+            break
+        first = False
+        if ch == "\\" and i + 1 < len(text):
+            escaped = text[i + 1]
+            if escaped in _ESCAPES:
+                escapes.append(_ESCAPES[escaped])
+            else:
+                singles.add(escaped.lower())
+            i += 2
+            continue
+        if i + 2 < len(text) and text[i + 1] == "-" and text[i + 2] != "]":
+            low, high = ch.lower(), text[i + 2].lower()
+            if low > high:
+                raise _invalid(f"Expression {whole!r} has a bad range {ch}-{text[i + 2]}")
+            ranges.append((low, high))
+            i += 3
+            continue
+        singles.add(ch.lower())
+        i += 1
+
+    def test(c: str) -> bool:
+        inside = c in singles or any(low <= c <= high for low, high in ranges) or any(e(c) for e in escapes)
+        return inside != negate
+
+    return test, i
+
+
+def _nfa_match(atoms: list[_Atom], name: str) -> bool:
+    """Whether `atoms` match all of `name`: the set of atoms reached is carried along the name
+    (state k: the first k atoms are matched), so no choice is ever retried."""
+    end = len(atoms)
+
+    def closure(states: set[int]) -> set[int]:
+        reached, todo = set(states), list(states)
+        while todo:
+            k = todo.pop()
+            if k < end and atoms[k][1] is not False and k + 1 not in reached:
+                reached.add(k + 1)
+                todo.append(k + 1)
+        return reached
+
+    states = closure({0})
+    for c in name:
+        following = set()
+        for k in states:
+            if k < end and atoms[k][0](c):
+                following.add(k if atoms[k][1] is True else k + 1)
+        if not following:
+            return False
+        states = closure(following)
+    return end in states
 
 
 # -- GetPartitions -----------------------------------------------------------------------------
@@ -97,10 +244,34 @@ def partition_predicate(expression: str | None, keys: Sequence[tuple[str, str]])
     partitions: InvalidInputException."""
     if expression is None or not expression.strip():
         return lambda values: True
-    tree = _parse(expression)
     types = {name.lower(): (index, kind.lower().strip()) for index, (name, kind) in enumerate(keys)}
-    test = _compile(tree, types, expression)
+    try:
+        tree = _parse(expression)
+        if _depth(tree) > MAX_PREDICATE_DEPTH:
+            msg = f"Unsupported expression: nested deeper than {MAX_PREDICATE_DEPTH} levels"
+            raise _invalid(msg)
+        test = _compile(tree, types, expression)
+    except RecursionError as exc:
+        msg = f"Unsupported expression: nested deeper than {MAX_PREDICATE_DEPTH} levels"
+        raise _invalid(msg) from exc
     return lambda values: test(values) is True
+
+
+#: How deeply a GetPartitions filter's parsed tree may nest (about two levels per NOT, AND/OR or
+#: parenthesis): far beyond any real
+#: filter, and well inside Python's recursion limit for `_compile` and the test it makes.
+MAX_PREDICATE_DEPTH = 200
+
+
+def _depth(tree: Any) -> int:
+    """How deeply the parsed tree nests (its JSON objects and lists), counted without recursion."""
+    deepest, todo = 0, [(tree, 1)]
+    while todo:
+        node, level = todo.pop()
+        deepest = max(deepest, level)
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+        todo.extend((c, level + 1) for c in children if isinstance(c, dict | list))
+    return deepest
 
 
 def _parse(expression: str) -> dict[str, Any]:

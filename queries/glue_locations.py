@@ -13,6 +13,9 @@ lake), so a location is refused when:
   a backslash or a control character: InvalidInputException. A key is never percent-decoded (S3
   keys are literal): `%2e%2e` is a folder of that name, as the sinks name a partition of the
   value `..` (`sinks.prefixes.escape_value`), never a step up;
+- it is in `_sinks/` (`core.lake.STATE_DIR`: the delivery streams' manifests and owner records,
+  which S3 hides too) or has a name starting with `.` (a file being written):
+  InvalidInputException;
 - a folder on its way already exists as a symlink in the lake (the lake holds no links of its own):
   InvalidInputException.
 """
@@ -24,6 +27,7 @@ import re
 from pathlib import Path
 
 from core.aws_json import AwsError
+from core.lake import IN_PROGRESS_PREFIX, STATE_DIR
 
 _SCHEME = "s3://"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -54,6 +58,12 @@ def lake_key(uri: str, bucket: str) -> str:
     segments = key.split("/") if key else []
     if any(s in ("", ".", "..") for s in segments) or "\\" in key or _CONTROL.search(key):
         msg = f"Location '{uri}' is not a plain path in the lake (no '.', '..', '//', '\\' or control characters)"
+        raise AwsError("InvalidInputException", msg)
+    if segments and segments[0] == STATE_DIR:
+        msg = f"Location '{uri}' is in {STATE_DIR}/, the delivery streams' own state; it holds no table"
+        raise AwsError("InvalidInputException", msg)
+    if any(s.startswith(IN_PROGRESS_PREFIX) for s in segments):
+        msg = f"Location '{uri}' has a name starting with '.': in the lake such files are still being written"
         raise AwsError("InvalidInputException", msg)
     return key
 

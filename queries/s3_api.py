@@ -33,6 +33,7 @@ import email.utils
 import mimetypes
 import os
 import re
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -167,6 +168,9 @@ class S3App:
             await PlainTextResponse("Invalid host header", status_code=400)(scope, receive, send)
             return
         try:
+            if "content-length" in request.headers and "transfer-encoding" in request.headers:
+                # RFC 9112 section 6.1: a request with both may be read two ways (request smuggling)
+                raise S3Error("InvalidRequest", "A request cannot have both Content-Length and Transfer-Encoding.")  # fmt: skip
             if not self._authorized(request):
                 raise S3Error("InvalidAccessKeyId", "The AWS Access Key Id you provided does not exist in our records.", 403)  # fmt: skip
             response = await self._route(request, host_bucket or None)  # "" (a known host): path-style
@@ -375,6 +379,7 @@ class S3App:
         raise _not_implemented(method, f"/{store.bucket.name}/{key}?{'&'.join(query)}")
 
     def get_object(self, store: BucketStore, key: str, request: Request, head: bool) -> Response:
+        _check_response_overrides(request.query_params)
         fd, info = store.open(key)
         try:
             headers = _object_headers(info, key, request.query_params.get("response-content-type"))
@@ -402,7 +407,7 @@ class S3App:
         if head:
             os.close(fd)
             return Response(status_code=status, headers=headers)
-        return StreamingResponse(_read_span(fd, start, length), status_code=status, headers=headers)
+        return _ObjectResponse(_Span(fd, start, length), status_code=status, headers=headers)
 
     async def put_object(self, request: Request, store: BucketStore, key: str) -> Response:
         _refuse_streaming_payload(request)
@@ -649,6 +654,67 @@ def _read_span(fd: int, start: int, length: int, *, close: bool = True) -> Itera
     finally:
         if close:
             os.close(fd)
+
+
+class _Span:
+    """`length` bytes of the open file `fd` from `start`, read in chunks; `close` closes the fd
+    once, whether or not the chunks were read (a lock keeps it from closing under a read)."""
+
+    def __init__(self, fd: int, start: int, length: int) -> None:
+        self.fd: int | None = fd
+        self.start, self.length = start, length
+        self._lock = threading.Lock()
+
+    def __iter__(self) -> Iterator[bytes]:
+        offset, left = self.start, self.length
+        while left > 0:
+            with self._lock:
+                if self.fd is None:
+                    return
+                chunk = os.pread(self.fd, min(left, 256 * 1024), offset)
+            if not chunk:
+                return
+            offset += len(chunk)
+            left -= len(chunk)
+            yield chunk
+
+    def close(self) -> None:
+        with self._lock:
+            fd, self.fd = self.fd, None
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+class _ObjectResponse(StreamingResponse):
+    """An object's bytes; its file is closed however the response ends, even when it never starts
+    (a header the server refuses to send, a client gone before the first byte)."""
+
+    def __init__(self, span: _Span, status_code: int, headers: Mapping[str, str]) -> None:
+        super().__init__(iter(span), status_code=status_code, headers=headers)
+        self.span = span
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.span.close()
+
+
+#: What a header value made from the query string may hold: visible ASCII, with single spaces or
+#: tabs inside (no CR/LF or other control characters, nothing that is not latin-1).
+_HEADER_VALUE = re.compile(r"[\x21-\x7e]+(?:[ \t]+[\x21-\x7e]+)*")
+
+
+def _check_response_overrides(query: Mapping[str, str]) -> None:
+    """`InvalidArgument` (400) for a `response-*` override that cannot be a header value: it is
+    refused before the object is opened, never sent half-way."""
+    for name, value in query.items():
+        if name.lower().startswith("response-") and value and not _HEADER_VALUE.fullmatch(value):
+            msg = (
+                f"Header value of {name} cannot hold control characters, line breaks or non-ASCII characters."
+            )
+            raise S3Error("InvalidArgument", msg)
 
 
 def _body_checks(request: Request) -> BodyChecks:

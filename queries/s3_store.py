@@ -13,7 +13,8 @@ never see them (a read of one is `NoSuchKey`).
 No key reaches a file outside its bucket, whatever its spelling: the key is split into names and
 each is opened relative to the folder before it (`openat` with `O_NOFOLLOW`), so `..` never
 reaches the kernel and a symbolic link anywhere in the lake (to a file or a folder, inside or out)
-is not followed: it is not listed, and reading or writing through it is `NoSuchKey` or refused.
+is not followed: it is not listed, and reading or writing through it (or onto it: a PUT never
+replaces a link) is `NoSuchKey` or refused.
 Only regular files are objects (no FIFOs, sockets or devices).
 
 Writes are atomic: an object is written to a hidden `.<name>.<random>.tmp` beside its final name,
@@ -24,6 +25,8 @@ buckets (`<state>/uploads/<upload id>/`), up to `max_staged_bytes` in all.
 The lake bucket is guarded (`guarded=True`):
 - `_sinks/` (the delivery streams' manifests and owner records, `core.lake.STATE_DIR`) is neither
   listed nor readable nor writable: `AccessDenied`.
+- `_errors/` (the records delivery streams could not deliver, `core.lake.ERRORS_DIR`) is
+  read-only whoever owns it: PutObject, multipart uploads and deletes there are `AccessDenied`.
 - A dataset a delivery stream owns (`<lake>/_sinks/_owners/<dataset>.owner`, written by
   sinks/ownership.py; `_errors.<dataset>.owner` for its dead letters under `_errors/<dataset>/`) is
   read-only: PutObject, multipart uploads and deletes under it are `AccessDenied` (403), as AWS
@@ -314,6 +317,9 @@ class BucketStore:
             raise S3Error("AccessDenied", f"Access Denied: bucket {self.bucket.name} is read-only.", 403, key=key)  # fmt: skip
         if self._hidden_top(names[0]):
             raise S3Error("AccessDenied", "Access Denied: _sinks/ holds the delivery streams' own state.", 403, key=key)  # fmt: skip
+        if self.bucket.guarded and names[0] == ERRORS_DIR:
+            msg = f"Access Denied: {ERRORS_DIR}/ holds the records delivery streams could not deliver; its objects are read-only."  # fmt: skip
+            raise S3Error("AccessDenied", msg, 403, key=key)
         owned = self._owned()
         path = "/".join(names) + "/"
         prefix = next((p for p in sorted(owned) if path.startswith(p)), None)
@@ -567,6 +573,7 @@ class BucketStore:
         with self._dirs_lock:
             parent = self._open_dirs(names[:-1], create=True)
             try:
+                _refuse_link(parent, names[-1], key)
                 return PendingObject(parent, names[-1], self.etags)
             except BaseException:
                 os.close(parent)
@@ -616,6 +623,17 @@ class BucketStore:
 #: Characters no key may hold here: control characters (XML 1.0 cannot carry most of them) and the
 #: surrogates Python uses for file names that are not UTF-8.
 _BAD_CHARS = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
+
+
+def _refuse_link(parent: int, name: str, key: str) -> None:
+    """`InvalidArgument` when `name` in the folder `parent` is a symlink: a write would replace the link."""
+    try:
+        st = os.stat(name, dir_fd=parent, follow_symlinks=False)
+    except FileNotFoundError:
+        return
+    if stat.S_ISLNK(st.st_mode):
+        msg = "tidelake does not follow or replace symbolic links: this key is a link in the lake."
+        raise S3Error("InvalidArgument", msg, key=key)
 
 
 def _delivery_stream(record: Path) -> str:

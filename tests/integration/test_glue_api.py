@@ -293,6 +293,13 @@ def test_get_tables_pages_and_refuses_a_bad_pattern(glue) -> None:
     with pytest.raises(ClientError) as caught:
         glue.get_tables(DatabaseName="nope")
     assert _code(caught) == ("EntityNotFoundException", "Database nope not found.")
+    # patterns a backtracking regex engine would take hours on, or overflow its parser's stack with:
+    # refused before any name is matched (they were a stalled server and an HTTP 500)
+    for pathological in ("(a+)+b", "(a|a?)+b", "([a-z_]+)+0", "(" * 1000, "a{1,99}" * 3):
+        with pytest.raises(ClientError) as caught:
+            glue.get_tables(DatabaseName="default", Expression=pathological)
+        assert _code(caught)[0] == "InvalidInputException", pathological
+        assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
     with pytest.raises(ClientError) as caught:
         glue.get_table(DatabaseName="default", Name="sales_csv")
     assert _code(caught) == ("EntityNotFoundException", "Table sales_csv not found.")
@@ -668,6 +675,9 @@ def test_update_table_and_the_batch_actions(glue, database: str) -> None:
         ("s3://tidelake-lake/sales_csv/./../../", "InvalidInputException"),
         ("s3://tidelake-lake//etc/", "InvalidInputException"),
         ("s3://tidelake-lake/escape/", "InvalidInputException"),  # a symlink out of the lake
+        ("s3://tidelake-lake/_sinks/_owners/", "InvalidInputException"),  # the sinks' own state
+        ("s3://tidelake-lake/_sinks/", "InvalidInputException"),
+        ("s3://tidelake-lake/sales/.hidden/", "InvalidInputException"),  # a file being written
     ],
 )
 def test_locations_outside_the_lake_are_refused(glue, database: str, location: str, code: str) -> None:

@@ -8,6 +8,7 @@ under `_sinks/`, links that point out of the lake. Each test writes under its ow
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import http.client
@@ -32,7 +33,7 @@ from core.settings import load_settings
 from queries.api import create_app
 from queries.engine import Engine, Limits
 from queries.results import ResultStore
-from queries.s3_api import RESULTS_BUCKET, s3_app, s3_in_front
+from queries.s3_api import RESULTS_BUCKET, _ObjectResponse, _Span, s3_app, s3_in_front
 from queries.service import QueryService
 from sinks.ownership import DatasetClaims
 from tests.aws_endpoints import endpoint_in_thread, stand_in_query_app
@@ -722,3 +723,117 @@ def test_s3_beside_athena_on_one_port_reads_a_query_result(tmp_path: Path) -> No
                 assert [o["Key"] for o in s3.list_objects_v2(Bucket=LAKE)["Contents"]] == [key]
         finally:
             service.close()
+
+
+# -- values that would break the answer, writes the lake refuses ------------------------------------
+def _open_fds_to(path: Path) -> int:
+    """How many of this process's fds (the server runs in a thread of it) are open on `path`."""
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink(f"/proc/self/fd/{fd}") == str(path):
+                count += 1
+        except OSError:
+            continue
+    return count
+
+
+def test_response_overrides_that_cannot_be_headers_are_invalid_argument_and_leak_nothing(s3, world) -> None:  # fmt: skip
+    key = "headers/a.txt"
+    s3.put_object(Bucket=LAKE, Key=key, Body=b"hello")
+    path = Path(str(world["lake"])) / key
+    before = _open_fds_to(path)
+    bad = [b"response-content-type=a%0d%0ab", b"response-content-type=%E2%82%AC", b"response-content-type=a%0ab",
+           b"response-content-disposition=x%0d%0aSet-Cookie:%20a=b", b"response-cache-control=%00",
+           b"response-content-type=%ff"]  # fmt: skip
+    for query in bad * 5:
+        status, body = raw(
+            str(world["url"]), "GET", b"/" + LAKE.encode() + b"/" + key.encode() + b"?" + query
+        )
+        assert status == 400, query
+        assert b"<Code>InvalidArgument</Code>" in body, query
+    assert _open_fds_to(path) == before == 0
+    # a plain value is still the object's Content-Type
+    got = s3.get_object(Bucket=LAKE, Key=key, ResponseContentType="text/csv; charset=utf-8")
+    assert (got["ContentType"], got["Body"].read()) == ("text/csv; charset=utf-8", b"hello")
+    for _ in range(200):  # the server closes the file just after its last byte is sent
+        if _open_fds_to(path) == 0:
+            break
+        time.sleep(0.05)
+    assert _open_fds_to(path) == 0
+
+
+def test_dead_letters_are_read_only_whoever_owns_them(s3, world) -> None:
+    lake = Path(str(world["lake"]))
+    dead = lake / "_errors/unclaimed_ds/processing-failed/2026/11/30/22/r.parquet"
+    dead.parent.mkdir(parents=True)
+    dead.write_bytes(b"dead letter")
+    key = "_errors/unclaimed_ds/processing-failed/2026/11/30/22/r.parquet"
+    attempts = {
+        "delete": lambda: s3.delete_object(Bucket=LAKE, Key=key),
+        "overwrite": lambda: s3.put_object(Bucket=LAKE, Key=key, Body=b"forged"),
+        "forge": lambda: s3.put_object(Bucket=LAKE, Key="_errors/unclaimed_ds/y.txt", Body=b"x"),
+        "new dataset": lambda: s3.put_object(Bucket=LAKE, Key="_errors/other/x.parquet", Body=b"x"),
+        "multipart": lambda: s3.create_multipart_upload(Bucket=LAKE, Key="_errors/unclaimed_ds/z"),
+        "copy": lambda: s3.copy_object(
+            Bucket=LAKE,
+            Key="_errors/unclaimed_ds/c.csv",
+            CopySource={"Bucket": RESULTS_BUCKET, "Key": "q1.csv"},
+        ),
+    }
+    for what, attempt in attempts.items():
+        with pytest.raises(ClientError) as exc:
+            attempt()
+        assert code_of(exc) == ("AccessDenied", 403), what
+    deleted = s3.delete_objects(Bucket=LAKE, Delete={"Objects": [{"Key": key}]})
+    assert [e["Code"] for e in deleted.get("Errors", [])] == ["AccessDenied"]
+    assert dead.read_bytes() == b"dead letter"
+    assert sorted(p.name for p in (lake / "_errors/unclaimed_ds").rglob("*") if p.is_file()) == ["r.parquet"]
+    assert not (lake / "_errors/other").exists()
+    assert s3.get_object(Bucket=LAKE, Key=key)["Body"].read() == b"dead letter"  # still readable
+
+
+def test_a_put_onto_a_link_is_refused_and_keeps_the_link(s3, world) -> None:
+    lake, outside = Path(str(world["lake"])), Path(str(world["outside"]))
+    link = lake / "putlink/pw"
+    link.parent.mkdir()
+    link.symlink_to(outside / "secret.txt")
+    for attempt in (
+        lambda: s3.put_object(Bucket=LAKE, Key="putlink/pw", Body=b"PWNED"),
+        lambda: s3.copy_object(
+            Bucket=LAKE, Key="putlink/pw", CopySource={"Bucket": RESULTS_BUCKET, "Key": "q1.csv"}
+        ),
+    ):
+        with pytest.raises(ClientError) as exc:
+            attempt()
+        assert code_of(exc) == ("InvalidArgument", 400)
+    assert link.is_symlink()
+    assert (outside / "secret.txt").read_bytes() == SECRET
+    assert [p.name for p in link.parent.iterdir()] == ["pw"]  # no temp file left beside it
+
+
+def test_content_length_with_transfer_encoding_is_refused(world) -> None:
+    body = b"5\r\nhello\r\n0\r\n\r\n"
+    status, answer = raw(str(world["url"]), "PUT", f"/{LAKE}/smuggle/x.txt".encode(), body,
+                         {"Transfer-Encoding": "chunked"})  # fmt: skip
+    assert status == 400
+    assert b"<Code>InvalidRequest</Code>" in answer
+    assert not (Path(str(world["lake"])) / "smuggle").exists()
+
+
+def test_an_object_answer_that_never_starts_still_closes_its_file(tmp_path: Path) -> None:
+    (tmp_path / "o").write_bytes(b"x" * 10)
+    fd = os.open(tmp_path / "o", os.O_RDONLY)
+    response = _ObjectResponse(_Span(fd, 0, 10), status_code=200, headers={"Content-Length": "10"})
+
+    async def receive() -> dict[str, object]:
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, object]) -> None:
+        raise RuntimeError("the server refused the headers")  # as h11 refuses a CR/LF in a value
+
+    scope = {"type": "http", "asgi": {"spec_version": "2.4"}, "method": "GET", "headers": []}
+    assert _open_fds_to(tmp_path / "o") == 1
+    with pytest.raises(RuntimeError):
+        asyncio.run(response(scope, receive, send))
+    assert _open_fds_to(tmp_path / "o") == 0

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from core.aws_json import AwsError
-from queries.glue_expressions import partition_predicate, table_pattern
+from queries import glue_expressions
+from queries.glue_expressions import MAX_TABLE_PATTERN, partition_predicate, table_pattern
 
 NAMES = ["clickstream_events", "late_events", "page_view_anomalies", "page_views_1m"]
 KEYS = [("dt", "date"), ("hour", "int"), ("page", "string")]
@@ -35,6 +36,14 @@ def chosen(expression: str, keys=KEYS) -> list[list[str]]:
         ("late_events|page_views_1m", ["late_events", "page_views_1m"]),
         ("CLICKSTREAM_EVENTS", ["clickstream_events"]),
         ("page_views_\\d+m", ["page_views_1m"]),
+        ("^page.*$", ["page_view_anomalies", "page_views_1m"]),
+        ("[a-c]*", ["clickstream_events"]),  # Hive's `*` after a class is still "any run"
+        ("[^p]*s", ["clickstream_events", "late_events"]),
+        ("page_views_.?m", ["page_views_1m"]),
+        ("page_views_1.?m", ["page_views_1m"]),
+        ("page_views_..m", []),
+        ("*EVENTS|page_view_*", ["clickstream_events", "late_events", "page_view_anomalies"]),
+        ("late\\_events", ["late_events"]),
     ],
 )
 def test_table_patterns_match_whole_names_with_hive_wildcards(
@@ -47,6 +56,52 @@ def test_table_patterns_match_whole_names_with_hive_wildcards(
 def test_a_table_pattern_that_is_no_regular_expression_is_invalid_input() -> None:
     with pytest.raises(AwsError) as caught:
         table_pattern("events[")
+    assert caught.value.code == "InvalidInputException"
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        "(a+)+b",  # nested quantifiers: exponential backtracking in Python's re, holding the GIL
+        "(a|a?)+b",
+        "([a-z_]+)+0",
+        "(" * 1000,  # RecursionError in re's parser (an HTTP 500)
+        "(" * 200,
+        "a{2,}",
+        "(?i)events",
+        "x" * (MAX_TABLE_PATTERN + 1),
+        "events\\",
+        "[z-a]",
+    ],
+)
+def test_table_patterns_beyond_the_safe_subset_are_invalid_input(pattern: str) -> None:
+    with pytest.raises(AwsError) as caught:
+        table_pattern(pattern)
+    assert caught.value.code == "InvalidInputException"
+
+
+def test_a_pathological_table_pattern_is_matched_without_backtracking() -> None:
+    # `a?`*n `a`*n is exponential for a backtracking matcher; the state-set match is n x n steps
+    n = 40
+    assert table_pattern("a?" * n + "a" * n)("a" * n) is True
+    assert table_pattern("a?" * n + "a" * n)("a" * (n - 1)) is False
+    assert table_pattern(".*" * 100 + "b")("a" * 255) is False
+    assert table_pattern("a+" * 60 + "b")("a" * 255) is False
+    assert table_pattern("a+" * 60)("a" * 255) is True
+
+
+def test_a_partition_filter_too_deep_to_evaluate_is_invalid_input(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(AwsError) as caught:
+        partition_predicate("NOT " * 150 + "hour = 1", KEYS)
+    assert caught.value.code == "InvalidInputException"
+    assert partition_predicate("NOT " * 20 + "hour = 1", KEYS)(PARTS[2]) is True
+
+    def overflow(*_: object) -> None:
+        raise RecursionError
+
+    monkeypatch.setattr(glue_expressions, "_compile", overflow)
+    with pytest.raises(AwsError) as caught:
+        partition_predicate("hour = 1", KEYS)
     assert caught.value.code == "InvalidInputException"
 
 

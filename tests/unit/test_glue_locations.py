@@ -51,6 +51,10 @@ def test_keys_in_the_lake_bucket_are_read_literally(uri: str, key: str) -> None:
         ("s3://tidelake-lake/x\\..\\y/", "InvalidInputException"),
         ("s3://tidelake-lake/x\ny/", "InvalidInputException"),
         ("s3://tidelake-lake/x\x00/", "InvalidInputException"),
+        ("s3://tidelake-lake/_sinks/_owners/", "InvalidInputException"),  # the sinks' own state
+        ("s3://tidelake-lake/_sinks/", "InvalidInputException"),
+        ("s3://tidelake-lake/_sinks", "InvalidInputException"),
+        ("s3://tidelake-lake/x/.y.parquet.tmp", "InvalidInputException"),  # a file being written
     ],
 )
 def test_locations_outside_the_lake_are_refused(uri: str, code: str) -> None:
