@@ -110,7 +110,7 @@ def test_unknown_shipped_name_lists_the_choices() -> None:
         ({"name": "x", "topics": ["t"], "schema": "avro"}, "schema 'avro'"),
         ({"name": "x", "topics": ["t"], "parquet": {"compression": "lz77"}}, "compression"),
         ({"name": "x", "topics": ["t"], "prefix": "!{bad:x}/"}, "unknown namespace"),
-        ({"name": "x", "topics": ["t"], "buffer": {"interval_s": 0}}, "buffer.interval_s"),
+        ({"name": "x", "topics": ["t"], "buffer": {"interval_s": -1}}, "buffer.interval_s"),
         ({"name": "x", "topics": ["t"], "dataset": "../etc"}, "dataset"),
         ({"name": "x", "topics": ["t"], "colour": "red"}, "colour"),
     ],
