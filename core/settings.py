@@ -146,6 +146,11 @@ class QuerySettings(BaseModel):
         default_factory=list,
         description="Host names `tidelake serve` answers besides 127.0.0.1, localhost, [::1] and its --host",
     )
+    firehose_hook_modules: list[str] = Field(
+        default_factory=list,
+        description="modules (or package prefixes) whose transform hooks a Firehose CreateDeliveryStream "
+        "may name as LambdaArn; empty: no Lambda processor through the API",
+    )
 
 
 class StreamSettings(BaseModel):

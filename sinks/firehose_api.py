@@ -304,6 +304,7 @@ class FirehoseService:
             topic=str(definition["topic"]),
             lake=self.settings.lake.root,
             tags=_tags(request),
+            hook_modules=self.settings.query.firehose_hook_modules,
         )
 
     # -- Kafka -----------------------------------------------------------------------------------
@@ -410,6 +411,7 @@ class FirehoseService:
                 lake=self.settings.lake.root,
                 auto_offset_reset="earliest",
                 tags=_tags(request),
+                hook_modules=self.settings.query.firehose_hook_modules,
             )
             for note in delivery.notes:
                 log.info("Firehose stream %s: %s", name, note)

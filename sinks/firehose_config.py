@@ -6,7 +6,9 @@ saying what tidelake does not do. The rules (docs/aws-apis.md has the full table
 
 - **Bucket and dataset.** Any `BucketARN` is the lake (`settings.lake.root`). The first folder of
   `Prefix` names the dataset (`orders/region=!{partitionKeyFromQuery:region}/` -> dataset `orders`,
-  layout `region=.../`), made a valid table name as topics are (`raw-events` -> `raw_events`). A
+  layout `region=.../`), made a valid table name as topics are (`raw-events` -> `raw_events`); a
+  first folder that does not start with a letter (`_sinks`, `..`, `.hidden`) or holds other
+  characters is refused. A
   `Prefix` that is empty, or whose first folder holds an expression, puts the records in the dataset
   named after the delivery stream. A layout with no `!{timestamp:...}` and no dynamic partitioning
   gets Firehose's default `!{timestamp:yyyy/MM/dd/HH}/` appended, as Firehose appends it.
@@ -19,18 +21,24 @@ saying what tidelake does not do. The rules (docs/aws-apis.md has the full table
 - **Format.** `DataFormatConversionConfiguration` with an OpenX or Hive JSON deserializer and the
   `ParquetSerDe` (SNAPPY, GZIP or UNCOMPRESSED) is the sink's JSON -> Parquet conversion. The schema
   is the columns of the lake dataset `SchemaConfiguration.TableName` when it exists (read from a
-  Parquet footer: tidelake's catalog is the lake), else inferred. ORC, and delivery without format
+  Parquet footer: tidelake's catalog is the lake; only from a dataset folder that is a real
+  directory, never through a link), else inferred. ORC, and delivery without format
   conversion (raw bytes), are refused.
 - **Dynamic partitioning.** A `MetadataExtraction` processor's jq query gives the values of
   `!{partitionKeyFromQuery:key}`; see `sinks.firehose_processing` for how it is evaluated.
 - **Processors.** `Lambda`'s `LambdaArn` is a transform hook's import path `package.module:function`
-  (`sinks.transform`); `AppendDelimiterToRecord` has nothing to do (a Parquet row is a record).
+  (`sinks.transform`), in a module the serve operator allowed (setting `query.firehose_hook_modules`,
+  checked before any import; empty: no Lambda processor); `AppendDelimiterToRecord` has nothing to
+  do (a Parquet row is a record).
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import stat
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -41,9 +49,14 @@ from pydantic import Field
 
 from core.aws_json import AwsError, AwsModel
 from core.errors import ConfigError
-from core.lake import DATASET_NAME, dataset_for_topic, is_visible_file
+from core.lake import DATASET_NAME, check_dataset_name, dataset_for_topic, is_visible_file
 from sinks.config import FIREHOSE_DEFAULT_PREFIX, STREAM_NAME, DeliveryStreamConfig, parse_config
-from sinks.firehose_processing import MetadataQuery, parse_metadata_query, processing_handler
+from sinks.firehose_processing import (
+    MetadataQuery,
+    check_hook_module,
+    parse_metadata_query,
+    processing_handler,
+)
 from sinks.prefixes import PrefixTemplate
 from sinks.schemas import TYPES, type_name
 from sinks.transform import Handler, load_handler
@@ -224,11 +237,29 @@ def consumer_group(delivery_stream: str) -> str:
     return f"tidelake-firehose-{delivery_stream}"
 
 
+#: A first folder of `Prefix` that names a dataset: a table name, or a topic-like name made one
+#: (`raw-events` -> `raw_events`). It starts with a letter: never `_sinks`, `_errors`, `..` or `.hidden`.
+_DATASET_FOLDER = re.compile(r"[A-Za-z][A-Za-z0-9._-]*")
+
+
 def split_prefix(prefix: str, delivery_stream: str) -> tuple[str, str]:
-    """(dataset, layout below it) for a Firehose `Prefix`; see the module docstring."""
+    """(dataset, layout below it) for a Firehose `Prefix`; see the module docstring.
+    InvalidArgumentException for a first folder that cannot name a lake dataset."""
     first, slash, rest = prefix.partition("/")
     if first and "!{" not in first and slash:
-        dataset = first if DATASET_NAME.match(first) else dataset_for_topic(first)
+        dataset = first if DATASET_NAME.match(first) else None
+        if dataset is None and _DATASET_FOLDER.fullmatch(first):
+            try:
+                dataset = dataset_for_topic(first)
+            except ValueError:
+                dataset = None
+        if dataset is None or dataset.startswith("_"):
+            msg = (
+                f"Prefix {prefix!r}: its first folder {first!r} names the dataset and must be a lake dataset "
+                f"name ({DATASET_NAME.pattern}; letters, digits, '.', '-' are made one, as raw-events -> raw_events): "
+                "it starts with a letter (no '_', '.', '..') and holds no other character"
+            )
+            raise invalid(msg)
         return dataset, rest
     return dataset_for_topic(delivery_stream), prefix
 
@@ -248,10 +279,13 @@ def firehose_delivery(
     lake: Path,
     auto_offset_reset: Literal["earliest", "latest"] = "earliest",
     tags: dict[str, str] | None = None,
+    hook_modules: Sequence[str] = (),
 ) -> FirehoseDelivery:
     """The delivery stream that reads `topic` and does what `destination` asks; InvalidArgumentException
     (AwsError) for what tidelake does not do or a destination AWS would refuse too. `tags` are the
-    stream's Tags: `tidelake:schema` declares the columns inline (`inline_schema`)."""
+    stream's Tags: `tidelake:schema` declares the columns inline (`inline_schema`). A Lambda
+    processor's hook must be in a module of `hook_modules` (the operator's setting
+    `query.firehose_hook_modules`; a module or a package prefix), checked before it is imported."""
     notes: list[str] = []
     conversion = destination.DataFormatConversionConfiguration
     if conversion is None or conversion.Enabled is False:
@@ -280,7 +314,7 @@ def firehose_delivery(
 
     processors = _processors(destination)
     query = _metadata_query(processors)
-    lambda_hook = _lambda_hook(processors)
+    lambda_hook = _lambda_hook(processors, hook_modules)
     dynamic = bool(
         destination.DynamicPartitioningConfiguration and destination.DynamicPartitioningConfiguration.Enabled
     )
@@ -429,10 +463,10 @@ def _metadata_query(processors: list[ProcessorIn]) -> MetadataQuery | None:
     try:
         return parse_metadata_query(text)
     except ValueError as exc:
-        raise invalid(f"MetadataExtractionQuery {text!r} is not a jq program: {exc}") from exc
+        raise invalid(f"MetadataExtractionQuery {text!r} is refused: {exc}") from exc
 
 
-def _lambda_hook(processors: list[ProcessorIn]) -> str | None:
+def _lambda_hook(processors: list[ProcessorIn], hook_modules: Sequence[str]) -> str | None:
     found = [p for p in processors if p.Type == "Lambda"]
     if not found:
         return None
@@ -447,6 +481,10 @@ def _lambda_hook(processors: list[ProcessorIn]) -> str | None:
             "give its import path as package.module:function"
         )
         raise invalid(msg)
+    try:
+        check_hook_module(reference, hook_modules)  # before anything is imported
+    except ValueError as exc:
+        raise invalid(f"LambdaArn {reference!r}: {exc}") from exc
     try:
         load_handler(reference)
     except ConfigError as exc:
@@ -491,12 +529,30 @@ def _schema(config: SchemaConfigurationIn | None, lake: Path, notes: list[str]) 
 
 
 def dataset_columns(lake: Path, dataset: str) -> pa.Schema | None:
-    """The columns of a lake dataset, from the footer of its newest Parquet file; None if it has none."""
-    folder = lake / dataset
-    if not folder.is_dir():
+    """The columns of a lake dataset, from the footer of its newest Parquet file; None if it has none.
+    Only a dataset folder that is a real directory of the lake (not a link) is read, and in it only
+    regular files reached without following a link (checked with lstat, opened with O_NOFOLLOW)."""
+    folder = lake / check_dataset_name(dataset)
+    try:
+        if not stat.S_ISDIR(os.lstat(folder).st_mode):
+            return None
+    except OSError:
         return None
-    files = [p for p in folder.rglob("*.parquet") if is_visible_file(p)]
+    files: list[tuple[float, Path]] = []
+    for root, _dirs, names in os.walk(folder, followlinks=False):  # a link to a folder is not entered
+        for name in names:
+            path = Path(root, name)
+            if not name.endswith(".parquet") or not is_visible_file(path):
+                continue
+            try:
+                info = os.lstat(path)
+            except OSError:
+                continue
+            if stat.S_ISREG(info.st_mode):
+                files.append((info.st_mtime, path))
     if not files:
         return None
-    newest = max(files, key=lambda p: p.stat().st_mtime)
-    return pq.read_schema(newest)
+    newest = max(files, key=lambda item: item[0])[1]
+    fd = os.open(newest, os.O_RDONLY | os.O_NOFOLLOW)
+    with os.fdopen(fd, "rb") as handle:
+        return pq.read_schema(handle)

@@ -34,6 +34,7 @@ from queries.results import ResultStore
 from queries.service import QueryService
 from sinks.firehose_api import TARGET_PREFIX, FirehoseService, direct_put_topic, firehose_actions
 from sinks.firehose_config import sink_name
+from sinks.firehose_processing import ACCEPTED_SHAPE
 from tests.aws_endpoints import aws_client, endpoint_in_thread, free_port, stand_in_query_app
 from tidelake.aws_endpoint import aws_endpoint
 
@@ -502,7 +503,10 @@ def test_a_failing_sink_is_restarted_and_serve_answers_meanwhile(server: Server,
     _put(firehose, name, [_order(i) for i in range(20)])
     _wait(lambda: server.service.restarts(name)[0] >= 2, "the sink was not restarted")
     failure = server.service.restarts(name)[1] or ""
-    assert failure.startswith(f"SinkWriteError: could not write {server.lake / dataset}/customer=c")
+    # the writer checks each folder on the way with lstat (no write through a link, F5)
+    assert failure.startswith(
+        f"SinkWriteError: could not check the folder {server.lake / dataset}/customer=c"
+    )
     assert "(Not a directory); nothing was committed" in failure
     assert _status(firehose, name) == "ACTIVE"  # the endpoint answers while the sink fails
     (server.lake / dataset).unlink()
@@ -651,3 +655,72 @@ def test_kafkas_internal_topics_are_no_kinesis_source(server: Server, firehose) 
         "arn:aws:kinesis:us-east-1:000000000000:stream/__consumer_offsets is Kafka's internal topic "
         "__consumer_offsets, not a Kinesis stream",
     )
+
+
+def test_what_the_security_review_found_is_refused_through_the_api(
+    server: Server, firehose, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """F0 (a LambdaArn imports any module), F4/F14 (jq reads env/files, loops forever), F10 (odd
+    dataset folders): each is an InvalidArgumentException before anything runs."""
+    marker = tmp_path / "imported"
+    (tmp_path / "mods").mkdir()
+    (tmp_path / "mods" / "fh_api_hooks.py").write_text(
+        f"from pathlib import Path\nPath({str(marker)!r}).write_text('x')\n"
+        "def h(event, context):\n"
+        "    return {'records': [{'recordId': r['recordId'], 'result': 'Ok', 'data': r['data']}"
+        " for r in event['records']]}\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path / "mods"))
+    monkeypatch.delitem(sys.modules, "fh_api_hooks", raising=False)
+
+    def create(name: str, destination: dict) -> tuple[str, str]:
+        return _code(lambda: firehose.create_delivery_stream(
+            DeliveryStreamName=name, ExtendedS3DestinationConfiguration=destination))  # fmt: skip
+
+    def with_lambda(dataset: str, reference: str) -> dict:
+        destination = _destination(dataset, query=None, layout="")
+        destination["ProcessingConfiguration"] = {"Processors": [
+            {"Type": "Lambda", "Parameters": [{"ParameterName": "LambdaArn", "ParameterValue": reference}]}]}  # fmt: skip
+        return destination
+
+    assert server.settings.query.firehose_hook_modules == []
+    for reference in ("fh_api_hooks:h", "venv.__main__:x"):
+        assert create(_name("hook"), with_lambda(_name("hook"), reference)) == (
+            "InvalidArgumentException",
+            f"LambdaArn {reference!r}: the serve operator allows no transform hook module "
+            "(setting query.firehose_hook_modules, env TIDELAKE_QUERY__FIREHOSE_HOOK_MODULES, is empty)",
+        )
+    monkeypatch.setattr(server.settings.query, "firehose_hook_modules", ["fh_api"])
+    assert create(_name("hook"), with_lambda(_name("hook"), "fh_api_hooks:h")) == (
+        "InvalidArgumentException",
+        "LambdaArn 'fh_api_hooks:h': module 'fh_api_hooks' is not in the setting "
+        "query.firehose_hook_modules ['fh_api']",
+    )
+    assert not marker.exists() and "venv.__main__" not in sys.modules
+    # the operator allows the module: the hook runs
+    monkeypatch.setattr(server.settings.query, "firehose_hook_modules", ["fh_api_hooks"])
+    dataset, name = _name("hooked"), _name("hooked")
+    _create(firehose, name, with_lambda(dataset, "fh_api_hooks:h"))
+    assert marker.read_text() == "x"
+    _put(firehose, name, [_order(i) for i in range(5)])
+    _wait(lambda: _rows(server.lake, dataset)[0] == 5, "delivery through the allowed hook")
+    firehose.delete_delivery_stream(DeliveryStreamName=name)
+
+    for query in (
+        'import "creds" as $c; {customer_id: ($c[0].pw)}',
+        "{customer_id: $ENV.HOME}",
+        "{customer_id: (last(range(1e15))|tostring)}",
+    ):
+        code, message = create(_name("jq"), _destination(_name("jq"), query=query))
+        assert code == "InvalidArgumentException"
+        assert message == f"MetadataExtractionQuery {query!r} is refused: tidelake accepts {ACCEPTED_SHAPE}"
+
+    for first in ("_sinks", ".."):
+        destination = _destination("x", query=None, layout="")
+        destination["Prefix"] = f"{first}/x/"
+        assert create(_name("prefix"), destination) == (
+            "InvalidArgumentException",
+            f"Prefix '{first}/x/': its first folder {first!r} names the dataset and must be a lake dataset "
+            "name (^[a-z][a-z0-9_]{0,62}$; letters, digits, '.', '-' are made one, as raw-events -> raw_events): "
+            "it starts with a letter (no '_', '.', '..') and holds no other character",
+        )

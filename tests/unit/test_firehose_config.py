@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import jq
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from core.aws_json import AwsError
+from core.settings import load_settings
 from sinks.firehose_config import (
     ExtendedS3DestinationConfigurationIn,
     error_layout,
@@ -20,7 +25,7 @@ from sinks.firehose_config import (
     sink_name,
     split_prefix,
 )
-from sinks.firehose_processing import parse_metadata_query
+from sinks.firehose_processing import ACCEPTED_SHAPE, parse_metadata_query
 
 ROLE = "arn:aws:iam::000000000000:role/firehose"
 
@@ -49,14 +54,19 @@ def _query_processor(query: str) -> dict[str, Any]:
     }
 
 
-def _deliver(destination: dict[str, Any], tmp_path: Path, name: str = "orders-stream"):
+def _deliver(
+    destination: dict[str, Any],
+    tmp_path: Path,
+    name: str = "orders-stream",
+    hook_modules: tuple[str, ...] = (),
+):
     model = ExtendedS3DestinationConfigurationIn.model_validate(destination)
-    return firehose_delivery(name, model, topic=f"firehose.{name}", lake=tmp_path)
+    return firehose_delivery(name, model, topic=f"firehose.{name}", lake=tmp_path, hook_modules=hook_modules)
 
 
-def _refused(destination: dict[str, Any], tmp_path: Path) -> str:
+def _refused(destination: dict[str, Any], tmp_path: Path, hook_modules: tuple[str, ...] = ()) -> str:
     with pytest.raises(AwsError) as caught:
-        _deliver(destination, tmp_path)
+        _deliver(destination, tmp_path, hook_modules=hook_modules)
     assert caught.value.code == "InvalidArgumentException"
     return caught.value.text
 
@@ -187,7 +197,10 @@ def test_what_tidelake_and_aws_refuse(tmp_path: Path) -> None:
     not_jq = _destination(
         Prefix="o/c=!{partitionKeyFromQuery:c}/", ProcessingConfiguration=_query_processor("{c:"), **dynamic
     )
-    assert "is not a jq program" in _refused(not_jq, tmp_path)
+    assert (
+        _refused(not_jq, tmp_path)
+        == f"MetadataExtractionQuery '{{c:' is refused: tidelake accepts {ACCEPTED_SHAPE}"
+    )
     no_error_prefix = _destination(
         Prefix="o/c=!{partitionKeyFromQuery:c}/", DynamicPartitioningConfiguration={"Enabled": True}
     )
@@ -221,25 +234,34 @@ def test_top_level_query_keys_are_read_by_the_sink_and_others_by_jq(tmp_path: Pa
     assert fast.handler() is None
     slow = _deliver(
         _destination(
-            Prefix="p/r=!{partitionKeyFromQuery:r}/n=!{partitionKeyFromQuery:n}/",
-            ProcessingConfiguration=_query_processor("{r: .address.region, n: (.items | length)}"),
+            Prefix="p/r=!{partitionKeyFromQuery:r}/n=!{partitionKeyFromQuery:n}/y=!{partitionKeyFromQuery:y}/",
+            ProcessingConfiguration=_query_processor(
+                '{r: .address.region, n: .items[1], y: (.ts | strftime("%Y"))}'
+            ),
             **dynamic,
         ),
         tmp_path,
         "nested",
     )
-    assert slow.config.prefix == "r=!{partitionKeyFromLambda:query:r}/n=!{partitionKeyFromLambda:query:n}/"
+    assert (
+        slow.config.prefix
+        == "r=!{partitionKeyFromLambda:query:r}/n=!{partitionKeyFromLambda:query:n}/y=!{partitionKeyFromLambda:query:y}/"
+    )
     handler = slow.handler()
     assert handler is not None
-    data = [b'{"address": {"region": "eu"}, "items": [1, 2]}', b"not json", b'{"items": []}']
+    data = [
+        b'{"address": {"region": "eu"}, "items": [1, 2], "ts": 86400}',
+        b"not json",
+        b'{"items": [], "ts": 0}',
+    ]
     event = {
         "records": [{"recordId": str(i), "data": base64.b64encode(d).decode()} for i, d in enumerate(data)]
     }
     answer = handler(event, None)
     assert [r.get("metadata", {}).get("partitionKeys") for r in answer["records"]] == [
-        {"query:r": "eu", "query:n": "2"},
+        {"query:r": "eu", "query:n": "2", "query:y": "1970"},
         None,
-        {"query:n": "0"},
+        {"query:y": "1970"},
     ]
     assert [r["result"] for r in answer["records"]] == ["Ok", "Ok", "Ok"]
 
@@ -263,6 +285,7 @@ def test_a_lambda_hook_runs_before_jq(tmp_path: Path) -> None:
             ErrorOutputPrefix="e/",
         ),
         tmp_path,
+        hook_modules=("tests.unit",),
     )
     # the sink converts what the hook returned, so a top-level key still reads its column
     assert delivery.lambda_hook == "tests.unit.test_firehose_config:hook_upper"
@@ -282,6 +305,7 @@ def test_a_lambda_hook_runs_before_jq(tmp_path: Path) -> None:
         ),
         tmp_path,
         "nested",
+        hook_modules=("tests.unit.test_firehose_config",),
     )
     handler = nested.handler()
     assert handler is not None and handler is not hook_upper
@@ -300,7 +324,220 @@ def test_metadata_queries_and_sink_names() -> None:
         "customer_id": ".customer_id",
         "r": ".a.b",
     }
-    assert parse_metadata_query("{n: (.items | length)}").keys is None
+    assert parse_metadata_query('{ y : (.ts|strftime("%Y-%m")) , "x y": .["a b"][0] | tostring }').keys == {
+        "y": '.ts | strftime("%Y-%m")',
+        "x y": '.["a b"][0] | tostring',
+    }
     assert sink_name("orders-stream") == "orders-stream"
     assert sink_name("Orders") != sink_name("orders") == "orders"
     assert sink_name("Orders").startswith("orders-")
+
+
+# -- the security review's findings (F0, F4, F6, F10, F14) ----------------------------------------
+_DYNAMIC = {"DynamicPartitioningConfiguration": {"Enabled": True}, "ErrorOutputPrefix": "e/"}
+
+
+def _lambda(reference: str) -> dict[str, Any]:
+    return {
+        "Processors": [
+            {"Type": "Lambda", "Parameters": [{"ParameterName": "LambdaArn", "ParameterValue": reference}]}
+        ]
+    }
+
+
+@pytest.fixture
+def side_effect_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A module `fh_side_effect.hooks` on sys.path whose import writes a marker file."""
+    marker = tmp_path / "imported"
+    package = tmp_path / "mods" / "fh_side_effect"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "hooks.py").write_text(
+        f"from pathlib import Path\nPath({str(marker)!r}).write_text('x')\ndef h(event, context):\n    return event\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path / "mods"))
+    monkeypatch.delitem(sys.modules, "fh_side_effect", raising=False)
+    monkeypatch.delitem(sys.modules, "fh_side_effect.hooks", raising=False)
+    yield marker
+    sys.modules.pop("fh_side_effect.hooks", None)
+    sys.modules.pop("fh_side_effect", None)
+
+
+def test_a_lambda_hook_is_imported_only_from_allowed_modules(
+    tmp_path: Path, side_effect_module: Path
+) -> None:
+    lake = tmp_path / "lake"
+    lake.mkdir()
+    hook = _destination(ProcessingConfiguration=_lambda("fh_side_effect.hooks:h"))
+    assert _refused(hook, lake) == (
+        "LambdaArn 'fh_side_effect.hooks:h': the serve operator allows no transform hook module "
+        "(setting query.firehose_hook_modules, env TIDELAKE_QUERY__FIREHOSE_HOOK_MODULES, is empty)"
+    )
+    for allowed in (("fh_side",), ("fh_side_effect.hook",), ("fh_side_effect.hooks.x", "other")):
+        assert _refused(hook, lake, allowed) == (
+            f"LambdaArn 'fh_side_effect.hooks:h': module 'fh_side_effect.hooks' is not in the setting "
+            f"query.firehose_hook_modules {list(allowed)}"
+        )
+    venv = _destination(ProcessingConfiguration=_lambda("venv.__main__:x"))
+    assert _refused(venv, lake, ("fh_side_effect",)) == (
+        "LambdaArn 'venv.__main__:x': module 'venv.__main__' is not in the setting "
+        "query.firehose_hook_modules ['fh_side_effect']"
+    )
+    assert not side_effect_module.exists()  # nothing was imported
+    assert "venv.__main__" not in sys.modules
+    for allowed in (("fh_side_effect",), ("fh_side_effect.hooks",)):
+        delivery = _deliver(hook, lake, hook_modules=allowed)
+        assert delivery.lambda_hook == "fh_side_effect.hooks:h"
+    assert side_effect_module.read_text() == "x"
+
+
+def test_the_hook_modules_setting_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings().query.firehose_hook_modules == []
+    monkeypatch.setenv("TIDELAKE_QUERY__FIREHOSE_HOOK_MODULES", '["mycompany.hooks"]')
+    assert load_settings().query.firehose_hook_modules == ["mycompany.hooks"]
+
+
+REFUSED_QUERIES = {
+    "import": 'import "creds" as $c; {s: ($c[0].pw)}',
+    "include": 'include "creds"; {a: .a}',
+    "env-var": "{h: $ENV.HOME}",
+    "env-fn": "{p: (env.PATH[0:20])}",
+    "env-piped": "{p: .a | env}",
+    "interpolation": '{h: .a | strftime("\\(env.HOME)")}',
+    "loop": "{k: (last(range(1e15))|tostring)}",
+    "until": "{k: .a | until(false; .)}",
+    "input": "{k: input}",
+    "inputs": "{k: .a | inputs}",
+    "input_filename": "{k: input_filename}",
+    "loc": "{k: $__loc__}",
+    "def": "def f: f; {k: .a | f}",
+    "recurse": "{k: .a | recurse}",
+    "index-expression": "{k: .a[.b]}",
+    "slice": "{k: .a[0:2]}",
+    "alternative": "{k: .a // .b}",
+    "not-object": ".customer_id",
+    "object-then-pipe": "{k: .a} | input_filename",
+    "two-objects": "{k: .a}, {j: .b}",
+    "computed-key": "{(.a): .b}",
+    "literal-value": '{k: "x"}',
+    "nested-parentheses": "{k: ((.a))}",
+    "empty": "{}",
+    "not-jq": "{c:",
+}
+
+
+@pytest.mark.parametrize("query", REFUSED_QUERIES.values(), ids=REFUSED_QUERIES.keys())
+def test_only_paths_and_safe_functions_are_accepted(tmp_path: Path, query: str) -> None:
+    destination = _destination(
+        Prefix="o/k=!{partitionKeyFromQuery:k}/", ProcessingConfiguration=_query_processor(query), **_DYNAMIC
+    )
+    assert _refused(destination, tmp_path) == (
+        f"MetadataExtractionQuery {query!r} is refused: tidelake accepts {ACCEPTED_SHAPE}"
+    )
+
+
+ACCEPTED_QUERIES = {
+    # AWS's dynamic partitioning examples (Firehose guide; CDK's MetadataExtractionProcessor)
+    "{customer_id:.customer_id}": {"customer_id": "c1"},
+    '{customer_id: .customer_id, device: .type.device, year: .event_timestamp|strftime("%Y")}': {
+        "customer_id": "c1",
+        "device": "phone",
+        "year": "1970",
+    },
+    '{k: .["x y"], i: .items[0], l: .name | ascii_downcase, u: .name | ascii_upcase}': {
+        "k": "sp",
+        "i": "7",
+        "l": "ab",
+        "u": "AB",
+    },
+    "{t: (.event_timestamp | todate), f: .price | floor | tostring, n: .num | tonumber}": {
+        "t": "1970-01-02T00:00:00Z",
+        "f": "3",
+        "n": "12",
+    },
+    '{d: .day | strptime("%Y-%m-%d") | mktime | strftime("%m"), e: .day | strptime("%Y-%m-%d") | mktime}': {
+        "d": "03",
+        "e": "1709251200",
+    },
+}
+
+
+@pytest.mark.parametrize("query", ACCEPTED_QUERIES, ids=range(len(ACCEPTED_QUERIES)))
+def test_documented_queries_are_accepted_and_run_in_jq(tmp_path: Path, query: str) -> None:
+    keys = ACCEPTED_QUERIES[query]
+    layout = "".join(f"{k}=!{{partitionKeyFromQuery:{k}}}/" for k in keys)
+    destination = _destination(
+        Prefix=f"o/{layout}", ProcessingConfiguration=_query_processor(query), **_DYNAMIC
+    )
+    delivery = _deliver(destination, tmp_path)
+    assert set(delivery.metadata_query.keys) == set(keys)
+    record = {
+        "customer_id": "c1",
+        "type": {"device": "phone"},
+        "event_timestamp": 86400,
+        "x y": "sp",
+        "items": [7],
+        "name": "aB",
+        "price": 3.7,
+        "num": "12",
+        "day": "2024-03-01",
+    }
+    program = jq.compile(query)
+    found = program.input_value(record).first()
+    assert {k: str(v) for k, v in found.items()} == keys
+
+
+def _outside_table(path: Path) -> None:
+    path.mkdir(parents=True)
+    pq.write_table(pa.schema([("secretcol_outside", pa.int64())]).empty_table(), path / "x.parquet")
+
+
+def _table_destination(table: str) -> dict[str, Any]:
+    destination = _destination(Prefix="okds/")
+    destination["DataFormatConversionConfiguration"]["SchemaConfiguration"] = {
+        "DatabaseName": "default",
+        "TableName": table,
+    }
+    return destination
+
+
+def test_a_table_schema_is_not_read_through_a_link(tmp_path: Path) -> None:
+    lake, outside = tmp_path / "lake", tmp_path / "outside"
+    _outside_table(outside)
+    lake.mkdir()
+    os.symlink(outside, lake / "linkds")  # the dataset folder is a link out of the lake
+    linked = _deliver(_table_destination("linkds"), lake).config
+    assert (linked.schema_, linked.fields) == ("infer", [])
+    (lake / "filelink" / "sub").mkdir(parents=True)  # a real folder whose only file is a link
+    os.symlink(outside / "x.parquet", lake / "filelink" / "f.parquet")
+    os.symlink(outside, lake / "filelink" / "sub" / "deeper")  # and a folder link below it
+    file_linked = _deliver(_table_destination("filelink"), lake, "s2").config
+    assert (file_linked.schema_, file_linked.fields) == ("infer", [])
+    pq.write_table(pa.schema([("mine", pa.string())]).empty_table(), lake / "filelink" / "sub" / "m.parquet")
+    assert _deliver(_table_destination("filelink"), lake, "s3").config.fields == [
+        {"name": "mine", "type": "string", "nullable": True}
+    ]
+
+
+BAD_FIRST_FOLDERS = [
+    "_sinks",
+    "_errors",
+    "..",
+    ".",
+    ".hidden",
+    "%2e%2e",
+    "a\x00b",
+    "a\\..\\x",
+    "9lives",
+    "a b",
+]
+
+
+@pytest.mark.parametrize("first", BAD_FIRST_FOLDERS)
+def test_a_prefix_whose_first_folder_is_no_dataset_name_is_refused(tmp_path: Path, first: str) -> None:
+    prefix = f"{first}/x/"
+    assert _refused(_destination(Prefix=prefix), tmp_path) == (
+        f"Prefix {prefix!r}: its first folder {first!r} names the dataset and must be a lake dataset name "
+        "(^[a-z][a-z0-9_]{0,62}$; letters, digits, '.', '-' are made one, as raw-events -> raw_events): "
+        "it starts with a letter (no '_', '.', '..') and holds no other character"
+    )
