@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from botocore.exceptions import ClientError
 
 from tests.aws_endpoints import aws_client, serve_process
 from tests.unit.queries_lake import event, write_events
@@ -29,7 +30,8 @@ def serve(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
         "TIDELAKE_RUNTIME__STATE_DIR": str(root / "state"),
     }
     log = root / "serve.log"
-    with serve_process(root / "lake", log, "--shard-quotas", env=env) as url:
+    args = ("--shard-quotas", "--firehose-hook-module", "serve_hooks")
+    with serve_process(root / "lake", log, *args, env=env) as url:
         yield url, log
 
 
@@ -107,3 +109,36 @@ def test_kinesis_and_firehose_answer_on_the_same_port(serve: tuple[str, Path]) -
         kinesis.delete_stream(StreamName="serve.aws.orders")
     firehose = aws_client("firehose", serve[0])
     assert firehose.list_delivery_streams()["DeliveryStreamNames"] == []
+
+
+def test_firehose_lambda_hooks_only_from_the_modules_serve_allows(serve: tuple[str, Path]) -> None:
+    firehose = aws_client("firehose", serve[0])
+
+    def create(reference: str) -> dict:
+        processors = [
+            {"Type": "Lambda", "Parameters": [{"ParameterName": "LambdaArn", "ParameterValue": reference}]}
+        ]
+        with pytest.raises(ClientError) as exc:
+            firehose.create_delivery_stream(
+                DeliveryStreamName="hooked",
+                ExtendedS3DestinationConfiguration={
+                    "RoleARN": "arn:aws:iam::000000000000:role/firehose",
+                    "BucketARN": "arn:aws:s3:::tidelake-lake",
+                    "Prefix": "hooked/",
+                    "ErrorOutputPrefix": "errors/!{firehose:error-output-type}/",
+                    "ProcessingConfiguration": {"Enabled": True, "Processors": processors},
+                    "DataFormatConversionConfiguration": {
+                        "SchemaConfiguration": {"DatabaseName": "default", "TableName": "hooked"},
+                        "InputFormatConfiguration": {"Deserializer": {"OpenXJsonSerDe": {}}},
+                        "OutputFormatConfiguration": {"Serializer": {"ParquetSerDe": {}}},
+                    },
+                },
+            )
+        return exc.value.response["Error"]
+
+    refused = create("os:system")
+    assert refused["Code"] == "InvalidArgumentException"
+    assert refused["Message"].startswith("LambdaArn 'os:system': module 'os' is not in the setting ")
+    # an allowed module gets past the hook rule (and fails on what comes next: it does not exist)
+    allowed = create("serve_hooks.missing:handler")
+    assert "is not in the setting" not in allowed["Message"]

@@ -264,6 +264,16 @@ def serve(
             "Env: TIDELAKE_QUERY__SHARD_QUOTAS.",
         ),
     ] = False,
+    firehose_hook_module: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--firehose-hook-module",
+            metavar="MODULE",
+            help="Let Firehose streams made through the API name transform hooks (LambdaArn "
+            "'package.module:function') in this module or package (repeatable). Default: none, so no API "
+            "caller can make serve import code. Env: TIDELAKE_QUERY__FIREHOSE_HOOK_MODULES.",
+        ),
+    ] = None,
     lake: LakeOption = None,
     bootstrap_servers: BootstrapOption = None,
 ) -> None:
@@ -285,7 +295,13 @@ def serve(
 
     overrides: dict[str, Any] = {
         k: v
-        for k, v in {"port": port, "host": host, "api_token": token, "shard_quotas": shard_quotas}.items()
+        for k, v in {
+            "port": port,
+            "host": host,
+            "api_token": token,
+            "shard_quotas": shard_quotas,
+            "firehose_hook_modules": firehose_hook_module,
+        }.items()
         if v
     }
     settings = settings_from(lake=lake, bootstrap_servers=bootstrap_servers, query=overrides)
