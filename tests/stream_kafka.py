@@ -102,7 +102,7 @@ class TopicReader:
             isolation_level="read_committed",
         )
         partitions = None
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 90  # the app creates it when it starts: slow on a loaded machine
         while not partitions:
             partitions = self.consumer.partitions_for_topic(topic)
             if time.monotonic() > deadline:
