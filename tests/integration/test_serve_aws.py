@@ -142,3 +142,30 @@ def test_firehose_lambda_hooks_only_from_the_modules_serve_allows(serve: tuple[s
     # an allowed module gets past the hook rule (and fails on what comes next: it does not exist)
     allowed = create("serve_hooks.missing:handler")
     assert "is not in the setting" not in allowed["Message"]
+
+
+# awswrangler 3.17 (s3/_read.py) calls pandas.concat(copy=False), which pandas 3 deprecates: its warning, not ours
+@pytest.mark.filterwarnings("ignore::pandas.errors.Pandas4Warning")
+def test_awswrangler_reads_the_lake_through_s3_and_athena(
+    serve: tuple[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import awswrangler as wr
+    import boto3
+
+    for service in ("athena", "s3", "glue"):
+        monkeypatch.setattr(wr.config, f"{service}_endpoint_url", serve[0])
+    session = boto3.Session(aws_access_key_id="x", aws_secret_access_key="x", region_name="us-east-1")
+    frame = wr.s3.read_parquet("s3://tidelake-lake/clickstream_events/", dataset=True, boto3_session=session)
+    assert sorted(frame["event_id"]) == sorted(e["event_id"] for e in EVENTS)
+    assert sorted(frame["hour"].astype(str).unique()) == ["07", "08", "09"]
+    counted = wr.athena.read_sql_query(
+        "SELECT count(*) AS n FROM clickstream_events",
+        database="default",
+        ctas_approach=False,
+        s3_output="s3://tidelake-query-results/",
+        boto3_session=session,
+    )
+    assert counted["n"].tolist() == [len(EVENTS)]
+    assert wr.catalog.tables(database="default", boto3_session=session)["Table"].tolist() == [
+        "clickstream_events"
+    ]
