@@ -435,6 +435,9 @@ class FirehoseService:
                     raise _unavailable(self.bootstrap, exc) from exc
                 except ConfigError as exc:
                     raise invalid(str(exc)) from exc
+                # a topic left by a deleted stream of the same name: start after its records, so the
+                # offsets, and the files named after them, go on instead of overwriting the first's
+                self._start_at_the_end(topic, delivery.config.consumer_group)
             definition = {
                 "name": name,
                 "type": kind,
@@ -522,8 +525,9 @@ class FirehoseService:
         return {}
 
     def _finish_delete(self, stream: _Stream) -> None:
-        """In the background: stop the sink, delete the DirectPut topic and the consumer group, give
-        the dataset up, forget the definition. The stream is DELETING until then."""
+        """In the background: stop the sink, delete its consumer group, give the dataset up, forget
+        the definition (the DirectPut topic stays: see `create_delivery_stream`). The stream is
+        DELETING until then."""
 
         def finish() -> None:
             if stream.runner is not None:
@@ -531,11 +535,8 @@ class FirehoseService:
                 stream.runner.join()
             config = stream.delivery.config
             try:
-                if stream.kind == "DirectPut":
-                    with admin_client(self.bootstrap, int(self.timeout_s * 1000)) as admin:
-                        admin.delete_topics(
-                            [str(stream.definition["topic"])], timeout_ms=int(self.timeout_s * 1000)
-                        )
+                # the DirectPut topic is kept (its records expire with its retention): a stream made
+                # again under this name goes on after its offsets, so no file of this one is rewritten
                 delete_consumer_groups(
                     self.bootstrap, [consumer_group(stream.name)], timeout_s=self.timeout_s
                 )

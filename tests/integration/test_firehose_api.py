@@ -489,7 +489,8 @@ def test_describe_list_and_delete(server: Server, firehose, kafka_bootstrap) -> 
     _wait(gone, f"{first} was not deleted")
     assert first not in firehose.list_delivery_streams(Limit=10_000)["DeliveryStreamNames"]
     assert second in firehose.list_delivery_streams(Limit=10_000)["DeliveryStreamNames"]
-    assert describe_topics(kafka_bootstrap, [direct_put_topic(first)]) == []
+    kept = describe_topics(kafka_bootstrap, [direct_put_topic(first)])  # the topic stays, its group goes
+    assert [(t.name, t.partitions) for t in kept] == [(direct_put_topic(first), 4)]
     assert (
         _code(lambda: firehose.delete_delivery_stream(DeliveryStreamName=first))[0]
         == "ResourceNotFoundException"
@@ -724,3 +725,24 @@ def test_what_the_security_review_found_is_refused_through_the_api(
             "name (^[a-z][a-z0-9_]{0,62}$; letters, digits, '.', '-' are made one, as raw-events -> raw_events): "
             "it starts with a letter (no '_', '.', '..') and holds no other character",
         )
+
+
+def test_a_stream_made_again_under_its_name_adds_to_the_dataset_and_rewrites_nothing(
+    server: Server, firehose
+) -> None:
+    name, dataset = _name("again"), _name("again")
+    for run in range(2):
+        _create(firehose, name, _destination(dataset, query=None, layout="v=1/"))
+        _put(firehose, name, [_order(100 * run + i) for i in range(30)])
+        _wait(lambda run=run: _rows(server.lake, dataset) == (30 * (run + 1),), f"run {run} not delivered")
+        firehose.delete_delivery_stream(DeliveryStreamName=name)
+
+        def gone() -> bool:
+            try:
+                firehose.describe_delivery_stream(DeliveryStreamName=name)
+            except ClientError as exc:
+                return exc.response["Error"]["Code"] == "ResourceNotFoundException"
+            return False
+
+        _wait(gone, f"{name} was not deleted")
+    assert _rows(server.lake, dataset, "count(*), count(DISTINCT order_id)") == (60, 60)
