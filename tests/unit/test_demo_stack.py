@@ -119,3 +119,31 @@ def test_up_and_demo_check_every_port_before_starting_anything(tmp_path: Path) -
             assert done.output == ""
     assert not (tmp_path / "state").exists()  # no stack recorded
     assert not (tmp_path / "broker").exists()  # no broker started
+
+
+def test_status_describes_the_running_stacks_kafka_and_lake_unless_told_otherwise(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tidelake.commands.status import of_running_stack
+
+    monkeypatch.delenv("TIDELAKE_KAFKA__BOOTSTRAP_SERVERS", raising=False)
+    monkeypatch.delenv("TIDELAKE_LAKE__ROOT", raising=False)
+    stack = _stack(tmp_path)
+    settings = stack.settings
+    record = StackRecord("127.0.0.1:19092", str(tmp_path / "demo-lake"), 18080)
+    stack.save(record)
+    # nothing of the stack runs: the settings stand
+    assert of_running_stack(settings, bootstrap_given=False, lake_given=False) is settings
+
+    record.processes = [StackProcess("serve", ["serve"], os.getpid(), start_ticks(os.getpid()), "serve.log")]
+    stack.save(record)
+    found = of_running_stack(settings, bootstrap_given=False, lake_given=False)
+    assert (found.kafka.bootstrap_servers, found.lake.root) == ("127.0.0.1:19092", tmp_path / "demo-lake")
+    # a flag, or the environment, wins
+    given = of_running_stack(settings, bootstrap_given=True, lake_given=True)
+    assert (given.kafka.bootstrap_servers, given.lake.root) == (
+        settings.kafka.bootstrap_servers,
+        settings.lake.root,
+    )
+    monkeypatch.setenv("TIDELAKE_LAKE__ROOT", str(tmp_path / "mine"))
+    assert of_running_stack(settings, bootstrap_given=False, lake_given=False).lake.root == settings.lake.root

@@ -269,6 +269,7 @@ def serve(
         typer.Option(
             "--firehose-hook-module",
             metavar="MODULE",
+            show_default="none",
             help="Let Firehose streams made through the API name transform hooks (LambdaArn "
             "'package.module:function') in this module or package (repeatable). Default: none, so no API "
             "caller can make serve import code. Env: TIDELAKE_QUERY__FIREHOSE_HOOK_MODULES.",

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
+from core.settings import ENV_NESTED_DELIMITER, ENV_PREFIX, Settings
 from core.status_board import RECENT_S, RUNNING
 from tidelake.commands.options import (
     BootstrapOption,
@@ -17,7 +20,12 @@ from tidelake.commands.options import (
     print_json,
     settings_from,
 )
+from tidelake.stack import Stack
 from tidelake.status import PipelineStatus, collect_status
+
+#: The environment variables that name Kafka and the lake (they win over the running stack's).
+KAFKA_ENV = f"{ENV_PREFIX}KAFKA{ENV_NESTED_DELIMITER}BOOTSTRAP_SERVERS"
+LAKE_ENV = f"{ENV_PREFIX}LAKE{ENV_NESTED_DELIMITER}ROOT"
 
 
 def _size(n: float) -> str:
@@ -85,6 +93,21 @@ def render(status: PipelineStatus) -> None:
         )
 
 
+def of_running_stack(settings: Settings, *, bootstrap_given: bool, lake_given: bool) -> Settings:
+    """The Kafka and lake of the stack `tidelake up`/`demo` runs from this state folder, where
+    neither a flag nor the environment names them: `tidelake status` then describes what runs,
+    e.g. a demo started with `--broker-port` and `--lake`. Unchanged when no stack process runs."""
+    record = Stack(settings, broker_configured=True).load()
+    if record is None or not any(p.alive for p in record.processes):
+        return settings
+    kafka, lake = settings.kafka, settings.lake
+    if not bootstrap_given and KAFKA_ENV not in os.environ:
+        kafka = kafka.model_copy(update={"bootstrap_servers": record.bootstrap_servers})
+    if not lake_given and LAKE_ENV not in os.environ:
+        lake = lake.model_copy(update={"root": Path(record.lake)})
+    return settings.model_copy(update={"kafka": kafka, "lake": lake})
+
+
 def register(app: typer.Typer) -> None:
     @app.command("status")
     def status_command(
@@ -105,6 +128,9 @@ def register(app: typer.Typer) -> None:
         stopped in the last 10 minutes), and lake datasets. A process is running while it beats on the status board, from any host or
         container that shares the state folder. Exit 1 when Kafka does not answer."""
         settings = settings_from(bootstrap_servers=bootstrap_servers, lake=lake)
+        settings = of_running_stack(
+            settings, bootstrap_given=bootstrap_servers is not None, lake_given=lake is not None
+        )
         status = collect_status(settings, all_processes=all_processes)
         if json_out:
             print_json(status.to_dict())
