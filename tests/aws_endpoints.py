@@ -94,3 +94,22 @@ def serve_process(
         finally:
             server.terminate()
             server.wait(timeout=60)
+
+
+#: The AWS CLI installed beside this Python (awscli, in the dev extra).
+AWS_CLI = str(Path(sys.executable).with_name("aws"))
+
+
+def aws_cli_env(key: str = "test", **more: str) -> dict[str, str]:
+    """An environment for the AWS CLI in a test: `key` as its access key id (the token), region
+    us-east-1, and no user config or credentials files; `more` adds or overrides variables."""
+    return {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": os.environ.get("HOME", "/tmp"),
+        "AWS_ACCESS_KEY_ID": key,
+        "AWS_SECRET_ACCESS_KEY": "x",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        **more,
+    }

@@ -35,7 +35,14 @@ from queries.service import QueryService
 from sinks.firehose_api import TARGET_PREFIX, FirehoseService, direct_put_topic, firehose_actions
 from sinks.firehose_config import sink_name
 from sinks.firehose_processing import ACCEPTED_SHAPE
-from tests.aws_endpoints import aws_client, endpoint_in_thread, free_port, stand_in_query_app
+from tests.aws_endpoints import (
+    AWS_CLI,
+    aws_cli_env,
+    aws_client,
+    endpoint_in_thread,
+    free_port,
+    stand_in_query_app,
+)
 from tidelake.aws_endpoint import aws_endpoint
 
 ROLE = "arn:aws:iam::000000000000:role/firehose"
@@ -147,6 +154,15 @@ def _status(firehose, name: str) -> str:
     return firehose.describe_delivery_stream(DeliveryStreamName=name)["DeliveryStreamDescription"][
         "DeliveryStreamStatus"
     ]
+
+
+def _deleted(firehose, name: str) -> bool:
+    """True once DescribeDeliveryStream no longer finds `name`."""
+    try:
+        firehose.describe_delivery_stream(DeliveryStreamName=name)
+    except ClientError as exc:
+        return exc.response["Error"]["Code"] == "ResourceNotFoundException"
+    return False
 
 
 def _create(firehose, name: str, destination: dict, **extra) -> None:
@@ -479,14 +495,7 @@ def test_describe_list_and_delete(server: Server, firehose, kafka_bootstrap) -> 
     except ClientError as exc:
         assert exc.response["Error"]["Code"] == "ResourceNotFoundException"
 
-    def gone() -> bool:
-        try:
-            firehose.describe_delivery_stream(DeliveryStreamName=first)
-        except ClientError as exc:
-            return exc.response["Error"]["Code"] == "ResourceNotFoundException"
-        return False
-
-    _wait(gone, f"{first} was not deleted")
+    _wait(lambda: _deleted(firehose, first), f"{first} was not deleted")
     assert first not in firehose.list_delivery_streams(Limit=10_000)["DeliveryStreamNames"]
     assert second in firehose.list_delivery_streams(Limit=10_000)["DeliveryStreamNames"]
     kept = describe_topics(kafka_bootstrap, [direct_put_topic(first)])  # the topic stays, its group goes
@@ -554,16 +563,8 @@ def test_definitions_survive_a_restart_and_deliver_again(kafka_bootstrap: str, t
 def test_the_aws_cli_puts_a_batch(server: Server, firehose) -> None:
     dataset, name = _name("cli"), _name("cli")
     _create(firehose, name, _destination(dataset))
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        "HOME": os.environ.get("HOME", "/tmp"),
-        "AWS_ACCESS_KEY_ID": "x",
-        "AWS_SECRET_ACCESS_KEY": "x",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_CONFIG_FILE": os.devnull,
-        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-    }
-    aws = str(Path(sys.executable).parent / "aws")
+    env = aws_cli_env("x")
+    aws = AWS_CLI
     records = json.dumps([{"Data": _order(i).decode()} for i in range(3)])
     put = subprocess.run(
         [aws, "--endpoint-url", server.url, "firehose", "put-record-batch", "--delivery-stream-name", name,
@@ -736,13 +737,5 @@ def test_a_stream_made_again_under_its_name_adds_to_the_dataset_and_rewrites_not
         _put(firehose, name, [_order(100 * run + i) for i in range(30)])
         _wait(lambda run=run: _rows(server.lake, dataset) == (30 * (run + 1),), f"run {run} not delivered")
         firehose.delete_delivery_stream(DeliveryStreamName=name)
-
-        def gone() -> bool:
-            try:
-                firehose.describe_delivery_stream(DeliveryStreamName=name)
-            except ClientError as exc:
-                return exc.response["Error"]["Code"] == "ResourceNotFoundException"
-            return False
-
-        _wait(gone, f"{name} was not deleted")
+        _wait(lambda: _deleted(firehose, name), f"{name} was not deleted")
     assert _rows(server.lake, dataset, "count(*), count(DISTINCT order_id)") == (60, 60)

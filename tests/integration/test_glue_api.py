@@ -13,7 +13,6 @@ import datetime as dt
 import json
 import os
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,7 +25,7 @@ from botocore.exceptions import ClientError
 
 from core.lake import data_file_name
 from queries.glue_api import TARGET_PREFIX, GlueService, TableSource, glue_actions
-from tests.aws_endpoints import aws_client, endpoint_in_thread, stand_in_query_app
+from tests.aws_endpoints import AWS_CLI, aws_cli_env, aws_client, endpoint_in_thread, stand_in_query_app
 from tests.unit.queries_lake import EVENTS_SCHEMA, event
 from tidelake.aws_endpoint import aws_endpoint
 
@@ -807,16 +806,8 @@ def test_created_entries_survive_a_restart(lake, tmp_path: Path) -> None:
 
 # -- other clients ---------------------------------------------------------------------------------------
 def _cli(endpoint: str, *args: str) -> dict:
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        "HOME": os.environ.get("HOME", "/tmp"),
-        "AWS_ACCESS_KEY_ID": TOKEN,
-        "AWS_SECRET_ACCESS_KEY": "x",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_CONFIG_FILE": os.devnull,
-        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-    }
-    aws = str(Path(sys.executable).parent / "aws")
+    env = aws_cli_env(TOKEN)
+    aws = AWS_CLI
     done = subprocess.run(
         [aws, "--endpoint-url", endpoint, "glue", *args, "--output", "json"],
         env=env, capture_output=True, text=True, timeout=120, check=False,

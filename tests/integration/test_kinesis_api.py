@@ -10,13 +10,10 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import boto3
 import httpx
@@ -27,7 +24,7 @@ from kafka import KafkaConsumer, TopicPartition
 from producers.kinesis_api import KinesisService, kinesis_actions
 from producers.kinesis_registry import StreamRegistry
 from producers.kinesis_sequence import parse_sequence_number
-from tests.aws_endpoints import aws_client, endpoint_in_thread, stand_in_query_app
+from tests.aws_endpoints import AWS_CLI, aws_cli_env, aws_client, endpoint_in_thread, stand_in_query_app
 from tidelake.aws_endpoint import aws_endpoint
 
 MIB = 1024 * 1024
@@ -466,16 +463,8 @@ def test_token_and_dispatch(server, monkeypatch: pytest.MonkeyPatch) -> None:
 def test_the_aws_cli_puts_a_record(server, kinesis, stream) -> None:
     endpoint = server[0]
     name = stream(2)
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        "HOME": os.environ.get("HOME", "/tmp"),
-        "AWS_ACCESS_KEY_ID": TOKEN,
-        "AWS_SECRET_ACCESS_KEY": "x",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_CONFIG_FILE": os.devnull,
-        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-    }
-    aws = str(Path(sys.executable).parent / "aws")
+    env = aws_cli_env(TOKEN)
+    aws = AWS_CLI
     event = '{"visitor_id": "v-7", "page": "/cart"}'
     put = subprocess.run(
         [aws, "--endpoint-url", endpoint, "kinesis", "put-record", "--stream-name", name,

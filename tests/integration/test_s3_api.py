@@ -16,7 +16,6 @@ import io
 import os
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,7 +35,7 @@ from queries.results import ResultStore
 from queries.s3_api import RESULTS_BUCKET, _ObjectResponse, _Span, s3_app, s3_in_front
 from queries.service import QueryService
 from sinks.ownership import DatasetClaims
-from tests.aws_endpoints import endpoint_in_thread, stand_in_query_app
+from tests.aws_endpoints import AWS_CLI, aws_cli_env, endpoint_in_thread, stand_in_query_app
 from tidelake.aws_endpoint import aws_endpoint
 
 LAKE = "tidelake-lake"
@@ -588,11 +587,8 @@ def test_a_put_cut_off_midway_is_never_visible(s3, world) -> None:
 def aws(
     url: str, *args: str, key: str = TOKEN, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ, "AWS_ACCESS_KEY_ID": key, "AWS_SECRET_ACCESS_KEY": "x", "AWS_DEFAULT_REGION": "us-east-1",
-        "TZ": "UTC", "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull, **(env or {}),
-    }  # fmt: skip
-    exe = Path(sys.executable).with_name("aws")
+    env = {**os.environ, **aws_cli_env(key, TZ="UTC"), **(env or {})}
+    exe = AWS_CLI
     endpoint = ["--endpoint-url", url] if url else []
     return subprocess.run([str(exe), *endpoint, *args], capture_output=True, text=True, env=env, timeout=300)  # fmt: skip
 
