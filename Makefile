@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 LOCK := requirements.lock
 UV_VERSION := 0.13.8
 UV := $(VENV)/bin/uv
-EXTRAS := dev,bench
+EXTRAS := dev,bench,testing
 # pytest-xdist workers for make test: each has its own local Kafka; one test file runs on one worker.
 TEST_WORKERS ?= 2
 
@@ -32,7 +32,7 @@ install: $(STAMP) ## Create .venv, install tidelake and its extras at the locked
 
 lock: ## Refresh requirements.lock: the newest versions pyproject's ranges allow (then run make test)
 	@test -x $(UV) || { $(PYTHON) -m venv $(VENV) && $(PY) -m pip install --quiet uv==$(UV_VERSION); }
-	$(UV) pip compile pyproject.toml --extra dev --extra bench --universal --python-version 3.11 \
+	$(UV) pip compile pyproject.toml --extra dev --extra bench --extra testing --universal --python-version 3.11 \
 		--upgrade --quiet --output-file $(LOCK)
 	@git --no-pager diff --stat -- $(LOCK) 2>/dev/null || true
 
