@@ -633,6 +633,17 @@ class FirehoseService:
             stream = self._streams.get(name)
         return stream.status if stream is not None else None
 
+    def flush_target(self, name: str) -> tuple[str, str, str, SupervisedSink | None]:
+        """(source topic, consumer group, dataset, running sink or None) of stream `name`, for a
+        forced flush (`sinks.firehose_flush`); ResourceNotFoundException when there is no such stream
+        or it is being deleted."""
+        with self._lock:
+            stream = self._stream(name)
+        if stream.deleting:
+            raise _not_found(name)
+        config = stream.delivery.config
+        return str(stream.definition["topic"]), config.consumer_group, stream.delivery.dataset, stream.runner
+
     def restarts(self, name: str) -> tuple[int, str | None]:
         """How often the stream's sink was restarted after a failure, and the last failure."""
         with self._lock:

@@ -101,6 +101,7 @@ class SupervisedSink:
         self.failure: str | None = None
         self.restarts = 0
         self._stop = threading.Event()
+        self._stream: DeliveryStream | None = None
         self._board = StatusPublisher(settings.runtime.state_dir, "sink", delivery.config.name)
         self._thread = threading.Thread(target=self._supervise, name=f"firehose-{name}", daemon=True)
 
@@ -110,6 +111,16 @@ class SupervisedSink:
     def stop(self) -> None:
         """Ask the sink to flush what it holds, commit and stop (returns at once; see `join`)."""
         self._stop.set()
+
+    def request_flush(self) -> bool:
+        """Ask the running sink to flush what it holds, as its buffering interval would
+        (`DeliveryStream.request_flush`); False when no sink is running right now (starting, or
+        between restarts)."""
+        stream = self._stream
+        if stream is None:
+            return False
+        stream.request_flush()
+        return True
 
     def join(self, timeout_s: float = STOP_TIMEOUT_S) -> bool:
         """Wait for the sink's thread; True when it has ended."""
@@ -138,7 +149,11 @@ class SupervisedSink:
                         handler=self.delivery.handler(),
                         on_progress=self._progress,
                     )
-                    summary = stream.run(stop_event=self._stop)
+                    self._stream = stream
+                    try:
+                        summary = stream.run(stop_event=self._stop)
+                    finally:
+                        self._stream = None
                     self._board.publish(summary.as_dict(), force=True)
                     if self._stop.is_set():
                         return

@@ -178,6 +178,7 @@ class DeliveryStream:
         self._conversions: dict[Partition, list[Future[Conversion]]] = {}
         self._stop: threading.Event | None = None
         self._max_outage_s = DEFAULT_MAX_OUTAGE_S
+        self._flush_requested = threading.Event()
 
     # -- the loop --------------------------------------------------------------------------------
 
@@ -202,6 +203,13 @@ class DeliveryStream:
         self._max_outage_s = max_outage_s
         with _switch_interval:
             return self._run(self._stop, max_idle_s, max_records)
+
+    def request_flush(self) -> None:
+        """Flush what is buffered after the next poll (at most `MAX_POLL_WAIT_S` away), as the
+        buffering interval would, and commit it before polling again. Returns at once; a caller
+        that must know the files are durable watches the group's committed offsets (tidelake's test
+        stack does, in `sinks.firehose_flush`). Thread-safe."""
+        self._flush_requested.set()
 
     def claim_known_datasets(self) -> None:
         """Claim the datasets this stream knows it will write before it reads anything: its
@@ -254,6 +262,9 @@ class DeliveryStream:
                 reason = self.buffer.due(now, idle=not batch)
                 if reason:
                     self._flush(reason, background=True)
+                if self._flush_requested.is_set():
+                    self._flush_requested.clear()
+                    self._flush(buffering.INTERVAL)  # inline: committed before the next poll
                 self._update_lag(consumer)
                 if self.on_progress and progress.due(now):
                     self.on_progress(self.summary)

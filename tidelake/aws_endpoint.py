@@ -3,8 +3,10 @@
     app = aws_endpoint(query_app, {"Kinesis_20131202": kinesis_actions(kinesis)}, token, hosts)
 
 A request `POST /` whose `X-Amz-Target` is `<prefix>.<Action>` for a prefix in `services` is
-answered here (JSON 1.1, AWS's error shape from `core.aws_json`); everything else (Athena's
-`AmazonAthena.*`, the REST API, the console) goes to `fallback`, the query app, unchanged.
+answered here (JSON 1.1, AWS's error shape from `core.aws_json`); so is `POST /_tidelake/<name>`
+for a name in `admin` (the test routes, `AwsServices.admin_routes`: reset, flush), with a JSON
+body and answer. Everything else (Athena's `AmazonAthena.*`, the REST API, the console) goes to
+`fallback`, the query app, unchanged.
 
 The rules of `tidelake serve` hold for both:
 - only requests for a known Host are served (Starlette's TrustedHostMiddleware; 400 otherwise);
@@ -33,6 +35,8 @@ log = logging.getLogger(__name__)
 
 #: The largest request body read for an AWS action answered here.
 MAX_BODY_BYTES = 8 * 1024 * 1024
+#: The path of the test routes: `POST /_tidelake/<name>`.
+ADMIN_PREFIX = "/_tidelake/"
 
 
 def aws_endpoint(
@@ -40,20 +44,33 @@ def aws_endpoint(
     services: Mapping[str, ActionTable],
     token: str | None = None,
     allowed_hosts: Sequence[str] = ("127.0.0.1", "localhost", "[::1]"),
+    admin: ActionTable | None = None,
 ) -> ASGIApp:
-    """The ASGI app of `tidelake serve`: `services` (target prefix -> action table) before
-    `fallback`, behind the Host check."""
-    return TrustedHostMiddleware(_Dispatch(fallback, services, token), allowed_hosts=list(allowed_hosts))
+    """The ASGI app of `tidelake serve`: `services` (target prefix -> action table) and the test
+    routes `admin` (name -> handler, at `POST /_tidelake/<name>`) before `fallback`, behind the
+    Host check."""
+    return TrustedHostMiddleware(
+        _Dispatch(fallback, services, token, admin or {}), allowed_hosts=list(allowed_hosts)
+    )
 
 
 class _Dispatch:
-    def __init__(self, fallback: ASGIApp, services: Mapping[str, ActionTable], token: str | None) -> None:
+    def __init__(
+        self, fallback: ASGIApp, services: Mapping[str, ActionTable], token: str | None, admin: ActionTable
+    ) -> None:
         self.fallback = fallback
         self.services = dict(services)
         self.token = token
+        self.admin = dict(admin)
 
     def _table(self, scope: Scope) -> tuple[ActionTable, str] | None:
-        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != "/":
+        if scope["type"] != "http":
+            return None
+        if scope["path"].startswith(ADMIN_PREFIX):
+            if scope["method"] != "POST":
+                return None
+            return self.admin, scope["path"].removeprefix(ADMIN_PREFIX)
+        if scope["method"] != "POST" or scope["path"] != "/":
             return None
         target = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"x-amz-target"), "")
         prefix, _, action = target.partition(".")

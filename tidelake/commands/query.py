@@ -359,6 +359,7 @@ def serve(
                         aws.tables,
                         token=api_token,
                         allowed_hosts=hosts,
+                        admin=aws.admin_routes(service),  # POST /_tidelake/reset and /flush, for tests
                     ),
                 )
                 uvicorn.run(app, host=q.host, port=q.port, log_level="warning")
