@@ -19,6 +19,15 @@ Glue's own tables (CreateTable, `CREATE EXTERNAL TABLE`) are views too once `att
 the catalog: `uploads.sales` over the CSV, JSON or Parquet files of its lake folder, built by the
 engine itself (`queries.glue_views`), never by a user's statement.
 
+A Glue table with partition projection (`queries.glue_projection`) is a view per query: before a
+statement runs, its WHERE terms on the projected keys (`queries.projection_filters`) pick the
+partitions, only their folders are listed, and the table's view reads just those, under the
+table's lock until the statement ends (then it is empty again). The engine's `clock` is "now" for
+`NOW` in a date range; tests pass their own.
+
+`run(..., database=name)` is Athena's QueryExecutionContext.Database: a bare table name is looked up
+in that database first (DuckDB's `USE` for the query's session), then in `default`.
+
 Bytes scanned are what DuckDB itself read from the lake's files for the query: the profiler's
 `io.total_bytes_read` (Parquet footers plus the column chunks of the row groups it touched), with
 DuckDB's external file cache off so that a repeated query is measured, and billed, again.
@@ -35,17 +44,21 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pyarrow as pa
 
+from core.aws_json import AwsError
 from core.errors import QueryCancelled, QueryError, QueryRefused, TableNotFound
 from queries.catalog import Table, discover
+from queries.glue_projection import ProjectionError
 from queries.glue_views import GlueViewError, glue_view_sql, quote_ident
+from queries.projection_filters import ProjectionParseError, projection_filters
 from queries.sandbox import check_statement, describe_parser_error
 
 _MISSING_TABLE = re.compile(r"Table with name (\S+) does not exist", re.IGNORECASE)
@@ -121,9 +134,20 @@ class RunControl:
 class Engine:
     """DuckDB locked to one lake folder. Open it in the entry point; close it when done."""
 
-    def __init__(self, lake: Path, limits: Limits | None = None, *, sessions: int = 1) -> None:
+    def __init__(
+        self,
+        lake: Path,
+        limits: Limits | None = None,
+        *,
+        sessions: int = 1,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         self.lake = lake.resolve()
         self.limits = limits or Limits()
+        self.clock = clock
+        #: (database, name) -> the TableSource of a Glue table with partition projection, and its lock
+        self._projected: dict[tuple[str, str], Any] = {}
+        self._projected_locks: dict[tuple[str, str], threading.Lock] = {}
         self._catalog_lock = threading.Lock()
         #: view name -> (fingerprint of its files, files whose footer was found bad when it was built)
         self._views: dict[str, tuple[tuple[Any, ...], dict[Path, str]]] = {}
@@ -189,9 +213,16 @@ class Engine:
             return
         sources, warnings = self._glue_tables()
         wanted: dict[tuple[str, str], Any] = {}
+        projected: dict[tuple[str, str], Any] = {}
         for source in sources:
             schema = "main" if source.database == "default" else source.database
+            if getattr(source, "projection", None) is not None:
+                projected[(source.database, source.name)] = source
+                source = replace(source, partitions=[])  # read per query, see `_project`
             wanted[(schema, source.name)] = source
+        self._projected = projected
+        for key in projected:
+            self._projected_locks.setdefault(key, threading.Lock())
         for key in set(self._glue_views) - set(wanted):
             self._db.execute(f"DROP VIEW IF EXISTS {quote_ident(key[0])}.{quote_ident(key[1])}")
             del self._glue_views[key]
@@ -271,19 +302,26 @@ class Engine:
 
     # -- running -----------------------------------------------------------------------------
     def run(
-        self, sql: str, params: dict[str, Any] | list[Any] | None = None, control: RunControl | None = None
+        self,
+        sql: str,
+        params: dict[str, Any] | list[Any] | None = None,
+        control: RunControl | None = None,
+        *,
+        database: str | None = None,
     ) -> QueryResult:
         """Check, run and measure one statement. Raises QueryRefused, TableNotFound, QueryCancelled or QueryError.
 
-        Run once more when lake files it listed vanished meanwhile (a compaction swap), within the
-        same time limit; see the module docstring."""
+        `database` (Athena's QueryExecutionContext.Database, default `default`) is where a bare table
+        name is looked up first. Run once more when lake files it listed vanished meanwhile (a
+        compaction swap), within the same time limit; see the module docstring."""
         control = control or RunControl()
-        with self._session() as session:
+        database = (database or "default").lower()
+        with self._session() as session, self._in_database(session, database):
             text = check_statement(sql, parser=session)
             deadline = time.monotonic() + self.limits.timeout_s
             for attempt in range(VANISHED_FILE_RETRIES + 1):
                 try:
-                    return self._run_once(session, text, params or {}, control, deadline)
+                    return self._run_once(session, text, params or {}, control, deadline, database)
                 except _FilesVanished as exc:
                     if attempt == VANISHED_FILE_RETRIES:
                         msg = (
@@ -301,12 +339,24 @@ class Engine:
         params: dict[str, Any] | list[Any],
         control: RunControl,
         deadline: float,
+        database: str = "default",
     ) -> QueryResult:
         try:
             self.refresh(deadline)
         except QueryCancelled as exc:
             control.reason = control.reason or f"time limit of {self.limits.timeout_s:g} s"
             raise QueryCancelled(f"query cancelled: {control.reason} (listing the lake)") from exc
+        with self._project(text, params, database):
+            return self._measured(session, text, params, control, deadline)
+
+    def _measured(
+        self,
+        session: duckdb.DuckDBPyConnection,
+        text: str,
+        params: dict[str, Any] | list[Any],
+        control: RunControl,
+        deadline: float,
+    ) -> QueryResult:
         gone = self._vanished(all_files=False)
         if gone:  # listed, then gone before its footer was read: the view would miss its rows
             raise _FilesVanished(gone)
@@ -340,6 +390,72 @@ class Engine:
             paths = [*table.files, *table.skipped] if all_files or failed else list(table.skipped)
             gone.extend(path for path in paths if not os.path.lexists(path))
         return gone
+
+    @contextmanager
+    def _in_database(self, session: duckdb.DuckDBPyConnection, database: str) -> Iterator[None]:
+        """Look bare names up in `database`'s schema for this session (when it has tables here)."""
+        schema = "main" if database == "default" else database
+        known = {schema for (schema, _) in self._glue_views}
+        if schema == "main" or schema not in known:
+            yield
+            return
+        session.execute(f"USE {quote_ident(schema)}")
+        try:
+            yield
+        finally:
+            session.execute("USE main")
+
+    @contextmanager
+    def _project(self, text: str, params: Any, database: str) -> Iterator[None]:
+        """Point each projected table the statement reads at the partitions its WHERE selects, for
+        as long as the statement runs (see the module docstring)."""
+        projected = dict(self._projected)  # as the refresh before this statement found them
+        if not projected:
+            yield
+            return
+        try:
+            uses = projection_filters(
+                text, set(projected), database, params if isinstance(params, list) else None
+            )
+        except ProjectionParseError as exc:
+            lowered = text.lower()
+            if any(name in lowered for _, name in projected):
+                msg = f"tidelake could not read this statement's WHERE to project the partitions of a projected table: {exc}"
+                raise ProjectionError(msg) from exc
+            uses = {}
+        with ExitStack() as stack:
+            for key in sorted(uses):
+                stack.enter_context(self._projected_locks[key])
+                self._build_projected(projected[key], uses[key])
+                stack.callback(self._build_projected, projected[key], None)
+            yield
+
+    def _build_projected(self, source: Any, uses: list[dict[str, Any]] | None) -> None:
+        """(Re)build a projected table's view over the partitions `uses` select; empty when None."""
+        folders: dict[tuple[Path, tuple[str, ...]], None] = {}
+        if uses is not None:
+            projection = source.projection
+            if isinstance(projection, ProjectionError):
+                raise projection
+            now = self.clock()
+            for constraints in uses:
+                for partition in projection.partitions(constraints, now):
+                    uri = projection.location(source.location_uri, partition)
+                    try:
+                        folder = source.resolve(uri)
+                    except AwsError as exc:
+                        msg = f"projected partition {partition.path_values} of {source.database}.{source.name}: {exc.text}"
+                        raise ProjectionError(msg) from exc
+                    folders[(folder, tuple(partition.column_values))] = None
+        schema = "main" if source.database == "default" else source.database
+        chosen = replace(source, partitions=[(list(values), folder) for folder, values in folders])
+        try:
+            sql, _ = glue_view_sql(chosen, schema)
+            with self._catalog_lock:
+                self._db.execute(sql)
+        except (GlueViewError, duckdb.Error) as exc:
+            text = describe_parser_error(exc) if isinstance(exc, duckdb.Error) else str(exc)
+            raise QueryError(f"{source.database}.{source.name} cannot be read: {text}") from exc
 
     @contextmanager
     def _session(self) -> Iterator[duckdb.DuckDBPyConnection]:

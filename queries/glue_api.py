@@ -53,6 +53,7 @@ from core.settings import Settings
 from queries.catalog import EVENTS_TABLE, Table, athena_schema, discover
 from queries.glue_expressions import partition_predicate, table_pattern
 from queries.glue_locations import lake_path, lake_uri
+from queries.glue_projection import Projection, ProjectionError, parse_projection
 from queries.glue_store import GlueStore
 
 #: The target prefix of every Glue action (botocore: glue/2017-03-31 metadata.targetPrefix).
@@ -279,6 +280,12 @@ class TableSource:
     serde_parameters: dict[str, str] = field(default_factory=dict)
     table_parameters: dict[str, str] = field(default_factory=dict)
     partitions: list[tuple[list[str | None], Path]] = field(default_factory=list)
+    #: partition projection (`queries.glue_projection`): the table's Projection, the ProjectionError
+    #: its properties raise (raised when it is queried), or None when projection is off; with it, the
+    #: table's `s3://` location and `resolve(uri)`, a location's lake folder (AwsError outside the lake)
+    projection: Projection | ProjectionError | None = None
+    location_uri: str = ""
+    resolve: Callable[[str], Path] | None = None
 
 
 def _invalid(message: str) -> AwsError:
@@ -731,8 +738,15 @@ class GlueService:
         columns = [(c["Name"], c.get("Type", "string")) for c in descriptor.get("Columns", [])]
         keys = [(k["Name"], k.get("Type", "string")) for k in table.get("PartitionKeys", [])]
         serde = descriptor.get("SerdeInfo") or {}
+        projection: Projection | ProjectionError | None
+        try:
+            projection = parse_projection(dict(table.get("Parameters") or {}), keys)
+        except ProjectionError as exc:
+            projection = exc
         partitions = (
-            self._lake_partitions(lake_table)
+            []  # Athena ignores a projected table's catalog partitions
+            if projection is not None
+            else self._lake_partitions(lake_table)
             if lake_table is not None
             else self.store.partitions(table["DatabaseName"], table["Name"])
         )
@@ -753,6 +767,9 @@ class GlueService:
             serde_parameters=dict(serde.get("Parameters") or {}),
             table_parameters=dict(table.get("Parameters") or {}),
             partitions=folders,
+            projection=projection,
+            location_uri=location,
+            resolve=lambda uri: lake_path(uri, self.lake, self.bucket),
         )
 
 

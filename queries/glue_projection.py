@@ -1,0 +1,535 @@
+"""Partition projection: a Glue table's partitions computed from its table properties, not listed.
+
+    projection = parse_projection(parameters, [("dt", "string"), ("hour", "int")])  # None when off
+    rows = projection.partitions({"dt": [("=", "2024/01/02")]}, now=datetime(..., tzinfo=UTC))
+    # [ProjectedPartition(path_values=["2024/01/02", "00"], column_values=["2024/01/02", "0"]), ...]
+    uri = projection.location("s3://tidelake-lake/logs/", rows[0])
+
+The rules are AWS's ("Partition projection with Amazon Athena", "Supported types for partition
+projection", "Use dynamic ID partitioning", "Specify custom S3 storage locations"):
+- `projection.enabled` = `true` (any case) turns it on; then every partition key needs
+  `projection.<key>.type`, one of `enum`, `integer`, `date`, `injected` (any case, blanks around);
+  catalog partitions (MSCK REPAIR, ADD PARTITION) are ignored, as on AWS.
+- **enum**: `projection.<key>.values`, comma-separated; white space is part of a value.
+- **integer**: `projection.<key>.range` `min,max` (inclusive, may be negative or have leading zeros,
+  within a Java long), optional `.interval` (positive, default 1) and `.digits` (zero-padded width).
+- **date**: `projection.<key>.format` (a Java DateTimeFormatter pattern; tidelake reads the letters
+  `y u M d H m s S`, quoted text and punctuation), `.range` of two dates in that format or
+  `NOW[+|-<n><unit>]` (units YEARS, MONTHS, WEEKS, DAYS, HOURS, MINUTES, SECONDS, singular or
+  plural, any case; UTC), optional `.interval` (default 1) and `.interval.unit` (YEARS, MONTHS,
+  WEEKS, DAYS, HOURS, MINUTES, SECONDS, MILLIS; required when the format is finer than a day, else
+  DAYS for a format with a day, MONTHS with a month, YEARS with only a year). A bound is truncated
+  to the format's precision, so `NOW` on an hourly format is the current hour.
+- **injected**: the values come from the query: its WHERE must hold at least one equality (`=` or
+  `IN`) with literals for the key, else the query fails with Athena's CONSTRAINT_VIOLATION.
+- `storage.location.template`: `s3://bucket/prefix/${key}/...` with every key's placeholder; without
+  it a partition is `<table location>/<key>=<value>/...` (Hive style, the value escaped as Hive does).
+
+Filters narrow the values before any folder is looked at: `partitions(constraints)` keeps the
+values that satisfy each (operator, literal) constraint compared in the key's declared type
+(string, integer, date, timestamp). A constraint whose literal cannot be compared is ignored (it
+only narrows). At most `MAX_VALUES` values are enumerated per key and `MAX_PARTITIONS` partitions
+returned (tidelake's limits; AWS states none), else ProjectionError says which key to filter.
+Config errors are ProjectionError (a QueryError) naming the property, when the table is queried.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from itertools import product
+from typing import Any
+
+from core.errors import QueryError
+
+#: Enumerated values per projected key, and partitions per query and table (tidelake's limits).
+MAX_VALUES = 1_000_000
+MAX_PARTITIONS = 100_000
+_JAVA_LONG = (-(2**63), 2**63 - 1)
+_UNITS = ("YEARS", "MONTHS", "WEEKS", "DAYS", "HOURS", "MINUTES", "SECONDS", "MILLIS")
+_NOW = re.compile(
+    r"^\s*NOW\s*(?:([+-])\s*(\d+)\s*(YEAR|MONTH|WEEK|DAY|HOUR|MINUTE|SECOND)S?\s*)?$", re.IGNORECASE
+)
+_HIVE_UNSAFE = set("\"#%'*/:=?\\{[]^\x7f")
+_INTEGER_TYPES = ("tinyint", "smallint", "int", "integer", "bigint")
+_MONTHS = [calendar.month_abbr[i] for i in range(1, 13)]
+_MONTH_NAMES = [calendar.month_name[i] for i in range(1, 13)]
+
+Constraint = tuple[str, Any]  # ("=", v) | ("!=", v) | ("<", v) ... | ("in", (v, ...))
+
+
+class ProjectionError(QueryError):
+    """A projected table's properties or a query's filter that Athena would refuse; says which."""
+
+
+def constraint_violation(column: str) -> ProjectionError:
+    """Athena's error for an injected key without a static equality filter."""
+    msg = (
+        f"CONSTRAINT_VIOLATION: For the injected projected partition column {column}, the WHERE clause "
+        "must contain only static equality conditions, and at least one such condition must be present."
+    )
+    return ProjectionError(msg)
+
+
+# -- dates in a Java DateTimeFormatter pattern -------------------------------------------------------
+@dataclass(frozen=True)
+class DatePattern:
+    """A Java DateTimeFormatter pattern as tokens: (letter, width) or ('', literal text)."""
+
+    pattern: str
+    tokens: tuple[tuple[str, Any], ...]
+
+    @classmethod
+    def parse(cls, pattern: str, column: str) -> DatePattern:
+        tokens: list[tuple[str, Any]] = []
+        i = 0
+        while i < len(pattern):
+            char = pattern[i]
+            if char == "'" and pattern[i + 1 : i + 2] == "'":
+                tokens.append(("", "'"))  # '' is a quote
+                i += 2
+            elif char == "'":
+                text, j = [], i + 1
+                while True:
+                    if j >= len(pattern):
+                        raise _bad(column, "format", f"{pattern!r} has an unclosed quote")
+                    if pattern[j] == "'" and pattern[j + 1 : j + 2] == "'":
+                        text.append("'")
+                        j += 2
+                    elif pattern[j] == "'":
+                        break
+                    else:
+                        text.append(pattern[j])
+                        j += 1
+                tokens.append(("", "".join(text)))
+                i = j + 1
+            elif char.isalpha():
+                run = len(pattern[i:]) - len(pattern[i:].lstrip(char))
+                if char not in "yuMdHmsS" or (char == "M" and run > 4):
+                    msg = (
+                        f"{pattern!r}: pattern letter {char!r} is not read by tidelake (y u M d H m s S are)"
+                    )
+                    raise _bad(column, "format", msg)
+                tokens.append(("y" if char == "u" else char, run))
+                i += run
+            else:
+                tokens.append(("", char))
+                i += 1
+        if not any(letter for letter, _ in tokens):
+            raise _bad(column, "format", f"{pattern!r} holds no date field")
+        return cls(pattern, tuple(tokens))
+
+    def letters(self) -> set[str]:
+        return {letter for letter, _ in self.tokens if letter}
+
+    def format(self, moment: datetime) -> str:
+        out = []
+        for letter, width in self.tokens:
+            if not letter:
+                out.append(width)
+            elif letter == "y":
+                out.append(f"{moment.year % 100:02d}" if width == 2 else f"{moment.year:0{width}d}")
+            elif letter == "M" and width >= 3:
+                out.append((_MONTHS if width == 3 else _MONTH_NAMES)[moment.month - 1])
+            elif letter == "S":
+                out.append(f"{moment.microsecond:06d}"[:width].ljust(width, "0"))
+            else:
+                value = {
+                    "M": moment.month,
+                    "d": moment.day,
+                    "H": moment.hour,
+                    "m": moment.minute,
+                    "s": moment.second,
+                }[letter]
+                out.append(f"{value:0{width}d}")
+        return "".join(out)
+
+    def read(self, text: str) -> datetime | None:
+        """The UTC moment `text` spells in this pattern (missing fields at their start), or None."""
+        regex, names = [], []
+        for letter, width in self.tokens:
+            if not letter:
+                regex.append(re.escape(width))
+                continue
+            names.append((letter, width))
+            if letter == "M" and width >= 3:
+                regex.append("(" + "|".join(_MONTHS if width == 3 else _MONTH_NAMES) + ")")
+            elif letter == "y" and width != 2:
+                regex.append(rf"(-?\d{{{width},9}})")
+            elif width == 1:
+                regex.append(r"(\d{1,2})")
+            else:
+                regex.append(rf"(\d{{{width}}})")
+        found = re.fullmatch("".join(regex), text.strip())
+        if found is None:
+            return None
+        parts = {"y": 1970, "M": 1, "d": 1, "H": 0, "m": 0, "s": 0, "S": 0}
+        for (letter, width), value in zip(names, found.groups(), strict=True):
+            if letter == "M" and width >= 3:
+                parts["M"] = (_MONTHS if width == 3 else _MONTH_NAMES).index(value) + 1
+            elif letter == "y" and width == 2:
+                parts["y"] = 2000 + int(value)
+            elif letter == "S":
+                parts["S"] = int(value.ljust(6, "0")[:6])
+            else:
+                parts[letter] = int(value)
+        try:
+            return datetime(
+                parts["y"], parts["M"], parts["d"], parts["H"], parts["m"], parts["s"], parts["S"], tzinfo=UTC
+            )
+        except ValueError:
+            return None
+
+
+def add_units(moment: datetime, count: int, unit: str) -> datetime:
+    """`moment` plus `count` (may be negative) calendar `unit`s (a month's day is clamped: Jan 31 + 1
+    month = Feb 28/29, as Java's ZonedDateTime.plus does)."""
+    if unit in ("YEARS", "MONTHS"):
+        months = moment.month - 1 + count * (12 if unit == "YEARS" else 1)
+        year, month = moment.year + months // 12, months % 12 + 1
+        if not 1 <= year <= 9999:
+            raise OverflowError(year)
+        return moment.replace(
+            year=year, month=month, day=min(moment.day, calendar.monthrange(year, month)[1])
+        )
+    step = {
+        "WEEKS": timedelta(weeks=1),
+        "DAYS": timedelta(days=1),
+        "HOURS": timedelta(hours=1),
+        "MINUTES": timedelta(minutes=1),
+        "SECONDS": timedelta(seconds=1),
+        "MILLIS": timedelta(milliseconds=1),
+    }[unit]
+    return moment + step * count
+
+
+# -- one key's projection ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ProjectedValue:
+    """One value of a key: `path` as the folder spells it, `column` as the typed column reads it."""
+
+    path: str
+    column: str
+
+
+@dataclass(frozen=True)
+class KeyProjection:
+    """How one partition key is projected (see the module docstring)."""
+
+    name: str
+    athena_type: str
+    kind: str
+    enum_values: tuple[str, ...] = ()
+    low: int = 0
+    high: int = 0
+    interval: int = 1
+    digits: int | None = None
+    pattern: DatePattern | None = None
+    date_range: tuple[str, str] = ("", "")
+    unit: str = "DAYS"
+
+    def values(self, constraints: list[Constraint], now: datetime) -> list[ProjectedValue]:
+        """The key's values that satisfy every constraint, in order."""
+        keeps = _Filter(self.athena_type, constraints)
+        if self.kind == "injected":
+            equal = [c for c in constraints if c[0] in ("=", "in")]
+            if not equal or len(equal) != len(constraints):
+                raise constraint_violation(self.name)
+            chosen: list[str] | None = None
+            for op, value in equal:
+                given = [_text(v) for v in (value if op == "in" else (value,))]
+                chosen = given if chosen is None else [v for v in chosen if v in given]
+            return [ProjectedValue(v, v) for v in dict.fromkeys(chosen or [])]
+        if self.kind == "enum":
+            return [ProjectedValue(v, v) for v in self.enum_values if keeps(v)]
+        if self.kind == "integer":
+            return self._integers(keeps)
+        return self._dates(keeps, now)
+
+    def _integers(self, keeps: _Filter) -> list[ProjectedValue]:
+        low, high = self.low, self.high
+        if self.athena_type in _INTEGER_TYPES:
+            lower, upper = keeps.bounds()
+            if lower is not None and lower > low:
+                low = low + -(-(lower - low) // self.interval) * self.interval
+            if upper is not None:
+                high = min(high, upper)
+        if (high - low) // self.interval + 1 > MAX_VALUES:
+            raise _too_many(self.name)
+        out = []
+        for number in range(low, high + 1, self.interval):
+            text = f"{number:0{self.digits}d}" if self.digits else str(number)
+            if keeps(text):
+                out.append(ProjectedValue(text, str(number)))
+        return out
+
+    def _dates(self, keeps: _Filter, now: datetime) -> list[ProjectedValue]:
+        if self.pattern is None:
+            raise ProjectionError(f"partition projection of column {self.name}: no date format")
+        low, high = (self._bound(text, now) for text in self.date_range)
+        out: list[ProjectedValue] = []
+        for step in range(MAX_VALUES + 1):
+            try:
+                moment = add_units(low, step * self.interval, self.unit)
+            except OverflowError:
+                break
+            if moment > high:
+                return out
+            text = self.pattern.format(moment)
+            if self.athena_type == "date":
+                column = moment.date().isoformat()
+            elif self.athena_type == "timestamp":
+                column = moment.strftime("%Y-%m-%d %H:%M:%S.%f")
+            else:
+                column = text
+            if keeps(column):
+                out.append(ProjectedValue(text, column))
+        raise _too_many(self.name)
+
+    def _bound(self, text: str, now: datetime) -> datetime:
+        if self.pattern is None:
+            raise ProjectionError(f"partition projection of column {self.name}: no date format")
+        relative = _NOW.match(text)
+        if relative:
+            moment = now.astimezone(UTC)
+            if relative.group(1):
+                count = int(relative.group(2)) * (1 if relative.group(1) == "+" else -1)
+                moment = add_units(moment, count, relative.group(3).upper() + "S")
+        else:
+            found = self.pattern.read(text)
+            if found is None:
+                msg = (
+                    f"{text!r} is neither a date formatted as {self.pattern.pattern!r} nor "
+                    "NOW[+|-<n><unit>] (units YEARS, MONTHS, WEEKS, DAYS, HOURS, MINUTES, SECONDS)"
+                )
+                raise _bad(self.name, "range", msg)
+            moment = found
+        truncated = self.pattern.read(self.pattern.format(moment))
+        return truncated or moment
+
+
+@dataclass(frozen=True)
+class ProjectedPartition:
+    """One computed partition: `path_values` for its folder, `column_values` for its typed columns."""
+
+    path_values: list[str]
+    column_values: list[str]
+
+
+@dataclass(frozen=True)
+class Projection:
+    """A table's projection: its keys in partition order and its location template."""
+
+    keys: list[KeyProjection]
+    template: str | None = None
+
+    def partitions(self, constraints: dict[str, list[Constraint]], now: datetime) -> list[ProjectedPartition]:
+        """Every partition whose values satisfy `constraints` (key name, lower case -> constraints)."""
+        per_key = [key.values(constraints.get(key.name.lower(), []), now) for key in self.keys]
+        total = 1
+        for values in per_key:
+            total *= len(values)
+        if total > MAX_PARTITIONS:
+            names = ", ".join(k.name for k in self.keys)
+            msg = (
+                f"the query projects {total:,} partitions, more than tidelake reads in one query "
+                f"({MAX_PARTITIONS:,}); filter the partition keys ({names}) in the WHERE clause"
+            )
+            raise ProjectionError(msg)
+        return [
+            ProjectedPartition([v.path for v in combo], [v.column for v in combo])
+            for combo in product(*per_key)
+        ]
+
+    def location(self, table_location: str, partition: ProjectedPartition) -> str:
+        """The partition's `s3://` location: the template with each `${key}` replaced, else Hive style."""
+        if self.template is not None:
+            out = self.template
+            for key, value in zip(self.keys, partition.path_values, strict=True):
+                out = out.replace("${" + key.name + "}", value)
+            return out
+        base = table_location if table_location.endswith("/") else table_location + "/"
+        parts = [
+            f"{hive_escape(k.name)}={hive_escape(v)}"
+            for k, v in zip(self.keys, partition.path_values, strict=True)
+        ]
+        return base + "/".join(parts) + "/"
+
+
+def hive_escape(text: str) -> str:
+    """A partition name or value as Hive spells it in a folder name (`FileUtils.escapePathName`)."""
+    return "".join(f"%{ord(c):02X}" if c in _HIVE_UNSAFE or ord(c) < 0x20 else c for c in text)
+
+
+def parse_projection(parameters: dict[str, str], keys: list[tuple[str, str]]) -> Projection | None:
+    """The table's Projection from its Glue `Parameters` and partition keys (name, Athena type);
+    None unless `projection.enabled` is true. ProjectionError for a configuration Athena refuses."""
+    props = {k.strip().lower(): v for k, v in parameters.items()}
+    if props.get("projection.enabled", "").strip().lower() != "true":
+        return None
+    if not keys:
+        raise ProjectionError("partition projection is enabled on a table without PARTITIONED BY keys")
+    projected = [_key(name, kind.strip().lower(), props) for name, kind in keys]
+    template = parameters.get("storage.location.template")
+    if template is not None:
+        for name, _ in keys:
+            if "${" + name + "}" not in template:
+                msg = f"storage.location.template {template!r} has no ${{{name}}} placeholder for partition key {name}"
+                raise ProjectionError(msg)
+    return Projection(projected, template)
+
+
+def _key(name: str, athena_type: str, props: dict[str, str]) -> KeyProjection:
+    prefix = f"projection.{name.lower()}."
+    kind = props.get(prefix + "type", "").strip().lower()
+    if not kind:
+        raise _bad(name, "type", "is missing: every partition key of a projected table needs one")
+    if kind == "enum":
+        values = props.get(prefix + "values")
+        if values is None:
+            raise _bad(name, "values", "is required for an enum projection")
+        return KeyProjection(name, athena_type, kind, enum_values=tuple(values.split(",")))
+    if kind == "injected":
+        return KeyProjection(name, athena_type, kind)
+    interval = _positive(name, props, prefix + "interval", "interval") or 1
+    if kind == "integer":
+        bounds = _pair(name, props, prefix + "range")
+        try:
+            low, high = (int(b.strip()) for b in bounds)
+        except ValueError:
+            raise _bad(name, "range", f"{props[prefix + 'range']!r} is not two integers, min,max") from None
+        if not (_JAVA_LONG[0] <= low <= high <= _JAVA_LONG[1]):
+            raise _bad(name, "range", f"{low},{high} is not min <= max within a Java long")
+        digits = _positive(name, props, prefix + "digits", "digits")
+        return KeyProjection(name, athena_type, kind, low=low, high=high, interval=interval, digits=digits)
+    if kind == "date":
+        if prefix + "format" not in props:
+            raise _bad(name, "format", "is required for a date projection")
+        pattern = DatePattern.parse(props[prefix + "format"], name)
+        unit_text = props.get(prefix + "interval.unit", "").strip().upper()
+        if unit_text and unit_text not in _UNITS:
+            raise _bad(name, "interval.unit", f"{unit_text!r} is not one of {', '.join(_UNITS)}")
+        letters = pattern.letters()
+        if not unit_text and letters & set("HmsS"):
+            raise _bad(name, "interval.unit", "is required when the format is finer than a day")
+        unit = unit_text or ("DAYS" if "d" in letters else "MONTHS" if "M" in letters else "YEARS")
+        first, last = _pair(name, props, prefix + "range")
+        key = KeyProjection(
+            name, athena_type, kind, interval=interval, pattern=pattern, date_range=(first, last), unit=unit
+        )
+        now = datetime(2000, 1, 1, tzinfo=UTC)
+        key._bound(first, now), key._bound(last, now)  # a bad date fails at once, whatever "now" is
+        return key
+    raise _bad(name, "type", f"{kind!r} is not enum, integer, date or injected")
+
+
+def _pair(name: str, props: dict[str, str], prop: str) -> tuple[str, str]:
+    text = props.get(prop)
+    if text is None:
+        raise _bad(name, prop.rsplit(".", 1)[-1], "is required")
+    parts = text.split(",")
+    if len(parts) != 2:
+        raise _bad(name, "range", f"{text!r} is not a list of 2 values, min,max")
+    return parts[0], parts[1]
+
+
+def _positive(name: str, props: dict[str, str], prop: str, label: str) -> int | None:
+    text = props.get(prop)
+    if text is None:
+        return None
+    if not text.strip().isdigit() or int(text) < 1:
+        raise _bad(name, label, f"{text!r} is not a positive integer")
+    return int(text)
+
+
+def _bad(column: str, prop: str, detail: str) -> ProjectionError:
+    return ProjectionError(f"partition projection of column {column}: projection.{column}.{prop} {detail}")
+
+
+def _too_many(column: str) -> ProjectionError:
+    msg = (
+        f"partition projection of column {column} enumerates more than {MAX_VALUES:,} values "
+        "(tidelake's limit); narrow its range or interval, or filter it in the WHERE clause"
+    )
+    return ProjectionError(msg)
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    return str(value)
+
+
+class _Filter:
+    """Whether a key's value (its column text) satisfies constraints, compared in `athena_type`."""
+
+    def __init__(self, athena_type: str, constraints: list[Constraint]) -> None:
+        self.convert = _converter(athena_type)
+        self.checks: list[tuple[str, Any]] = []
+        for op, value in constraints:
+            try:
+                typed = tuple(self.convert(v) for v in value) if op == "in" else self.convert(value)
+            except (ValueError, TypeError):
+                continue  # a literal not comparable in this type narrows nothing
+            self.checks.append((op, typed))
+
+    def bounds(self) -> tuple[Any, Any]:
+        """(largest lower bound, smallest upper bound) the constraints set, None where none."""
+        lower = upper = None
+        for op, value in self.checks:
+            if op in ("=", ">", ">="):
+                candidate = value + 1 if op == ">" and isinstance(value, int) else value
+                lower = candidate if lower is None else max(lower, candidate)
+            if op in ("=", "<", "<="):
+                candidate = value - 1 if op == "<" and isinstance(value, int) else value
+                upper = candidate if upper is None else min(upper, candidate)
+        return lower, upper
+
+    def __call__(self, text: str) -> bool:
+        if not self.checks:
+            return True
+        try:
+            value = self.convert(text)
+        except (ValueError, TypeError):
+            return True
+        for op, bound in self.checks:
+            if op == "in":
+                ok = value in bound
+            else:
+                ok = {
+                    "=": value == bound,
+                    "!=": value != bound,
+                    "<": value < bound,
+                    "<=": value <= bound,
+                    ">": value > bound,
+                    ">=": value >= bound,
+                }[op]
+            if not ok:
+                return False
+        return True
+
+
+def _converter(athena_type: str) -> Any:
+    if athena_type in _INTEGER_TYPES:
+        return lambda v: v if isinstance(v, int) and not isinstance(v, bool) else int(str(v).strip())
+    if athena_type == "date":
+        return lambda v: (
+            v.date() if isinstance(v, datetime) else v if isinstance(v, date) else date.fromisoformat(str(v))
+        )
+    if athena_type == "timestamp":
+        return lambda v: (
+            v.replace(tzinfo=None)
+            if isinstance(v, datetime)
+            else datetime(v.year, v.month, v.day)
+            if isinstance(v, date)
+            else datetime.fromisoformat(str(v))
+        )
+
+    def text(v: Any) -> str:
+        if not isinstance(v, str):
+            raise TypeError(v)  # DuckDB would cast; tidelake does not guess, so no narrowing
+        return v
+
+    return text
