@@ -99,8 +99,10 @@ def _tokens(sql: str) -> list[_Token]:
             text = match.group()
             if kind == "str":
                 text = re.sub(r"\\(.)", r"\1", text[1:-1].replace("''", "'"))
-            elif kind in ("bq", "dq"):
+            elif kind == "bq":
                 text, kind = text[1:-1], "word"
+            elif kind == "dq":  # Hive reads "..." as a string, or a name where one is expected
+                text = text[1:-1]
             found.append(_Token(kind, text, at + 1))
         at = match.end()
     while found and found[-1].text == ";":
@@ -131,7 +133,7 @@ class _Parser:
         """Consume `words` (keywords or symbols, any case) when they come next."""
         for offset, word in enumerate(words):
             token = self.peek(offset)
-            if token is None or token.kind == "str" or token.text.lower() != word.lower():
+            if token is None or token.kind in ("str", "dq") or token.text.lower() != word.lower():
                 return False
         self.pos += len(words)
         return True
@@ -142,7 +144,7 @@ class _Parser:
 
     def name(self, what: str = "a name") -> str:
         token = self.peek()
-        if token is None or token.kind != "word":
+        if token is None or token.kind not in ("word", "dq"):
             raise self.fail(what)
         self.pos += 1
         name = token.text.lower()
@@ -153,7 +155,7 @@ class _Parser:
 
     def string(self, what: str) -> str:
         token = self.peek()
-        if token is None or token.kind != "str":
+        if token is None or token.kind not in ("str", "dq"):
             raise self.fail(f"{what} as a quoted string")
         self.pos += 1
         return token.text
@@ -210,7 +212,7 @@ class _Parser:
             key = self.name("a partition key")
             self.expect("=")
             token = self.peek()
-            if token is None or token.kind not in ("str", "num"):
+            if token is None or token.kind not in ("str", "dq", "num"):
                 raise self.fail(f"the value of {key}")
             self.pos += 1
             found.append((key, token.text))
