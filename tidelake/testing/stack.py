@@ -200,7 +200,7 @@ def start_stack(
     lake, state = folder / "lake", folder / "state"
     lake.mkdir(parents=True, exist_ok=True)
     state.mkdir(parents=True, exist_ok=True)
-    choice = choose_kafka(folder)
+    choice = choose_kafka(folder, fast_start=True)
     port = free_port()
     log_path = folder / "serve.log"
     with contextlib.ExitStack() as exits:
