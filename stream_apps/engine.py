@@ -154,6 +154,7 @@ class WindowEngine:
         time_field, key_field = spec.time_field, spec.key_field
         filters, derive, fields = spec.filters, spec.derive, self._fields
         fixed_kind = spec.window.fixed
+        program = spec.program
         tumbling_us = spec.window.size_us if spec.window.kind == "tumbling" else 0
         changes = spec.emit == "changes"
         fixed = self.fixed
@@ -184,10 +185,24 @@ class WindowEngine:
                 event[name] = None if event.get(condition.field) is None else int(condition.test(event))
             if t > top:
                 top = t
-            key = event.get(key_field) if key_field else None
-            if key.__class__ not in (str, int, float, bool, type(None)):
+            fields_of = event
+            if program is not None:
+                try:
+                    fields_of = program.prepare(event, t)
+                except ValueError as exc:  # the program's RowError: a value that fits no column
+                    self._rejected(partition, offset, key_bytes, raw, exc)
+                    continue
+                if fields_of is None:
+                    counters.filtered += 1
+                    continue
+                if "__rows" in fields_of:  # a per-row program: rows go out as their events arrive
+                    self._emit_rows(key_bytes, fields_of["__rows"])
+                    counters.windowed += 1
+                    continue
+            key = fields_of.get(key_field) if key_field else None
+            if key.__class__ not in (str, int, float, bool, type(None), tuple):
                 key = json.dumps(key, sort_keys=True)
-            values = [event.get(f) if f else None for f in fields]
+            values = [fields_of.get(f) if f else None for f in fields]
             if tumbling_us:
                 accs = fixed.get((key, t - t % tumbling_us))
                 if accs is not None and not changes:
@@ -372,6 +387,15 @@ class WindowEngine:
 
     # -- output ------------------------------------------------------------------------------
     def _emit(self, key: Any, start: int, end: int, accs: list[Any], final: bool = True) -> None:
+        program = self.spec.program
+        if program is not None:
+            rows = program.rows(
+                key, start, end, [agg.result(acc) for agg, acc in zip(self.aggs, accs, strict=True)]
+            )
+            if final:
+                self.counters.windows_closed += 1
+            self._emit_rows(f"{'' if key is None else key}|{self._format_time(start)}".encode(), rows)
+            return
         row: dict[str, Any] = {}
         if self.spec.key_field:
             row[self.spec.key_field] = key
@@ -386,6 +410,29 @@ class WindowEngine:
         self.counters.rows_out += 1
         message_key = f"{'' if key is None else key}|{row['window_start']}".encode()
         self.outbox.rows.append((message_key, orjson.dumps(row)))
+
+    def _emit_rows(self, message_key: bytes | None, rows: list[dict[str, Any]]) -> None:
+        """Rows a program shaped (named and typed by its output stream's columns)."""
+        for row in rows:
+            self.counters.rows_out += 1
+            self.outbox.rows.append((message_key or b"", orjson.dumps(row)))
+
+    def _rejected(
+        self, partition: int, offset: int, key: bytes | None, raw: bytes | None, exc: Exception
+    ) -> None:
+        """Dead-letter a record the program rejected: a field that does not fit the input schema
+        (KDA's error_stream), or a value no expression can compute (a failed CAST)."""
+        self.counters.errors += 1
+        letter = DeadLetter(
+            error_type=getattr(exc, "error_type", MALFORMED_RECORD),
+            message=str(exc),
+            process=stream_app_process(self.spec.name),
+            time=dt.datetime.now(dt.UTC),
+            topic=self.spec.source,
+            partition=partition,
+            offset=offset,
+        )
+        self.outbox.errors.append((key, raw or b"", letter.headers()))
 
     def _format_time(self, us: int) -> str:
         text = self._time_text.get(us)

@@ -91,6 +91,9 @@ class AppSpec:
     sink_topic: str = ""
     anomaly: dict[str, Any] = field(default_factory=dict)
     kda_sql: str = ""
+    #: A compiled KDA SQL program (stream_apps/kda_sql/program.py) that computes the key and the
+    #: aggregates' arguments of each event and shapes the output rows; None for TOML specs.
+    program: Any = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
@@ -122,9 +125,13 @@ class AppSpec:
             *(f"{n}={c.spelling}" for n, c in self.derive),
             str(self.allowed_lateness_us),
         ]
+        if self.program is not None:
+            parts.append(self.program.fingerprint)
         return "|".join(parts)
 
     def describe(self) -> str:
+        if self.program is not None:
+            return f"KDA SQL ({self.window.spelling}) from {self.source} to {self.sink_topic}"
         key = self.key_field or "(all events)"
         aggs = ", ".join(a.spelling for a in self.aggregates)
         return f"{self.window.spelling} by {key} of {aggs} from {self.source} to {self.sink_topic}"
