@@ -1,0 +1,76 @@
+"""KDA SQL's SELECT as a sqlglot dialect: the default dialect plus `STEP(x BY INTERVAL 'n' UNIT)`.
+
+`FLOOR(x TO UNIT)`, `INTERVAL 'n' UNIT`, `CASE`, `CAST`, `EXTRACT`, `POSITION(a IN b)`,
+`SUBSTRING(a FROM i FOR n)`, `TRIM(BOTH c FROM a)` and `WINDOW w AS (...)` are read by sqlglot's
+default parser already. `WINDOWED BY STAGGER (...)` is not SQL sqlglot knows: the pump's text is
+searched for it before parsing (program.py). Positions of nodes come from the `start` of their
+identifiers and function names (sqlglot's `meta`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from sqlglot import exp, generator, parser
+from sqlglot.dialects.dialect import Dialect
+from sqlglot.errors import ParseError, TokenError
+
+from stream_apps.kda_sql.refusals import SourceText
+
+
+class Step(exp.Expression, exp.Func):
+    """`STEP(x BY INTERVAL ...)`: the start of the tumbling window of size INTERVAL holding x."""
+
+    arg_types: ClassVar[dict[str, bool]] = {"this": True, "expression": True}
+
+
+def _parse_step(self: Any) -> exp.Expression:
+    this = self._parse_bitwise()
+    if not self._match_text_seq("BY"):
+        self.raise_error("STEP needs BY INTERVAL 'n' UNIT")
+    return self.expression(Step(this=this, expression=self._parse_bitwise()))
+
+
+class KdaSql(Dialect):
+    """sqlglot's default dialect with STEP."""
+
+    class Generator(generator.Generator):
+        TRANSFORMS: ClassVar[dict[Any, Any]] = {
+            **generator.Generator.TRANSFORMS,
+            Step: lambda self, e: f"STEP({self.sql(e, 'this')} BY {self.sql(e, 'expression')})",
+        }
+
+    class Parser(parser.Parser):
+        FUNCTION_PARSERS: ClassVar[dict[str, Any]] = {**parser.Parser.FUNCTION_PARSERS, "STEP": _parse_step}
+
+
+def parse_select(source: SourceText, text: str, offset: int) -> exp.Expr:
+    """Parse the SELECT at `offset` of the program; a syntax error is refused with its position."""
+    try:
+        parsed = KdaSql().parse(text)
+    except ParseError as error:
+        first = error.errors[0] if error.errors else {}
+        line, col = first.get("line", 1), first.get("col", 1)
+        lines = text.split("\n")
+        at = sum(len(lines[i]) + 1 for i in range(min(line - 1, len(lines)))) + max(col - 1, 0)
+        detail = str(first.get("description") or error).split("\n")[0]
+        raise source.refuse(
+            offset + at, f"cannot read this SELECT: {detail}", "see docs/kda-sql.md"
+        ) from error
+    except TokenError as error:
+        raise source.refuse(offset, f"cannot read this SELECT: {error}", "see docs/kda-sql.md") from error
+    statements = [s for s in parsed if s is not None]
+    if len(statements) != 1:
+        raise source.refuse(offset, "a pump has one SELECT", "end the statement with ;")
+    return statements[0]
+
+
+def node_offset(node: exp.Expr) -> int:
+    """The smallest `start` among the node's tokens (0 when sqlglot kept none)."""
+    starts = [n.meta["start"] for n in node.walk() if isinstance(n, exp.Expr) and "start" in n.meta]
+    return min(starts) if starts else 0
+
+
+def sql_of(node: exp.Expr) -> str:
+    """A node as KDA SQL text (STEP(x BY INTERVAL ...) included): for messages and GROUP BY matching."""
+    return node.sql(dialect=KdaSql)

@@ -1,0 +1,449 @@
+"""Scalar expressions of KDA SQL compiled to Python functions of one row (a dict).
+
+`ExpressionCompiler.compile(node)` turns a sqlglot node into `f(row) -> value`; nodes that a
+grouped SELECT has already computed (GROUP BY items, aggregates) are looked up by their SQL text
+in `substitutions` instead. SQL's NULL is None and propagates through arithmetic and comparisons;
+AND/OR/NOT use three-valued logic; WHERE and HAVING keep a row only when the condition is TRUE.
+
+Functions, as the KDA SQL reference defines them (AWS, "Amazon Kinesis Data Analytics SQL
+Reference": Operators, Date and Time Functions, String Functions, Conversion Functions):
+`CAST`, `CASE`, `IN`, `BETWEEN`, `LIKE`, `IS [NOT] NULL`, `||`, `FLOOR(x TO unit)`,
+`STEP(x BY INTERVAL ...)`, `CHAR_TO_TIMESTAMP(fmt, s)`, `TIMESTAMP_TO_CHAR(fmt, ts)`,
+`TSDIFF(a, b)` (milliseconds a - b), `UNIX_TIMESTAMP(ts)` (milliseconds since 1970-01-01),
+`EXTRACT(unit FROM ts)`, `SUBSTRING(s FROM i [FOR n])` (1-based), `UPPER`, `LOWER`,
+`TRIM([BOTH|LEADING|TRAILING] [c] FROM s)`, `POSITION(a IN b)` (1-based, 0 when absent).
+A value that cannot be cast raises RowError: the record goes to the DLQ with that reason.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import operator
+import re
+from collections.abc import Callable
+from typing import Any
+
+from sqlglot import exp
+
+from stream_apps.kda_sql.columns import SqlType, format_timestamp, to_timestamp
+from stream_apps.kda_sql.dialect import Step, node_offset, sql_of
+from stream_apps.kda_sql.refusals import SourceText
+
+Fn = Callable[[dict[str, Any]], Any]
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+INTERVAL_UNITS = {"SECOND": 1, "MINUTE": 60, "HOUR": 3600, "DAY": 86400}
+FLOOR_UNITS = ("SECOND", "MINUTE", "HOUR", "DAY", "MONTH", "YEAR")
+_COMPARE = {exp.EQ: operator.eq, exp.NEQ: operator.ne, exp.GT: operator.gt, exp.GTE: operator.ge,
+            exp.LT: operator.lt, exp.LTE: operator.le}  # fmt: skip
+_ARITH = {exp.Add: operator.add, exp.Sub: operator.sub, exp.Mul: operator.mul}
+#: Java SimpleDateFormat letters (KDA's CHAR_TO_TIMESTAMP / TIMESTAMP_TO_CHAR) -> strftime.
+_DATE_FORMAT = [("yyyy", "%Y"), ("MM", "%m"), ("dd", "%d"), ("HH", "%H"), ("hh", "%H"), ("mm", "%M"),
+                ("ss", "%S"), ("SSS", "%f"), ("a", "%p")]  # fmt: skip
+_TYPE_NAMES = {"VARCHAR": "VARCHAR", "CHAR": "CHAR", "TEXT": "VARCHAR", "INT": "INTEGER", "BIGINT": "BIGINT",
+               "SMALLINT": "SMALLINT", "TINYINT": "TINYINT", "DOUBLE": "DOUBLE", "FLOAT": "FLOAT",
+               "DECIMAL": "DECIMAL", "BOOLEAN": "BOOLEAN", "TIMESTAMP": "TIMESTAMP", "TIMESTAMPTZ": "TIMESTAMP"}  # fmt: skip
+
+
+class RowError(ValueError):
+    """A row's value cannot be computed (a failed CAST, division by zero): the record is dead-lettered
+    with this `error_type` (core/dead_letters.py's `error.type`)."""
+
+    error_type = "sql-evaluation-failed"
+
+
+def name_of(identifier: exp.Identifier | str) -> str:
+    """A column's name under KDA's rule: quoted keeps its case, unquoted folds to upper case."""
+    if isinstance(identifier, str):
+        return identifier.upper()
+    return identifier.this if identifier.quoted else identifier.this.upper()
+
+
+def key_of(node: exp.Expr) -> str:
+    """What identifies an expression in GROUP BY matching: its SQL text."""
+    return node.sql("kdasql")
+
+
+def interval_seconds(source: SourceText, base: int, node: exp.Expr) -> float:
+    """`INTERVAL '5' MINUTE` -> 300.0; other spellings are refused."""
+    if isinstance(node, exp.Interval) and isinstance(node.this, exp.Literal):
+        unit = (node.unit.name if node.unit is not None else "").upper().rstrip("S")
+        try:
+            amount = float(node.this.this)
+        except ValueError:
+            amount = -1.0
+        if unit in INTERVAL_UNITS and amount > 0:
+            return amount * INTERVAL_UNITS[unit]
+    raise source.refuse(
+        base + node_offset(node), f"{sql_of(node)} is not an interval tidelake reads",
+        "write INTERVAL 'n' SECOND|MINUTE|HOUR|DAY with n > 0",
+    )  # fmt: skip
+
+
+def floor_time(moment: dt.datetime, unit: str) -> dt.datetime:
+    if unit == "YEAR":
+        return moment.replace(month=1, day=1, hour=0, minute=0, second=0, microsecond=0)
+    if unit == "MONTH":
+        return moment.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    step = dt.timedelta(seconds=INTERVAL_UNITS[unit])
+    return EPOCH + ((moment - EPOCH) // step) * step
+
+
+def _java_format(fmt: str) -> str:
+    out = fmt
+    for java, strf in _DATE_FORMAT:
+        out = out.replace(java, strf)
+    return out.replace("'T'", "T")
+
+
+def _timestamp(value: Any) -> dt.datetime:
+    try:
+        return to_timestamp(value)
+    except ValueError as exc:
+        raise RowError(str(exc)) from exc
+
+
+def _like(pattern: str) -> re.Pattern[str]:
+    parts = [".*" if c == "%" else "." if c == "_" else re.escape(c) for c in pattern]
+    return re.compile("".join(parts), re.DOTALL)
+
+
+def _divide(a: Any, b: Any) -> Any:
+    if b == 0:
+        msg = "division by zero"
+        raise RowError(msg)
+    if isinstance(a, int) and isinstance(b, int):
+        return int(a / b)  # SQL's integer division truncates toward zero
+    return a / b
+
+
+def _compare(op: Callable[[Any, Any], bool], a: Any, b: Any) -> Any:
+    if a is None or b is None:
+        return None
+    if isinstance(a, dt.datetime) and isinstance(b, str):
+        b = _timestamp(b)
+    elif isinstance(b, dt.datetime) and isinstance(a, str):
+        a = _timestamp(a)
+    try:
+        return op(a, b)
+    except TypeError as exc:
+        msg = f"cannot compare {a!r} with {b!r}"
+        raise RowError(msg) from exc
+
+
+def _arith(op: Callable[[Any, Any], Any], a: Any, b: Any) -> Any:
+    if a is None or b is None:
+        return None
+    if isinstance(a, str) and isinstance(b, int | float | dt.timedelta):
+        a = _number_or_time(a)
+    if isinstance(b, str) and isinstance(a, int | float | dt.timedelta):
+        b = _number_or_time(b)
+    try:
+        return op(a, b)
+    except TypeError as exc:
+        msg = f"cannot compute {a!r} and {b!r}"
+        raise RowError(msg) from exc
+
+
+def _number_or_time(text: str) -> Any:
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return _timestamp(text)
+
+
+class ExpressionCompiler:
+    """Compiles expressions of one SELECT; `resolve(name, node)` maps a column to its row key."""
+
+    def __init__(self, source: SourceText, base: int, resolve: Callable[[str, exp.Column], str],
+                 substitutions: dict[str, str] | None = None) -> None:  # fmt: skip
+        self.source, self.base = source, base
+        self.resolve = resolve
+        self.substitutions = substitutions or {}
+
+    def refuse(self, node: exp.Expr, what: str, instead: str) -> Exception:
+        return self.source.refuse(self.base + node_offset(node), what, instead)
+
+    def condition(self, node: exp.Expr) -> Callable[[dict[str, Any]], bool]:
+        """A WHERE or HAVING condition: True only when the expression is TRUE (NULL is not)."""
+        fn = self.compile(node)
+        return lambda row: fn(row) is True
+
+    def compile(self, node: exp.Expr) -> Fn:
+        sub = self.substitutions.get(key_of(node))
+        if sub is not None:
+            return lambda row: row[sub]
+        c = self.compile
+        if isinstance(node, exp.Paren | exp.Alias):
+            return c(node.this)
+        if isinstance(node, exp.Column):
+            if isinstance(node.this, exp.Star):
+                raise self.refuse(node, "* is not supported in SELECT", "name the columns")
+            key = self.resolve(name_of(node.this), node)
+            return lambda row: row.get(key)
+        if isinstance(node, exp.Literal):
+            if node.is_string:
+                text = node.this
+                return lambda row: text
+            number: int | float = float(node.this) if any(ch in node.this for ch in ".eE") else int(node.this)
+            return lambda row: number
+        if isinstance(node, exp.Boolean):
+            flag = bool(node.this)
+            return lambda row: flag
+        if isinstance(node, exp.Null):
+            return lambda row: None
+        if isinstance(node, exp.Interval):
+            delta = dt.timedelta(seconds=interval_seconds(self.source, self.base, node))
+            return lambda row: delta
+        for kind, op in _COMPARE.items():
+            if isinstance(node, kind):
+                a, b = c(node.this), c(node.expression)
+                return lambda row, op=op: _compare(op, a(row), b(row))  # type: ignore[misc]
+        for kind, op in _ARITH.items():
+            if isinstance(node, kind):
+                a, b = c(node.this), c(node.expression)
+                return lambda row, op=op: _arith(op, a(row), b(row))  # type: ignore[misc]
+        if isinstance(node, exp.Div):
+            a, b = c(node.this), c(node.expression)
+            return lambda row: _arith(_divide, a(row), b(row))
+        if isinstance(node, exp.Mod):
+            a, b = c(node.this), c(node.expression)
+            return lambda row: _arith(math.fmod, a(row), b(row))
+        if isinstance(node, exp.Neg):
+            a = c(node.this)
+            return lambda row: None if (v := a(row)) is None else -v
+        if isinstance(node, exp.DPipe):
+            a, b = c(node.this), c(node.expression)
+            return lambda row: None if (x := a(row)) is None or (y := b(row)) is None else f"{x}{y}"
+        if isinstance(node, exp.And):
+            a, b = c(node.this), c(node.expression)
+            return lambda row: _and(a(row), b(row))
+        if isinstance(node, exp.Or):
+            a, b = c(node.this), c(node.expression)
+            return lambda row: _or(a(row), b(row))
+        if isinstance(node, exp.Not):
+            a = c(node.this)
+            return lambda row: None if (v := a(row)) is None else not v
+        if isinstance(node, exp.Is):
+            a = c(node.this)
+            if not isinstance(node.expression, exp.Null):
+                raise self.refuse(node, f"{sql_of(node)} is not supported", "write IS NULL or IS NOT NULL")
+            return lambda row: a(row) is None
+        if isinstance(node, exp.In):
+            if node.args.get("query") is not None:
+                raise self.refuse(node, "IN (SELECT ...) is not supported", "list the values: IN (1, 2)")
+            a = c(node.this)
+            items = [c(e) for e in node.expressions]
+            return lambda row: _in(a(row), [i(row) for i in items])
+        if isinstance(node, exp.Between):
+            a, low, high = c(node.this), c(node.args["low"]), c(node.args["high"])
+            return lambda row: _and(
+                _compare(operator.ge, x := a(row), low(row)), _compare(operator.le, x, high(row))
+            )
+        if isinstance(node, exp.Like):
+            a = c(node.this)
+            if not isinstance(node.expression, exp.Literal):
+                raise self.refuse(node, "LIKE needs a literal pattern", "write LIKE 'prefix%'")
+            pattern = _like(node.expression.this)
+            return lambda row: None if (v := a(row)) is None else pattern.fullmatch(str(v)) is not None
+        if isinstance(node, exp.Case):
+            return self._case(node)
+        if isinstance(node, exp.Cast | exp.TryCast):
+            return self._cast(node)
+        if isinstance(node, exp.Floor):
+            return self._floor(node)
+        if isinstance(node, Step):
+            a = c(node.this)
+            step = dt.timedelta(seconds=interval_seconds(self.source, self.base, node.expression))
+            return lambda row: (
+                None if (v := a(row)) is None else EPOCH + ((_timestamp(v) - EPOCH) // step) * step
+            )
+        if isinstance(node, exp.Upper | exp.Lower):
+            a = c(node.this)
+            method = str.upper if isinstance(node, exp.Upper) else str.lower
+            return lambda row: None if (v := a(row)) is None else method(str(v))
+        if isinstance(node, exp.Trim):
+            return self._trim(node)
+        if isinstance(node, exp.Substring):
+            a, start = c(node.this), c(node.args["start"])
+            length = c(node.args["length"]) if node.args.get("length") is not None else None
+            return lambda row: _substring(a(row), start(row), None if length is None else length(row))
+        if isinstance(node, exp.StrPosition):
+            needle, hay = c(node.args["substr"]), c(node.this)
+            return lambda row: (
+                None if (n := needle(row)) is None or (h := hay(row)) is None else str(h).find(str(n)) + 1
+            )
+        if isinstance(node, exp.Extract):
+            unit = node.this.name.upper()
+            if unit not in ("YEAR", "MONTH", "DAY", "HOUR", "MINUTE", "SECOND"):
+                raise self.refuse(
+                    node,
+                    f"EXTRACT({unit} ...) is not supported",
+                    "use YEAR, MONTH, DAY, HOUR, MINUTE or SECOND",
+                )
+            a = c(node.expression)
+            return lambda row: None if (v := a(row)) is None else getattr(_timestamp(v), unit.lower())
+        if isinstance(node, exp.Anonymous):
+            return self._function(node)
+        if isinstance(node, exp.AggFunc | exp.Window):
+            raise self.refuse(
+                node,
+                f"{sql_of(node)} is an aggregate here",
+                "aggregate in a SELECT with GROUP BY, or over a window",
+            )
+        raise self.refuse(node, f"{sql_of(node)} is not part of the supported KDA SQL subset",
+                          "see docs/kda-sql.md for the expressions tidelake reads")  # fmt: skip
+
+    def _case(self, node: exp.Case) -> Fn:
+        subject = self.compile(node.this) if node.this is not None else None
+        branches = [(self.compile(i.this), self.compile(i.args["true"])) for i in node.args.get("ifs", [])]
+        default = self.compile(node.args["default"]) if node.args.get("default") is not None else None
+
+        def case(row: dict[str, Any]) -> Any:
+            value = subject(row) if subject is not None else None
+            for when, then in branches:
+                test = when(row)
+                if (subject is None and test is True) or (
+                    subject is not None and value is not None and value == test
+                ):
+                    return then(row)
+            return default(row) if default is not None else None
+
+        return case
+
+    def _cast(self, node: exp.Cast) -> Fn:
+        target = node.args["to"]
+        name = _TYPE_NAMES.get(target.this.name if hasattr(target.this, "name") else str(target.this))
+        if name is None:
+            raise self.refuse(
+                node,
+                f"CAST to {sql_of(target)} is not supported",
+                "cast to VARCHAR, INTEGER, BIGINT, DOUBLE, DECIMAL, BOOLEAN or TIMESTAMP",
+            )
+        sizes = [int(e.this.this) for e in target.expressions if isinstance(e.this, exp.Literal)]
+        sql_type = SqlType(name, sizes[0] if sizes else None)
+        a = self.compile(node.this)
+        lenient = name in ("VARCHAR", "CHAR")
+
+        def cast(row: dict[str, Any]) -> Any:
+            value = a(row)
+            if lenient and value is not None:
+                text = (
+                    format_timestamp(value)
+                    if isinstance(value, dt.datetime)
+                    else sql_type.coerce(value)
+                    if not isinstance(value, str)
+                    else value
+                )
+                return text if sql_type.size is None else text[: sql_type.size]
+            try:
+                return sql_type.coerce(value)
+            except ValueError as exc:
+                msg = f"CAST({value!r} AS {sql_type.spelling}): {exc}"
+                raise RowError(msg) from exc
+
+        return cast
+
+    def _floor(self, node: exp.Floor) -> Fn:
+        a = self.compile(node.this)
+        to = node.args.get("to")
+        if to is None:
+            return lambda row: None if (v := a(row)) is None else math.floor(v)
+        unit = to.name.upper()
+        if unit not in FLOOR_UNITS:
+            raise self.refuse(
+                node, f"FLOOR(... TO {unit}) is not supported", f"use one of {', '.join(FLOOR_UNITS)}"
+            )
+        return lambda row: None if (v := a(row)) is None else floor_time(_timestamp(v), unit)
+
+    def _trim(self, node: exp.Trim) -> Fn:
+        a = self.compile(node.this)
+        chars = self.compile(node.expression) if node.expression is not None else None
+        position = str(node.args.get("position") or "BOTH").upper()
+
+        def trim(row: dict[str, Any]) -> Any:
+            value = a(row)
+            if value is None:
+                return None
+            strip = " " if chars is None else chars(row)
+            if position == "LEADING":
+                return str(value).lstrip(strip)
+            if position == "TRAILING":
+                return str(value).rstrip(strip)
+            return str(value).strip(strip)
+
+        return trim
+
+    def _function(self, node: exp.Anonymous) -> Fn:
+        name = str(node.this).upper()
+        args = [self.compile(e) for e in node.expressions]
+        arity = {"CHAR_TO_TIMESTAMP": 2, "TIMESTAMP_TO_CHAR": 2, "TSDIFF": 2, "UNIX_TIMESTAMP": 1}
+        if name not in arity:
+            raise self.refuse(node, f"function {name} is not supported",
+                              "see docs/kda-sql.md for the functions tidelake reads (user functions are refused)")  # fmt: skip
+        if len(args) != arity[name]:
+            raise self.refuse(
+                node,
+                f"{name} takes {arity[name]} argument(s)",
+                f"write {name}({', '.join(['x'] * arity[name])})",
+            )
+        if name == "TSDIFF":
+            a, b = args
+            return lambda row: (
+                None
+                if (x := a(row)) is None or (y := b(row)) is None
+                else (_timestamp(x) - _timestamp(y)) // dt.timedelta(milliseconds=1)
+            )
+        if name == "UNIX_TIMESTAMP":
+            (a,) = args
+            return lambda row: (
+                None if (x := a(row)) is None else (_timestamp(x) - EPOCH) // dt.timedelta(milliseconds=1)
+            )
+        fmt, value = args
+        if name == "CHAR_TO_TIMESTAMP":
+            return lambda row: None if (v := value(row)) is None else _parse_with(str(fmt(row)), str(v))
+        return lambda row: (
+            None if (v := value(row)) is None else _timestamp(v).strftime(_java_format(str(fmt(row))))
+        )
+
+
+def _parse_with(fmt: str, text: str) -> dt.datetime:
+    try:
+        return dt.datetime.strptime(text, _java_format(fmt)).replace(tzinfo=dt.UTC)
+    except ValueError as exc:
+        msg = f"CHAR_TO_TIMESTAMP({fmt!r}, {text!r}): {exc}"
+        raise RowError(msg) from exc
+
+
+def _and(a: Any, b: Any) -> Any:
+    if a is False or b is False:
+        return False
+    if a is None or b is None:
+        return None
+    return bool(a) and bool(b)
+
+
+def _or(a: Any, b: Any) -> Any:
+    if a is True or b is True:
+        return True
+    if a is None or b is None:
+        return None
+    return bool(a) or bool(b)
+
+
+def _in(value: Any, items: list[Any]) -> Any:
+    if value is None:
+        return None
+    if any(_compare(operator.eq, value, i) for i in items if i is not None):
+        return True
+    return None if any(i is None for i in items) else False
+
+
+def _substring(value: Any, start: Any, length: Any) -> Any:
+    if value is None or start is None:
+        return None
+    text = str(value)
+    begin = max(int(start) - 1, 0)
+    return text[begin:] if length is None else text[begin : max(int(start) - 1 + int(length), 0)]

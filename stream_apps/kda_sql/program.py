@@ -1,0 +1,278 @@
+"""A whole KDA SQL program compiled to one stream app: the streams, the pump chain, the output.
+
+The chain runs from `SOURCE_SQL_STREAM_001` through in-application streams to one output stream
+(the stream no pump reads): per-row pumps, at most one windowed pump (its window is the app's),
+then per-row pumps again. Each stream is read by one pump and written by one pump. A program
+outside this shape is refused with the position of the pump that breaks it.
+
+`Program` is what the window engine calls (stream_apps/engine.py): `prepare(event, t_us)` turns a
+source record into the windowed pump's key and aggregate arguments (or a per-row program's output
+rows), `rows(key, start_us, end_us, results)` turns a closed window into output rows. Rows are dicts
+named by the output stream's declared columns, in declared order, typed by them.
+
+Settings KDA kept outside its SQL (application configuration) can sit in the program's comments,
+one per line: `-- tidelake: allowed_lateness = 5s`; flags of `tidelake stream run` win over them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlglot import exp
+
+from core.errors import ConfigError
+from stream_apps.kda_sql.dialect import node_offset, sql_of
+from stream_apps.kda_sql.expressions import EPOCH
+from stream_apps.kda_sql.inputs import DESTINATION_STREAM, SOURCE_STREAM, InputColumn
+from stream_apps.kda_sql.pumps import ROWTIME, PumpPlan, compile_pump
+from stream_apps.kda_sql.refusals import SourceText
+from stream_apps.kda_sql.statements import PumpStatement, StreamStatement, parse_statements
+from stream_apps.kda_sql.type_checks import fits, infer
+
+_SETTING = re.compile(r"^\s*--\s*tidelake:\s*([a-z_]+)\s*=\s*(.+?)\s*$", re.MULTILINE)
+SETTINGS = ("source", "sink_topic", "time_field", "allowed_lateness", "idle_timeout", "name")
+
+
+@dataclass
+class Program:
+    """A compiled program (module docstring). `pumps` in chain order; `grouped` is the windowed one."""
+
+    source: SourceText
+    streams: dict[str, StreamStatement]
+    pumps: list[PumpPlan]
+    time_field: str
+    input_columns: tuple[InputColumn, ...] = ()
+    settings: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def grouped(self) -> PumpPlan | None:
+        return next((p for p in self.pumps if p.window is not None), None)
+
+    @property
+    def stateless(self) -> bool:
+        return self.grouped is None
+
+    @property
+    def output(self) -> StreamStatement:
+        return self.streams[self.pumps[-1].statement.target]
+
+    @property
+    def fingerprint(self) -> str:
+        schema = ";".join(f"{c.name}:{c.type.spelling}:{c.path}" for c in self.input_columns)
+        digest = hashlib.sha256(f"{self.source.text}|{self.time_field}|{schema}".encode()).hexdigest()
+        return f"kda-sql:{digest[:16]}"
+
+    # -- what the engine calls ---------------------------------------------------------------
+    def prepare(self, event: dict[str, Any], t_us: int) -> dict[str, Any] | None:
+        """A source record -> `{"__key": tuple, "__a0": ...}` for the windowed pump, or
+        `{"__rows": [...]}` for a per-row program; None when a WHERE drops it. RowError rejects it."""
+        env = {c.name: c.read(event) for c in self.input_columns} if self.input_columns else dict(event)
+        rowtime = EPOCH + dt.timedelta(microseconds=t_us)
+        env[ROWTIME] = rowtime
+        for pump in self.pumps:
+            if pump.window is not None:
+                if pump.where is not None and not pump.where(env):
+                    return None
+                key, args = pump.group_values(env)
+                prepared: dict[str, Any] = {"__key": key}
+                prepared.update((f"__a{i}", v) for i, v in enumerate(args))
+                return prepared
+            values = pump.row(env)
+            if values is None:
+                return None
+            env = self._named(pump, values)
+            env[ROWTIME] = rowtime
+        return {"__rows": [self._typed(env)]}
+
+    def rows(self, key: Any, start_us: int, end_us: int, results: list[Any]) -> list[dict[str, Any]]:
+        """The output rows of one closed window of the windowed pump (none when HAVING drops it)."""
+        grouped = self.grouped
+        if grouped is None:
+            return []
+        values = grouped.grouped_row(key if isinstance(key, tuple) else (), start_us, end_us, results)
+        if values is None:
+            return []
+        env = self._named(grouped, values)
+        env[ROWTIME] = EPOCH + dt.timedelta(microseconds=end_us)
+        for pump in self.pumps[self.pumps.index(grouped) + 1 :]:
+            after = pump.row(env)
+            if after is None:
+                return []
+            env = self._named(pump, after)
+        return [self._typed(env)]
+
+    # -- helpers -----------------------------------------------------------------------------
+    def target_columns(self, pump: PumpPlan) -> list[str]:
+        stream = self.streams[pump.statement.target]
+        return list(pump.statement.target_columns or [c.name for c in stream.columns])
+
+    def _named(self, pump: PumpPlan, values: list[Any]) -> dict[str, Any]:
+        return dict(zip(self.target_columns(pump), values, strict=True))
+
+    def _typed(self, env: dict[str, Any]) -> dict[str, Any]:
+        return {c.name: c.type.output(env.get(c.name)) for c in self.output.columns}
+
+    def explain(self) -> list[str]:
+        """The plan in words: input, each pump (window, keys, aggregates, filters), the output."""
+        lines = [
+            f"input {SOURCE_STREAM}: {'columns ' + ', '.join(c.name for c in self.input_columns) if self.input_columns else 'the JSON fields of each record'}; ROWTIME = {self.time_field!r} (event time)"
+        ]
+        for pump in self.pumps:
+            head = f"pump {pump.statement.name}: {pump.from_stream} -> {pump.statement.target}"
+            if pump.window is None:
+                lines.append(f"{head}, per row{' with WHERE' if pump.where else ''}")
+                continue
+            kind, size_us = pump.window
+            keys = ", ".join(k for k, _ in pump.keys) or "(none: one row per window)"
+            aggs = ", ".join(a.sql for a in pump.aggregates) or "(none)"
+            extra = "".join([" with WHERE" if pump.where else "", " and HAVING" if pump.having else ""])
+            lines.append(
+                f"{head}, {kind} window {size_us / 1_000_000:g}s{extra}; keys {keys}; aggregates {aggs}"
+            )
+        out = self.output
+        lines.append(f"output {out.name}: " + ", ".join(f"{c.name} {c.type.spelling}" for c in out.columns))
+        return lines
+
+
+def program_settings(text: str) -> dict[str, str]:
+    """The `-- tidelake: key = value` settings in a program's comments."""
+    found = {key: value for key, value in _SETTING.findall(text)}
+    unknown = sorted(set(found) - set(SETTINGS))
+    if unknown:
+        msg = f"program settings {unknown} are unknown; known: {', '.join(SETTINGS)}"
+        raise ConfigError(msg)
+    return found
+
+
+def compile_program(source: SourceText, time_field: str | None = None,
+                    input_columns: tuple[InputColumn, ...] = ()) -> Program:  # fmt: skip
+    """Read, check and compile a program; SqlRefused (a ConfigError) names the line and column."""
+    settings = program_settings(source.text)
+    time_field = time_field or settings.get("time_field") or "event_time"
+    statements = parse_statements(source)
+    streams: dict[str, StreamStatement] = {}
+    pumps: list[PumpStatement] = []
+    for statement in statements:
+        if isinstance(statement, StreamStatement):
+            if statement.name in (SOURCE_STREAM,):
+                raise source.refuse(
+                    statement.offset,
+                    f"{SOURCE_STREAM} is the input",
+                    "do not CREATE it; --source names its topic",
+                )
+            streams[statement.name] = statement
+        else:
+            pumps.append(statement)
+    if not pumps:
+        raise source.refuse(
+            statements[-1].offset,
+            "the program has no pump",
+            "add CREATE OR REPLACE PUMP ... AS INSERT INTO ... SELECT STREAM ...",
+        )
+    for pump in pumps:
+        if pump.target not in streams:
+            raise source.refuse(pump.offset, f"pump {pump.name} inserts into {pump.target}, which no CREATE STREAM declares",
+                                f'declare it: CREATE OR REPLACE STREAM "{pump.target}" (...)')  # fmt: skip
+    writers: dict[str, PumpStatement] = {}
+    for pump in pumps:
+        if pump.target in writers:
+            raise source.refuse(pump.offset, f"pumps {writers[pump.target].name} and {pump.name} both insert into {pump.target}",
+                                "several pumps into one stream are not supported yet; give each its own stream and run one app each")  # fmt: skip
+        writers[pump.target] = pump
+    input_names = {c.name: c.type.category for c in input_columns}
+    compiled: dict[str, PumpPlan] = {}
+    for pump in pumps:
+        compiled[pump.name] = _compile_one(source, pump, streams, writers, time_field, input_names)
+    readers: dict[str, list[PumpPlan]] = {}
+    for plan in compiled.values():
+        readers.setdefault(plan.from_stream, []).append(plan)
+    chain: list[PumpPlan] = []
+    stream = SOURCE_STREAM
+    while stream in readers:
+        if len(readers[stream]) > 1:
+            second = readers[stream][1].statement
+            raise source.refuse(second.offset, f"two pumps read {stream}",
+                                "one pump reads each stream in a tidelake app; split the program into one app per pump")  # fmt: skip
+        plan = readers[stream][0]
+        chain.append(plan)
+        stream = plan.statement.target
+    if not chain:
+        raise source.refuse(
+            pumps[0].offset, f"no pump reads {SOURCE_STREAM}", f'read the input: FROM "{SOURCE_STREAM}"'
+        )
+    unreached = [p for p in compiled.values() if p not in chain]
+    if unreached:
+        raise source.refuse(unreached[0].statement.offset, f"pump {unreached[0].statement.name} reads {unreached[0].from_stream}, which the chain from {SOURCE_STREAM} never fills",
+                            "chain every pump from the input stream")  # fmt: skip
+    grouped = [p for p in chain if p.window is not None]
+    if len(grouped) > 1:
+        raise source.refuse(grouped[1].statement.offset, "a second windowed pump in one chain is not supported yet",
+                            "run it as a second app reading the first app's output topic")  # fmt: skip
+    return Program(source, streams, chain, time_field, input_columns, settings)
+
+
+def _compile_one(source: SourceText, pump: PumpStatement, streams: dict[str, StreamStatement],
+                 writers: dict[str, PumpStatement], time_field: str, input_names: dict[str, str]) -> PumpPlan:  # fmt: skip
+    def resolve(name: str, column: exp.Column) -> str:
+        return name
+
+    plan = compile_pump(source, pump, time_field, resolve)
+    base = pump.select_offset
+    if plan.from_stream == SOURCE_STREAM:
+        known: dict[str, str | None] | None = dict(input_names) if input_names else None
+    elif plan.from_stream in streams and plan.from_stream in writers:
+        known = {c.name: c.type.category for c in streams[plan.from_stream].columns}
+    else:
+        raise source.refuse(pump.offset, f"pump {pump.name} reads {plan.from_stream}, which no pump fills",
+                            f'read "{SOURCE_STREAM}" or a stream another pump inserts into')  # fmt: skip
+    select = plan.select
+
+    def category(name: str) -> str | None:
+        if name in (ROWTIME, time_field):
+            return "timestamp"
+        return None if known is None else known.get(name)
+
+    for _, _, node in select:
+        for column in node.find_all(exp.Column):
+            name = column.this.this if column.this.quoted else column.this.this.upper()
+            if known is not None and name not in known and name not in (ROWTIME, time_field):
+                raise source.refuse(base + node_offset(column), f"{plan.from_stream} has no column {name}",
+                                    f"its columns are {', '.join(known)}" + ("" if column.this.quoted else "; quote a lower-case name: \"" + column.this.this + '"'))  # fmt: skip
+    target = streams[pump.target]
+    names = list(pump.target_columns or [c.name for c in target.columns])
+    declared = {c.name: c for c in target.columns}
+    for name in names:
+        if name not in declared:
+            raise source.refuse(
+                pump.offset, f"{pump.target} has no column {name!r}", f"its columns are {', '.join(declared)}"
+            )
+    if len(names) != len(select):
+        raise source.refuse(base, f"the SELECT gives {len(select)} columns and {pump.target} takes {len(names)} ({', '.join(names)})",
+                            "select one item per column, in the stream's column order")  # fmt: skip
+    for name, (_, _, node) in zip(names, select, strict=True):
+        column_type = declared[name].type
+        found = infer(node, category)
+        if not fits(column_type.category, found):
+            raise source.refuse(base + node_offset(node), f'column "{name}" of {pump.target} is {column_type.spelling} but {sql_of(node)} gives {found}',
+                                f"CAST({sql_of(node)} AS {column_type.spelling}) or change the column's type")  # fmt: skip
+    return plan
+
+
+def load_program(
+    path: Path, time_field: str | None = None, input_columns: tuple[InputColumn, ...] = ()
+) -> Program:
+    """Read a `.sql` file and compile it (ConfigError names the file, line and column)."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        msg = f"cannot read KDA SQL program {path}: {exc.strerror}"
+        raise ConfigError(msg) from exc
+    return compile_program(SourceText(text, str(path)), time_field, input_columns)
+
+
+__all__ = ["DESTINATION_STREAM", "SOURCE_STREAM", "Program", "compile_program", "load_program"]

@@ -1,0 +1,281 @@
+"""One pump's SELECT STREAM, checked against the subset and compiled to functions of rows.
+
+A pump is one of:
+- **grouped** (a streaming GROUP BY): `GROUP BY STEP(ROWTIME BY INTERVAL ...)` or
+  `FLOOR(ROWTIME TO unit)` gives a tumbling window (AWS, KDA SQL Reference, "Tumbling Windows");
+  `WINDOWED BY STAGGER (PARTITION BY ... RANGE INTERVAL ...)` a stagger window ("Stagger
+  Windows"). The other GROUP BY / PARTITION BY items are the key (composite keys are tuples).
+  SELECT and HAVING read the key, the window (its STEP / FLOOR item) and aggregates COUNT(*),
+  COUNT(x), COUNT(DISTINCT x), SUM, MIN, MAX, AVG. One row per window and key, when it closes.
+- **per row**: no GROUP BY and no aggregate: WHERE and SELECT applied to each row as it arrives.
+
+`ROWTIME` is the event time (the app's time field), and so is the time field's own column.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlglot import exp
+
+from stream_apps.kda_sql.dialect import Step, node_offset, parse_select, sql_of
+from stream_apps.kda_sql.expressions import (
+    EPOCH,
+    ExpressionCompiler,
+    Fn,
+    interval_seconds,
+    key_of,
+    name_of,
+)
+from stream_apps.kda_sql.refusals import SourceText
+from stream_apps.kda_sql.statements import PumpStatement
+
+ROWTIME = "ROWTIME"
+_STAGGER = re.compile(r"WINDOWED\s+BY\s+STAGGER\s*\(", re.IGNORECASE)
+_UNIT_SECONDS = {"SECOND": 1, "MINUTE": 60, "HOUR": 3600, "DAY": 86400}
+_FLOOR_TOO_LONG = "a FLOOR window is at most a DAY"
+
+
+@dataclass(frozen=True)
+class AggregateCall:
+    """One aggregate of a grouped pump: the engine aggregate (`kind`) over argument `arg`."""
+
+    kind: str  # the engine's: count, sum, min, max, avg, count_distinct
+    sql: str
+    arg: Fn | None  # None for COUNT(*)
+
+
+@dataclass
+class PumpPlan:
+    """A compiled pump. `window` is None for a per-row pump, else ("tumbling"|"stagger", size_us)."""
+
+    statement: PumpStatement
+    from_stream: str
+    window: tuple[str, int] | None
+    keys: list[tuple[str, Fn]] = field(default_factory=list)
+    aggregates: list[AggregateCall] = field(default_factory=list)
+    where: Callable[[dict[str, Any]], bool] | None = None
+    having: Callable[[dict[str, Any]], bool] | None = None
+    select: list[tuple[str, Fn, exp.Expr]] = field(default_factory=list)
+
+    def group_values(self, row: dict[str, Any]) -> tuple[tuple[Any, ...], list[Any]]:
+        """(key tuple, aggregate arguments) of one input row."""
+        key = tuple(fn(row) for _, fn in self.keys)
+        return key, [None if a.arg is None else a.arg(row) for a in self.aggregates]
+
+    def grouped_row(
+        self, key: tuple[Any, ...], start_us: int, end_us: int, results: list[Any]
+    ) -> list[Any] | None:
+        """The SELECT values of one closed window, or None when HAVING is not TRUE."""
+        env: dict[str, Any] = {f"__g{i}": v for i, v in enumerate(key)}
+        env.update((f"__a{i}", v) for i, v in enumerate(results))
+        env["__ws"] = EPOCH + dt.timedelta(microseconds=start_us)
+        env["__we"] = EPOCH + dt.timedelta(microseconds=end_us)
+        if self.having is not None and not self.having(env):
+            return None
+        return [fn(env) for _, fn, _ in self.select]
+
+    def row(self, env: dict[str, Any]) -> list[Any] | None:
+        """The SELECT values of one row of a per-row pump, or None when WHERE is not TRUE."""
+        if self.where is not None and not self.where(env):
+            return None
+        return [fn(env) for _, fn, _ in self.select]
+
+
+def _blank_stagger(source: SourceText, pump: PumpStatement) -> tuple[str, str | None, int]:
+    """The SELECT without its `WINDOWED BY STAGGER (...)` clause, that clause's inside and its offset."""
+    text = pump.select
+    match = _STAGGER.search(text)
+    if not match:
+        return text, None, 0
+    depth, at = 0, match.end() - 1
+    for i in range(at, len(text)):
+        depth += {"(": 1, ")": -1}.get(text[i], 0)
+        if depth == 0:
+            inside = text[at + 1 : i]
+            return text[: match.start()] + " " * (i + 1 - match.start()) + text[i + 1 :], inside, at + 1
+    raise source.refuse(pump.select_offset + at, "WINDOWED BY STAGGER ( is never closed", "close it with )")
+
+
+def _is_time(node: exp.Expr, time_field: str) -> bool:
+    """ROWTIME (maybe qualified by its stream) or the time field's column."""
+    return isinstance(node, exp.Column) and name_of(node.this) in (ROWTIME, time_field)
+
+
+def _window_of(node: exp.Expr, time_field: str, source: SourceText, base: int) -> int | None:
+    """Tumbling window size (µs) if `node` is STEP(time BY interval) or FLOOR(time TO unit)."""
+    if isinstance(node, Step) and _is_time(node.this, time_field):
+        return int(interval_seconds(source, base, node.expression) * 1_000_000)
+    if isinstance(node, exp.Floor) and node.args.get("to") is not None and _is_time(node.this, time_field):
+        unit = node.args["to"].name.upper()
+        if unit not in _UNIT_SECONDS:
+            raise source.refuse(
+                base + node_offset(node), f"FLOOR(ROWTIME TO {unit}) as a window", _FLOOR_TOO_LONG
+            )
+        return _UNIT_SECONDS[unit] * 1_000_000
+    return None
+
+
+def _aggregate(node: exp.Expr, compiler: ExpressionCompiler) -> AggregateCall:
+    distinct = isinstance(node.this, exp.Distinct)
+    inner = node.this.expressions[0] if distinct else node.this
+    if isinstance(node, exp.Count):
+        if isinstance(inner, exp.Star) or inner is None:
+            return AggregateCall("count", node.sql("kdasql"), None)
+        arg = compiler.compile(inner)
+        if distinct:
+            return AggregateCall("count_distinct", node.sql("kdasql"), arg)
+        return AggregateCall("sum", node.sql("kdasql"), lambda row: 0 if arg(row) is None else 1)
+    kinds = {exp.Sum: "sum", exp.Min: "min", exp.Max: "max", exp.Avg: "avg"}
+    for kind_type, kind in kinds.items():
+        if isinstance(node, kind_type):
+            if distinct and kind in ("sum", "avg"):
+                raise compiler.refuse(
+                    node, f"{kind.upper()}(DISTINCT ...) is not supported", f"write {kind.upper()}(x)"
+                )
+            return AggregateCall(kind, node.sql("kdasql"), compiler.compile(inner))
+    raise compiler.refuse(
+        node, f"aggregate {sql_of(node)} is not supported", "use COUNT, SUM, MIN, MAX or AVG"
+    )
+
+
+def compile_pump(
+    source: SourceText, pump: PumpStatement, time_field: str, resolve: Callable[[str, exp.Column], str]
+) -> PumpPlan:
+    """Check one pump against the subset and compile it. `resolve` maps the FROM stream's columns."""
+    base = pump.select_offset
+    text, stagger, stagger_at = _blank_stagger(source, pump)
+    select = parse_select(source, text, base)
+    if not isinstance(select, exp.Select):
+        raise source.refuse(base, f"a pump's query must be one SELECT STREAM, not {type(select).__name__.upper()}",
+                            "write one SELECT STREAM per pump; several pumps may insert into one stream")  # fmt: skip
+    _refuse_outside_subset(source, base, select)
+    from_ = select.args.get("from_") or select.args.get("from")
+    table = from_.this if from_ is not None else None
+    if not isinstance(table, exp.Table) or table.args.get("db") is not None:
+        raise source.refuse(base + (node_offset(table) if table is not None else 0),
+                            "a pump reads FROM one stream by name",
+                            'write FROM "SOURCE_SQL_STREAM_001" or an in-application stream; TABLE(...) and subqueries are not supported')  # fmt: skip
+    from_stream = name_of(table.this)
+    row_compiler = ExpressionCompiler(source, base, resolve)
+    plan = PumpPlan(pump, from_stream, None)
+    where = select.args.get("where")
+    if where is not None:
+        plan.where = row_compiler.condition(where.this)
+    group = select.args.get("group")
+    group_items: list[exp.Expr] = list(group.expressions) if group is not None else []
+    window_item: exp.Expr | None = None
+    window: tuple[str, int] | None = None
+    if stagger is not None:
+        if group_items:
+            raise source.refuse(base + node_offset(group_items[0]), "GROUP BY with WINDOWED BY STAGGER",
+                                "a stagger window groups by its PARTITION BY; drop the GROUP BY")  # fmt: skip
+        group_items, size_us = _stagger_clause(source, base + stagger_at, stagger)
+        window = ("stagger", size_us)
+    else:
+        for item in group_items:
+            size = _window_of(item, time_field, source, base)
+            if size is not None and window is None:
+                window, window_item = ("tumbling", size), item
+        if group_items and window is None:
+            raise source.refuse(base + node_offset(group_items[0]), "a streaming GROUP BY needs a window",
+                                "add STEP(ROWTIME BY INTERVAL '1' MINUTE) or FLOOR(ROWTIME TO MINUTE) to GROUP BY")  # fmt: skip
+    keys = [item for item in group_items if item is not window_item]
+    aggregate_nodes = [n for n in select.find_all(exp.AggFunc) if not isinstance(n.parent, exp.AggFunc)]
+    having = select.args.get("having")
+    if having is not None:
+        aggregate_nodes += list(having.find_all(exp.AggFunc))
+    if window is None:
+        if aggregate_nodes:
+            raise source.refuse(base + node_offset(aggregate_nodes[0]), f"{sql_of(aggregate_nodes[0])} without a window",
+                                "add GROUP BY STEP(ROWTIME BY INTERVAL '1' MINUTE) (a tumbling window)")  # fmt: skip
+        if having is not None:
+            raise source.refuse(base + node_offset(having), "HAVING without GROUP BY", "use WHERE")
+        plan.select = [(_output_name(e), row_compiler.compile(e), e) for e in select.expressions]
+        return plan
+    plan.window = window
+    plan.keys = [(key_of(k), row_compiler.compile(k)) for k in keys]
+    seen: dict[str, int] = {}
+    for node in aggregate_nodes:
+        if key_of(node) not in seen:
+            seen[key_of(node)] = len(plan.aggregates)
+            plan.aggregates.append(_aggregate(node, row_compiler))
+    substitutions = {key_of(k): f"__g{i}" for i, k in enumerate(keys)}
+    substitutions.update((sql, f"__a{i}") for sql, i in seen.items())
+    if window_item is not None:
+        substitutions[key_of(window_item)] = "__ws"
+
+    def ungrouped(name: str, column: exp.Column) -> str:
+        raise source.refuse(base + node_offset(column), f"column {sql_of(column)} is neither in GROUP BY nor aggregated",
+                            f"add it to GROUP BY or aggregate it, e.g. MAX({sql_of(column)})")  # fmt: skip
+
+    grouped = ExpressionCompiler(source, base, ungrouped, substitutions)
+    plan.select = [(_output_name(e), grouped.compile(e), e) for e in select.expressions]
+    if having is not None:
+        plan.having = grouped.condition(having.this)
+    return plan
+
+
+def _stagger_clause(source: SourceText, at: int, inside: str) -> tuple[list[exp.Expr], int]:
+    """`PARTITION BY a, b RANGE INTERVAL '1' MINUTE` -> ([a, b], size in µs)."""
+    match = re.match(
+        r"\s*PARTITION\s+BY\s+(.+?)\s+RANGE\s+(INTERVAL\s+.+?)\s*$", inside, re.IGNORECASE | re.DOTALL
+    )
+    if not match:
+        raise source.refuse(at, "a stagger window is (PARTITION BY cols RANGE INTERVAL 'n' UNIT)",
+                            "write WINDOWED BY STAGGER (PARTITION BY \"k\" RANGE INTERVAL '1' MINUTE)")  # fmt: skip
+    parsed = parse_select(source, "SELECT" + " " * (match.start(1) - 6) + match.group(1), at)
+    interval = parse_select(source, "SELECT" + " " * (match.start(2) - 6) + match.group(2), at)
+    if not isinstance(parsed, exp.Select) or not isinstance(interval, exp.Select):
+        raise source.refuse(
+            at, "cannot read this stagger window", "write (PARTITION BY cols RANGE INTERVAL 'n' UNIT)"
+        )
+    size_us = int(interval_seconds(source, at, interval.expressions[0]) * 1_000_000)
+    return list(parsed.expressions), size_us
+
+
+def _output_name(node: exp.Expr) -> str:
+    if isinstance(node, exp.Alias):
+        return name_of(node.args["alias"])
+    if isinstance(node, exp.Column):
+        return name_of(node.this)
+    return node.sql("kdasql")
+
+
+_REFUSED: list[tuple[type, str, str]] = [
+    (exp.Join, "JOIN is not supported", "run one app per input stream and join in Athena (tidelake query)"),
+    (exp.Subquery, "subqueries are not supported", "chain pumps through an in-application stream instead"),
+    (exp.Window, "OVER windows (sliding windows) are not supported yet",
+     "use a tumbling window (GROUP BY STEP(ROWTIME BY ...)) or the TOML spec's window = \"sliding:...\""),
+    (exp.Order, "ORDER BY is not supported on a stream", "drop it; rows come out in window order"),
+    (exp.Limit, "LIMIT is not supported on a stream", "drop it; filter with WHERE or HAVING"),
+    (exp.Distinct, "SELECT DISTINCT is not supported", "GROUP BY the columns in a tumbling window"),
+]  # fmt: skip
+
+
+#: The keyword a refused clause starts with: its position is the keyword's, not its first name's.
+_KEYWORDS: dict[type, str] = {
+    exp.Join: "JOIN",
+    exp.Subquery: "(",
+    exp.Order: "ORDER",
+    exp.Limit: "LIMIT",
+    exp.Distinct: "DISTINCT",
+}
+
+
+def _refuse_outside_subset(source: SourceText, base: int, select: exp.Select) -> None:
+    text = source.text.upper()
+    for node in select.walk():
+        for kind, what, instead in _REFUSED:
+            if isinstance(node, kind) and not (kind is exp.Distinct and isinstance(node.parent, exp.AggFunc)):
+                at = base + node_offset(node)
+                keyword = _KEYWORDS.get(kind)
+                found = text.rfind(keyword, base, at + 1) if keyword else -1
+                raise source.refuse(found if found >= 0 else at, what, instead)
+        if isinstance(node, exp.Column) and name_of(node.this) == "CURRENT_ROW_TIMESTAMP":
+            raise source.refuse(base + node_offset(node), "CURRENT_ROW_TIMESTAMP (arrival time) is not supported",
+                                "use ROWTIME, which tidelake reads as the event time")  # fmt: skip
