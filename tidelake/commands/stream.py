@@ -17,7 +17,10 @@ from core.errors import ConfigError
 from core.events import EVENT_TIME_FIELD
 from core.status_board import StatusPublisher
 from core.topics import ANALYTICS_PREFIX, CLICKSTREAM_EVENTS
-from stream_apps.catalog import resolve_spec, shipped_specs
+from stream_apps.catalog import resolve_spec, resolve_sql, shipped_specs, shipped_sql
+from stream_apps.kda_sql.apps import parse_outputs, sql_app_spec
+from stream_apps.kda_sql.inputs import load_input_schema
+from stream_apps.kda_sql.program import load_program
 from stream_apps.spec import AppSpec, spec_from_mapping, spec_to_mapping
 from stream_apps.worker import Progress, StreamWorker, WorkerOptions
 from tidelake.commands.options import (
@@ -42,7 +45,7 @@ class Runtime(StrEnum):
 
 
 def register(root: typer.Typer) -> None:
-    """Add `tidelake stream list|run` to the root `tidelake` app."""
+    """Add `tidelake stream list|run|explain` to the root `tidelake` app."""
     root.add_typer(app, name="stream")
 
 
@@ -50,8 +53,14 @@ def register(root: typer.Typer) -> None:
 def list_apps(json_output: JsonOption = False) -> None:
     """List the shipped stream apps with their window, key, aggregates and output topic."""
     specs = shipped_specs()
+    programs = shipped_sql()
     if json_output:
-        print_json({"apps": [spec_to_mapping(s) for s in specs.values()]})
+        print_json(
+            {
+                "apps": [spec_to_mapping(s) for s in specs.values()],
+                "sql_apps": [{"name": name, "sql": str(path)} for name, path in programs.items()],
+            }
+        )
         return
     table = Table(
         "app", "window", "key", "aggregates", "filters", caption="each app writes to analytics.<app>"
@@ -67,6 +76,56 @@ def list_apps(json_output: JsonOption = False) -> None:
             ", ".join(c.spelling for c in spec.filters) or "-",
         )
     console.print(table)
+    if programs:
+        sql_table = Table("app", "KDA SQL program", "plan", caption="tidelake stream run --sql NAME|FILE")
+        for name, path in programs.items():
+            sql_table.add_row(name, path.name, "\n".join(load_program(path).explain()[1:-1]))
+        console.print(sql_table)
+
+
+@app.command("explain")
+def explain(
+    program_file: Annotated[
+        str, typer.Argument(metavar="APP.sql", help="A KDA SQL program, or a shipped one's name.")
+    ],
+    time_field: Annotated[
+        str | None,
+        typer.Option(
+            "--time-field",
+            metavar="FIELD",
+            help="Event-time field read as ROWTIME.",
+            show_default="event_time",
+        ),
+    ] = None,
+    input_schema: Annotated[
+        Path | None,
+        typer.Option(
+            "--input-schema", metavar="FILE", help="KDA RecordColumns JSON: Name, SqlType, Mapping."
+        ),
+    ] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Print the plan of a Kinesis Data Analytics SQL program: windows, keys, aggregates, outputs.
+
+    Refuses what is outside the supported subset with its line and column (docs/kda-sql.md).
+    """
+    columns = load_input_schema(input_schema) if input_schema is not None else ()
+    program = load_program(resolve_sql(program_file), time_field, columns)
+    if json_output:
+        grouped = program.grouped
+        print_json(
+            {
+                "pumps": [p.statement.name for p in program.pumps],
+                "window": None if grouped is None or grouped.window is None else
+                {"kind": grouped.window[0], "size_s": grouped.window[1] / 1_000_000},
+                "keys": [] if grouped is None else [k for k, _ in grouped.keys],
+                "aggregates": [] if grouped is None else [a.sql for a in grouped.aggregates],
+                "output": {"stream": program.output.name, "columns": [c.name for c in program.output.columns]},
+            }
+        )  # fmt: skip
+        return
+    for line in program.explain():
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 def _adhoc_spec(
@@ -136,9 +195,40 @@ def run(
         str | None,
         typer.Argument(metavar="NAME|SPEC", help="A shipped app (`tidelake stream list`) or a TOML spec."),
     ] = None,
+    sql: Annotated[
+        str | None,
+        typer.Option(
+            "--sql",
+            metavar="APP.sql",
+            help="Run a Kinesis Data Analytics SQL program (or a shipped one by name): SOURCE_SQL_STREAM_001 "
+            "reads --source, DESTINATION_SQL_STREAM goes to --sink-topic.",
+        ),
+    ] = None,
+    outputs: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--output",
+            metavar="STREAM=TOPIC",
+            help="With --sql: write an output stream other than DESTINATION_SQL_STREAM.",
+        ),
+    ] = None,
+    input_schema: Annotated[
+        Path | None,
+        typer.Option(
+            "--input-schema",
+            metavar="FILE",
+            help="With --sql: KDA RecordColumns JSON (Name, SqlType, Mapping); records that do not fit go to the DLQ.",
+        ),
+    ] = None,
     source: Annotated[
-        str, typer.Option("--source", metavar="TOPIC", help="Ad hoc: topic to read.")
-    ] = CLICKSTREAM_EVENTS,
+        str | None,
+        typer.Option(
+            "--source",
+            metavar="TOPIC",
+            help="Ad hoc or --sql: topic to read.",
+            show_default=CLICKSTREAM_EVENTS,
+        ),
+    ] = None,
     key_field: Annotated[
         str | None,
         typer.Option(
@@ -149,8 +239,14 @@ def run(
         ),
     ] = None,
     time_field: Annotated[
-        str, typer.Option("--time-field", metavar="FIELD", help="Ad hoc: event-time field.")
-    ] = EVENT_TIME_FIELD,
+        str | None,
+        typer.Option(
+            "--time-field",
+            metavar="FIELD",
+            help="Ad hoc or --sql: event-time field (ROWTIME).",
+            show_default=EVENT_TIME_FIELD,
+        ),
+    ] = None,
     window: Annotated[
         str | None,
         typer.Option(
@@ -242,13 +338,29 @@ def run(
 ) -> None:
     """Run a stream app until Ctrl-C: windows over the source topic, rows to analytics.<app>.
 
+    A shipped app or TOML spec by NAME|SPEC, an ad hoc app from flags, or a Kinesis Data Analytics
+    SQL program with --sql APP.sql (docs/kda-sql.md).
+
     Shows events in, windows open/closed and late events while it runs, and a summary at the end.
     """
-    if app_or_spec is not None:
+    if sql is not None:
+        if app_or_spec is not None or window or agg or filters or key_field:
+            msg = "--sql runs a KDA SQL program: give no NAME|SPEC, --window, --agg, --filter or --key-field with it"
+            raise ConfigError(msg)
+        spec = sql_app_spec(
+            resolve_sql(sql), source=source, sink_topic=sink_topic, outputs=parse_outputs(outputs or []),
+            input_schema=input_schema, time_field=time_field, allowed_lateness=allowed_lateness,
+            idle_timeout=idle_timeout, name=name,
+        )  # fmt: skip
+    elif outputs or input_schema is not None:
+        msg = "--output and --input-schema go with --sql APP.sql"
+        raise ConfigError(msg)
+    elif app_or_spec is not None:
         spec = resolve_spec(app_or_spec)
     else:
         spec = _adhoc_spec(
-            name=name, source=source, key_field=key_field, time_field=time_field, window=window, aggs=agg or [],
+            name=name, source=source or CLICKSTREAM_EVENTS, key_field=key_field,
+            time_field=time_field or EVENT_TIME_FIELD, window=window, aggs=agg or [],
             filters=filters or [], allowed_lateness=allowed_lateness, idle_timeout=idle_timeout, emit=emit,
             sink_topic=sink_topic,
         )  # fmt: skip
