@@ -316,7 +316,7 @@ class Engine:
         compaction swap), within the same time limit; see the module docstring."""
         control = control or RunControl()
         database = (database or "default").lower()
-        with self._session() as session, self._in_database(session, database):
+        with self._session() as session:
             text = check_statement(sql, parser=session)
             deadline = time.monotonic() + self.limits.timeout_s
             for attempt in range(VANISHED_FILE_RETRIES + 1):
@@ -346,7 +346,7 @@ class Engine:
         except QueryCancelled as exc:
             control.reason = control.reason or f"time limit of {self.limits.timeout_s:g} s"
             raise QueryCancelled(f"query cancelled: {control.reason} (listing the lake)") from exc
-        with self._project(text, params, database):
+        with self._in_database(session, database), self._project(text, params, database):
             return self._measured(session, text, params, control, deadline)
 
     def _measured(

@@ -300,7 +300,8 @@ class GlueService:
     """The Data Catalog over `lake` (a folder, the bucket `bucket`), with its own entries in
     `<state_dir>/catalog.sqlite3`. Thread-safe; `close()` closes the SQLite file.
 
-    `clock` (epoch seconds) dates created entries; tests pass their own."""
+    `clock` (epoch seconds) dates created entries; tests pass their own. `read_only` opens the
+    entries without creating or changing anything (`queries.glue_store`)."""
 
     def __init__(
         self,
@@ -309,16 +310,18 @@ class GlueService:
         *,
         bucket: str = LAKE_BUCKET,
         clock: Callable[[], float] = time.time,
+        read_only: bool = False,
     ) -> None:
         self.lake = lake
         self.bucket = bucket
         self.clock = clock
-        self.store = GlueStore(state_dir / "catalog.sqlite3")
+        self.store = GlueStore(state_dir / "catalog.sqlite3", read_only=read_only)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> GlueService:
-        """The service of `tidelake serve`: the configured lake, entries under `<runtime.state_dir>/glue/`."""
-        return cls(settings.lake.root, settings.runtime.state_dir / "glue")
+    def from_settings(cls, settings: Settings, *, read_only: bool = False) -> GlueService:
+        """The service of `tidelake serve`: the configured lake, entries under `<runtime.state_dir>/glue/`;
+        `read_only` (for `tidelake query`, beside a running serve) creates and changes nothing."""
+        return cls(settings.lake.root, settings.runtime.state_dir / "glue", read_only=read_only)
 
     def close(self) -> None:
         self.store.close()

@@ -8,6 +8,10 @@ botocore's Glue model, timestamps as epoch seconds); names are the lower-case na
 The lake's own datasets are not stored here: they are found in the lake on every call
 (`queries.catalog.discover`). Thread-safe: one connection behind a lock; every write is one
 transaction, so a crash leaves each entry either fully there or not at all.
+
+`GlueStore(path, read_only=True)` (what `tidelake query` opens while serve may be writing) never
+creates or changes anything: a missing file is an empty catalog, and a write raises
+sqlite3.OperationalError.
 """
 
 from __future__ import annotations
@@ -31,10 +35,21 @@ CREATE TABLE IF NOT EXISTS partitions (
 class GlueStore:
     """Databases, tables and partitions as Glue JSON, by name; `close()` closes the file."""
 
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    def __init__(self, path: Path, *, read_only: bool = False) -> None:
         self.path = path
         self._lock = threading.Lock()
+        if read_only:
+            # an empty in-memory catalog when serve never made one; else the file, opened read-only:
+            # beside a running serve (its WAL file is there) through SQLite's shared memory, else as
+            # an immutable file, so that not even SQLite's -wal and -shm files are made
+            running = path.with_name(path.name + "-wal").exists()
+            mode = "?mode=ro" if running else "?mode=ro&immutable=1"
+            where = path.resolve().as_uri() + mode if path.is_file() else ":memory:"
+            self._db = sqlite3.connect(where, uri=True, check_same_thread=False, isolation_level=None)
+            if where == ":memory:":
+                self._db.executescript(_SCHEMA)
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         with self._lock:
             self._db.execute("PRAGMA journal_mode=WAL")

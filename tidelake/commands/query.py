@@ -35,6 +35,14 @@ def _engine(settings: Settings, sessions: int = 1) -> Any:
     return Engine(settings.lake.root, limits, sessions=sessions)
 
 
+def _glue_reader(settings: Settings) -> Any:
+    """Glue's catalog as serve keeps it (`<runtime.state_dir>/glue/`), opened read-only, so tables made
+    by CREATE EXTERNAL TABLE or Glue's CreateTable answer `tidelake query` as they answer Athena."""
+    from queries.glue_api import GlueService
+
+    return GlueService.from_settings(settings, read_only=True)
+
+
 def query(
     sql: Annotated[str | None, typer.Argument(help="SQL, or the name of a named query (see --list).")] = None,
     file: Annotated[
@@ -54,6 +62,17 @@ def query(
     list_named: Annotated[
         bool, typer.Option("--list", help="List the named queries and their parameters.")
     ] = False,
+    database: Annotated[
+        str | None,
+        typer.Option(
+            "--database",
+            "-d",
+            metavar="NAME",
+            show_default="default, the lake",
+            help="Where bare table names are looked up first, like Athena's QueryExecutionContext.Database. "
+            "Glue tables made through serve are read from its state folder.",
+        ),
+    ] = None,
     lake: LakeOption = None,
 ) -> None:
     """Run one read-only SQL statement over the lake (like Athena), with bytes scanned and its cost."""
@@ -73,12 +92,17 @@ def query(
             "--param applies to named queries (or -f files with `-- param:` headers); see --list"
         )
     settings = settings_from(lake=lake)
-    with _engine(settings) as engine:
-        if chosen is not None:
-            named.check_inputs(chosen, engine)
-            result = engine.run(chosen.sql, chosen.bind(params))
-        else:
-            result = engine.run(sql or "")
+    glue = _glue_reader(settings)
+    try:
+        with _engine(settings) as engine:
+            engine.attach_glue(glue.stored_sources)
+            if chosen is not None:
+                named.check_inputs(chosen, engine)
+                result = engine.run(chosen.sql, chosen.bind(params), database=database)
+            else:
+                result = engine.run(sql or "", database=database)
+    finally:
+        glue.close()
     bill = athena_bill(result.bytes_scanned)
     table = result.table
     if out is not None:
