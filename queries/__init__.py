@@ -1,1 +1,58 @@
-"""Athena on DuckDB: the catalog, the sandboxed engine, billing, named queries and the HTTP API."""
+"""Athena on DuckDB: the catalog discovered from the lake, the sandboxed engine, named queries and
+the bill of each query.
+
+- `Engine(lake).run(sql)` -> `QueryResult` (rows, bytes scanned), within `Limits`;
+- `discover(lake)` -> the catalog's `Table`s (columns, partitions, rows, bytes);
+- `load_all()` -> the `NamedQuery`s of queries/sql/; `athena_bill(bytes)` -> the `Bill`.
+
+Public surface (`__all__`, guarded by tests/unit/test_exported_members.py). Names resolve on first
+use (PEP 562 `__getattr__`): `import queries` does not import DuckDB.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from queries.billing import Bill, athena_bill
+    from queries.catalog import Table, discover
+    from queries.engine import Engine, Limits, QueryResult
+    from queries.named import NamedQuery, load_all
+
+#: Each public name and the module that defines it.
+_SOURCES = {
+    "Bill": "queries.billing",
+    "Engine": "queries.engine",
+    "Limits": "queries.engine",
+    "NamedQuery": "queries.named",
+    "QueryResult": "queries.engine",
+    "Table": "queries.catalog",
+    "athena_bill": "queries.billing",
+    "discover": "queries.catalog",
+    "load_all": "queries.named",
+}
+
+__all__ = [
+    "Bill",
+    "Engine",
+    "Limits",
+    "NamedQuery",
+    "QueryResult",
+    "Table",
+    "athena_bill",
+    "discover",
+    "load_all",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _SOURCES.get(name)
+    if module is None:
+        msg = f"module {__name__!r} has no attribute {name!r}"
+        raise AttributeError(msg)
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

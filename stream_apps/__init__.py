@@ -1,1 +1,84 @@
-"""stream_apps"""
+"""Stream apps (the Kinesis Data Analytics part): windowed apps over a Kafka topic, with event
+time, idle close, a late-events side output and exactly one final row per window.
+
+- the spec: `load_spec` (a TOML file), `spec_from_mapping`, `resolve_spec` (a shipped name or a
+  path), `AppSpec`;
+- the window engine, with no I/O: `WindowEngine` fed `Record`s per partition, its `Outbox`,
+  `Counters`, and the window and aggregate parsers;
+- the runtimes: `StreamWorker` (aiokafka) and `FaustWorker` (Faust) with `WorkerOptions` and
+  `Progress`, and `FaustWindows`, which hosts a spec's windows inside your own `faust.App`
+  (docs/stream_apps.md, "Hosting tidelake's windows in your own Faust app").
+
+Public surface (`__all__`, guarded by tests/unit/test_exported_members.py). Names resolve on first
+use (PEP 562 `__getattr__`): `import stream_apps` imports neither Kafka clients nor Faust.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from stream_apps.aggregates import Aggregate, parse_aggregate
+    from stream_apps.catalog import resolve_spec, shipped_specs
+    from stream_apps.engine import Counters, Outbox, Record, WindowEngine
+    from stream_apps.faust_runtime import FaustWorker
+    from stream_apps.faust_windows import FaustWindows
+    from stream_apps.spec import AppSpec, load_spec, spec_from_mapping
+    from stream_apps.windows import WindowSpec, parse_window
+    from stream_apps.worker import Progress, StreamWorker, WorkerOptions
+
+#: Each public name and the module that defines it.
+_SOURCES = {
+    "Aggregate": "stream_apps.aggregates",
+    "AppSpec": "stream_apps.spec",
+    "Counters": "stream_apps.engine",
+    "FaustWindows": "stream_apps.faust_windows",
+    "FaustWorker": "stream_apps.faust_runtime",
+    "Outbox": "stream_apps.engine",
+    "Progress": "stream_apps.worker",
+    "Record": "stream_apps.engine",
+    "StreamWorker": "stream_apps.worker",
+    "WindowEngine": "stream_apps.engine",
+    "WindowSpec": "stream_apps.windows",
+    "WorkerOptions": "stream_apps.worker",
+    "load_spec": "stream_apps.spec",
+    "parse_aggregate": "stream_apps.aggregates",
+    "parse_window": "stream_apps.windows",
+    "resolve_spec": "stream_apps.catalog",
+    "shipped_specs": "stream_apps.catalog",
+    "spec_from_mapping": "stream_apps.spec",
+}
+
+__all__ = [
+    "Aggregate",
+    "AppSpec",
+    "Counters",
+    "FaustWindows",
+    "FaustWorker",
+    "Outbox",
+    "Progress",
+    "Record",
+    "StreamWorker",
+    "WindowEngine",
+    "WindowSpec",
+    "WorkerOptions",
+    "load_spec",
+    "parse_aggregate",
+    "parse_window",
+    "resolve_spec",
+    "shipped_specs",
+    "spec_from_mapping",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _SOURCES.get(name)
+    if module is None:
+        msg = f"module {__name__!r} has no attribute {name!r}"
+        raise AttributeError(msg)
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
