@@ -42,6 +42,7 @@ upgrade: lock ## Refresh the lock, reinstall from it and run the whole suite
 
 test: install ## Run the whole suite (unit + integration + e2e) against a real Kafka it starts itself
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
+	cd examples/testing-with-tidelake && $(abspath $(PY)) -m pytest  # the plugin from outside the suite (own pytest.ini)
 
 unit: install ## Run only the unit tests (no broker)
 	$(PY) -m pytest tests/unit
