@@ -1,0 +1,59 @@
+"""Bare table names in the execution's database: boto3's QueryExecutionContext.Database and
+PyAthena's schema_name make `SELECT * FROM sales` read `uploads.sales`, as on Athena."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pyathena import connect
+
+from queries.s3_api import RESULTS_BUCKET
+from tests.integration.test_athena_ddl import LAKE, SALES_CSV, SALES_DDL, Stack
+
+pytestmark = pytest.mark.integration
+
+#: queries/service.py does not yet hand QueryExecutionContext.Database to Engine.run(database=...)
+#: (a one-line change its owner was asked for); strict, so the test fails once it does and the
+#: mark must go
+NEEDS_SERVICE = pytest.mark.xfail(
+    strict=True, reason="queries/service.py must pass execution.context['Database'] to Engine.run"
+)
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[Stack]:
+    one = Stack(tmp_path)
+    try:
+        one.s3.put_object(Bucket=LAKE, Key="uploads/sales/sales.csv", Body=SALES_CSV)
+        one.ok("CREATE DATABASE uploads")
+        one.ok(SALES_DDL)
+        yield one
+    finally:
+        one.close()
+
+
+def test_qualified_names_work_from_any_database(stack: Stack) -> None:
+    assert stack.ok("SELECT count(*) AS n FROM uploads.sales", "default") == [["n"], ["3"]]
+    assert stack.ok("SELECT count(*) AS n FROM uploads.sales", "uploads") == [["n"], ["3"]]
+
+
+@NEEDS_SERVICE
+def test_boto3_bare_name_in_the_context_database(stack: Stack) -> None:
+    assert stack.ok("SELECT count(*) AS n FROM sales", "uploads") == [["n"], ["3"]]
+
+
+@NEEDS_SERVICE
+def test_pyathena_schema_name_is_the_database_of_bare_names(stack: Stack) -> None:
+    url = stack.athena.meta.endpoint_url
+    cursor = connect(
+        s3_staging_dir=f"s3://{RESULTS_BUCKET}/",
+        region_name="us-east-1",
+        endpoint_url=url,
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+        schema_name="uploads",
+    ).cursor()
+    cursor.execute("SELECT item FROM sales WHERE id = 1")
+    assert cursor.fetchall() == [("apple",)]
