@@ -119,6 +119,12 @@ class WindowEngine:
         self.touched: set[tuple[Any, int]] = set()
         self.outbox = Outbox()
         self.counters = Counters()
+        # KDA SQL sliding windows (stream_apps/kda_sql/program.py): RANGE holds [t - size, t], ROWS n
+        # holds the row and the n before it, and each output row carries its input row's columns
+        program = spec.program
+        self._sliding_inclusive = bool(getattr(program, "sliding_inclusive", False))
+        self._sliding_rows: int | None = getattr(program, "sliding_rows", None)
+        self._carries_row = bool(getattr(program, "carries_row", False))
         self._parse_time = TimeParser()
         self._time_text: dict[int, str] = {}
 
@@ -155,6 +161,7 @@ class WindowEngine:
         filters, derive, fields = spec.filters, spec.derive, self._fields
         fixed_kind = spec.window.fixed
         program = spec.program
+        carries_row = self._carries_row
         tumbling_us = spec.window.size_us if spec.window.kind == "tumbling" else 0
         changes = spec.emit == "changes"
         fixed = self.fixed
@@ -203,6 +210,8 @@ class WindowEngine:
             if key.__class__ not in (str, int, float, bool, type(None), tuple):
                 key = json.dumps(key, sort_keys=True)
             values = [fields_of.get(f) if f else None for f in fields]
+            if carries_row:
+                values.append(fields_of.get("__row"))
             if tumbling_us:
                 accs = fixed.get((key, t - t % tumbling_us))
                 if accs is not None and not changes:
@@ -331,8 +340,15 @@ class WindowEngine:
             self.closed_through = max(self.closed_through, limit)
         if self.spec.window.kind == "sliding":
             horizon = self.closed_through - self.spec.window.size_us
+            rows_n = self._sliding_rows
             for key in list(self.sliding):
-                kept = [entry for entry in self.sliding[key] if entry[0] > horizon]
+                entries = self.sliding[key]
+                if rows_n is not None:  # events still to come need only the last n rows
+                    kept = entries[len(entries) - rows_n :] if rows_n else []
+                elif self._sliding_inclusive:
+                    kept = [entry for entry in entries if entry[0] >= horizon]
+                else:
+                    kept = [entry for entry in entries if entry[0] > horizon]
                 if kept:
                     self.sliding[key] = kept
                 else:
@@ -373,25 +389,34 @@ class WindowEngine:
 
     def _emit_sliding(self, released: list[tuple[Any, int]]) -> None:
         size = self.spec.window.size_us
+        rows_n, inclusive, carries_row = self._sliding_rows, self._sliding_inclusive, self._carries_row
         for key, t in dict.fromkeys(released):
             accs = [a.new() for a in self.aggs]
+            own = None
+            taken = 0
             for t2, values in reversed(self.sliding[key]):
                 if t2 > t:
                     continue
-                if t2 <= t - size:
+                if own is None and carries_row:
+                    own = values[-1]  # the last of the rows at t: KDA's last row carried the full count
+                if rows_n is not None:
+                    if taken > rows_n:
+                        break
+                    taken += 1
+                elif (t2 < t - size) if inclusive else (t2 <= t - size):
                     break
                 for i, agg in enumerate(self.aggs):
                     accs[i] = agg.add(accs[i], values[i], t2)
             self.counters.windows_opened += 1
-            self._emit(key, t - size, t, accs)
+            self._emit(key, t - size, t, accs, own=own)
 
     # -- output ------------------------------------------------------------------------------
-    def _emit(self, key: Any, start: int, end: int, accs: list[Any], final: bool = True) -> None:
+    def _emit(self, key: Any, start: int, end: int, accs: list[Any], final: bool = True,
+              own: dict[str, Any] | None = None) -> None:  # fmt: skip
         program = self.spec.program
         if program is not None:
-            rows = program.rows(
-                key, start, end, [agg.result(acc) for agg, acc in zip(self.aggs, accs, strict=True)]
-            )
+            results = [agg.result(acc) for agg, acc in zip(self.aggs, accs, strict=True)]
+            rows = program.rows(key, start, end, results, own)
             if final:
                 self.counters.windows_closed += 1
             self._emit_rows(f"{'' if key is None else key}|{self._format_time(start)}".encode(), rows)

@@ -58,6 +58,27 @@ class Program:
         return self.grouped is None
 
     @property
+    def sliding_rows(self) -> int | None:
+        """`ROWS n PRECEDING`: n (the engine counts rows instead of time)."""
+        return None if self.grouped is None else self.grouped.rows_preceding
+
+    @property
+    def sliding_inclusive(self) -> bool:
+        """KDA's RANGE window holds `[t - range, t]`: its lower bound is included (AWS, KDA SQL
+        Reference, "Windowed Aggregation on Streams": the 24-hour window at 2018-11-02 01:00 still
+        holds the reading of 2018-11-01 01:00)."""
+        return (
+            self.grouped is not None
+            and self.grouped.window is not None
+            and self.grouped.window[0] == "sliding"
+        )
+
+    @property
+    def carries_row(self) -> bool:
+        """A sliding window's output row carries its input row's own columns."""
+        return self.sliding_inclusive
+
+    @property
     def output(self) -> StreamStatement:
         return self.streams[self.pumps[-1].statement.target]
 
@@ -81,6 +102,8 @@ class Program:
                 key, args = pump.group_values(env)
                 prepared: dict[str, Any] = {"__key": key}
                 prepared.update((f"__a{i}", v) for i, v in enumerate(args))
+                if pump.window[0] == "sliding":
+                    prepared["__row"] = env
                 return prepared
             values = pump.row(env)
             if values is None:
@@ -89,12 +112,14 @@ class Program:
             env[ROWTIME] = rowtime
         return {"__rows": [self._typed(env)]}
 
-    def rows(self, key: Any, start_us: int, end_us: int, results: list[Any]) -> list[dict[str, Any]]:
-        """The output rows of one closed window of the windowed pump (none when HAVING drops it)."""
+    def rows(self, key: Any, start_us: int, end_us: int, results: list[Any],
+             own: dict[str, Any] | None = None) -> list[dict[str, Any]]:  # fmt: skip
+        """The output rows of one closed window of the windowed pump (none when HAVING drops it);
+        `own` is a sliding window's input row."""
         grouped = self.grouped
         if grouped is None:
             return []
-        values = grouped.grouped_row(key if isinstance(key, tuple) else (), start_us, end_us, results)
+        values = grouped.grouped_row(key if isinstance(key, tuple) else (), start_us, end_us, results, own)
         if values is None:
             return []
         env = self._named(grouped, values)
@@ -128,6 +153,10 @@ class Program:
                 lines.append(f"{head}, per row{' with WHERE' if pump.where else ''}")
                 continue
             kind, size_us = pump.window
+            if pump.rows_preceding is not None:
+                kind, size_us = f"sliding ROWS {pump.rows_preceding} PRECEDING", 0
+            elif kind == "sliding":
+                kind = "sliding RANGE [t - range, t]"
             keys = ", ".join(k for k, _ in pump.keys) or "(none: one row per window)"
             aggs = ", ".join(a.sql for a in pump.aggregates) or "(none)"
             extra = "".join([" with WHERE" if pump.where else "", " and HAVING" if pump.having else ""])

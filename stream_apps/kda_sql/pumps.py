@@ -61,17 +61,20 @@ class PumpPlan:
     where: Callable[[dict[str, Any]], bool] | None = None
     having: Callable[[dict[str, Any]], bool] | None = None
     select: list[tuple[str, Fn, exp.Expr]] = field(default_factory=list)
+    #: A sliding window of `ROWS n PRECEDING` (n); None for RANGE INTERVAL ... PRECEDING.
+    rows_preceding: int | None = None
 
     def group_values(self, row: dict[str, Any]) -> tuple[tuple[Any, ...], list[Any]]:
         """(key tuple, aggregate arguments) of one input row."""
         key = tuple(fn(row) for _, fn in self.keys)
         return key, [None if a.arg is None else a.arg(row) for a in self.aggregates]
 
-    def grouped_row(
-        self, key: tuple[Any, ...], start_us: int, end_us: int, results: list[Any]
-    ) -> list[Any] | None:
-        """The SELECT values of one closed window, or None when HAVING is not TRUE."""
-        env: dict[str, Any] = {f"__g{i}": v for i, v in enumerate(key)}
+    def grouped_row(self, key: tuple[Any, ...], start_us: int, end_us: int, results: list[Any],
+                    own: dict[str, Any] | None = None) -> list[Any] | None:  # fmt: skip
+        """The SELECT values of one closed window (of a sliding window: `own` is the row's own
+        columns), or None when HAVING is not TRUE."""
+        env: dict[str, Any] = dict(own) if own else {}
+        env.update((f"__g{i}", v) for i, v in enumerate(key))
         env.update((f"__a{i}", v) for i, v in enumerate(results))
         env["__ws"] = EPOCH + dt.timedelta(microseconds=start_us)
         env["__we"] = EPOCH + dt.timedelta(microseconds=end_us)
@@ -168,6 +171,12 @@ def compile_pump(
         plan.where = row_compiler.condition(where.this)
     group = select.args.get("group")
     group_items: list[exp.Expr] = list(group.expressions) if group is not None else []
+    overs = [n for n in select.find_all(exp.Window) if isinstance(n.this, exp.AggFunc)]
+    if overs:
+        if group_items or stagger is not None or select.args.get("having") is not None:
+            raise source.refuse(base + node_offset(overs[0]), "OVER (a sliding window) with GROUP BY, STAGGER or HAVING",
+                                "a pump is either a sliding window (agg OVER w) or a GROUP BY window")  # fmt: skip
+        return _sliding(source, base, select, overs, plan, row_compiler)
     window_item: exp.Expr | None = None
     window: tuple[str, int] | None = None
     if stagger is not None:
@@ -220,6 +229,58 @@ def compile_pump(
     return plan
 
 
+def _sliding(source: SourceText, base: int, select: exp.Select, overs: list[exp.Window], plan: PumpPlan,
+             row_compiler: ExpressionCompiler) -> PumpPlan:  # fmt: skip
+    """`agg OVER w` with `w AS ([PARTITION BY ...] RANGE INTERVAL ... PRECEDING | ROWS n PRECEDING)`
+    (AWS, KDA SQL Reference, "WINDOW Clause (Sliding Windows)"): one row per input row."""
+    named = {name_of(w.this): w for w in select.args.get("windows") or []}
+    specs = []
+    for over in overs:
+        alias = over.args.get("alias")
+        if alias is not None and name_of(alias) not in named:
+            raise source.refuse(base + node_offset(over), f"window {name_of(alias)} is not defined",
+                                f"add WINDOW {name_of(alias)} AS (RANGE INTERVAL '1' MINUTE PRECEDING)")  # fmt: skip
+        specs.append(named[name_of(alias)] if alias is not None else over)
+    shapes = {
+        (sql_of(w.args["spec"]) if w.args.get("spec") else "", tuple(sql_of(p) for p in w.args.get("partition_by") or []))
+        for w in specs
+    }  # fmt: skip
+    if len(shapes) > 1:
+        raise source.refuse(base + node_offset(overs[1]), "aggregates over different windows in one pump",
+                            "give every aggregate of a pump the same window (one pump per window)")  # fmt: skip
+    window = specs[0]
+    frame = window.args.get("spec")
+    side = str(frame.args.get("start_side") or "").upper() if frame is not None else ""
+    if (
+        frame is None
+        or window.args.get("order") is not None
+        or frame.args.get("end") is not None
+        or side != "PRECEDING"
+    ):
+        raise source.refuse(base + node_offset(overs[0]), "a sliding window is RANGE INTERVAL 'n' UNIT PRECEDING or ROWS n PRECEDING",
+                            "write WINDOW w AS (PARTITION BY \"k\" RANGE INTERVAL '1' MINUTE PRECEDING)")  # fmt: skip
+    start = frame.args.get("start")
+    if str(frame.args.get("kind")).upper() == "ROWS":
+        if not isinstance(start, exp.Literal) or start.is_string or not str(start.this).isdigit():
+            raise source.refuse(
+                base + node_offset(overs[0]), "ROWS needs a whole number", "write ROWS 10 PRECEDING"
+            )
+        plan.rows_preceding = int(start.this)
+        plan.window = ("sliding", 1)
+    else:
+        plan.window = ("sliding", int(interval_seconds(source, base, start) * 1_000_000))
+    keys = list(window.args.get("partition_by") or [])
+    plan.keys = [(key_of(k), row_compiler.compile(k)) for k in keys]
+    substitutions = {key_of(k): f"__g{i}" for i, k in enumerate(keys)}
+    for over in overs:
+        if key_of(over) not in substitutions:
+            substitutions[key_of(over)] = f"__a{len(plan.aggregates)}"
+            plan.aggregates.append(_aggregate(over.this, row_compiler))
+    own = ExpressionCompiler(source, base, row_compiler.resolve, substitutions)
+    plan.select = [(_output_name(e), own.compile(e), e) for e in select.expressions]
+    return plan
+
+
 def _stagger_clause(source: SourceText, at: int, inside: str) -> tuple[list[exp.Expr], int]:
     """`PARTITION BY a, b RANGE INTERVAL '1' MINUTE` -> ([a, b], size in µs)."""
     match = re.match(
@@ -249,8 +310,6 @@ def _output_name(node: exp.Expr) -> str:
 _REFUSED: list[tuple[type, str, str]] = [
     (exp.Join, "JOIN is not supported", "run one app per input stream and join in Athena (tidelake query)"),
     (exp.Subquery, "subqueries are not supported", "chain pumps through an in-application stream instead"),
-    (exp.Window, "OVER windows (sliding windows) are not supported yet",
-     "use a tumbling window (GROUP BY STEP(ROWTIME BY ...)) or the TOML spec's window = \"sliding:...\""),
     (exp.Order, "ORDER BY is not supported on a stream", "drop it; rows come out in window order"),
     (exp.Limit, "LIMIT is not supported on a stream", "drop it; filter with WHERE or HAVING"),
     (exp.Distinct, "SELECT DISTINCT is not supported", "GROUP BY the columns in a tumbling window"),

@@ -259,3 +259,97 @@ def test_late_event_of_a_sql_app_goes_to_late_events() -> None:
     ]
     assert engine.counters.late == 1
     assert len(engine.outbox.late) == 1
+
+
+WEATHER = [
+    ("2018-11-01 01:00", "Denver", 29), ("2018-11-01 01:00", "Anchorage", 2), ("2018-11-01 06:00", "Miami", 65),
+    ("2018-11-01 07:00", "Denver", 32), ("2018-11-01 09:00", "Anchorage", 9), ("2018-11-01 13:00", "Denver", 50),
+    ("2018-11-01 17:00", "Anchorage", 10), ("2018-11-01 18:00", "Miami", 71), ("2018-11-01 19:00", "Denver", 43),
+    ("2018-11-02 01:00", "Anchorage", 4), ("2018-11-02 01:00", "Denver", 39), ("2018-11-02 07:00", "Denver", 46),
+    ("2018-11-02 09:00", "Anchorage", 3), ("2018-11-02 13:00", "Denver", 56), ("2018-11-02 17:00", "Anchorage", 2),
+    ("2018-11-02 19:00", "Denver", 50), ("2018-11-03 01:00", "Denver", 36), ("2018-11-03 01:00", "Anchorage", 1),
+]  # fmt: skip
+
+
+def test_aws_sliding_window_example_with_its_inclusive_lower_bound() -> None:
+    """AWS, KDA SQL Reference, "Windowed Aggregation on Streams": MIN and MAX of TEMP over
+    RANGE INTERVAL '1' DAY PRECEDING on WEATHERSTREAM. The docs' results, except that two readings
+    at one time are one row here (the last of AWS's two rows, which counts both): at 2018-11-02 01:00
+    the window still holds 2018-11-01 01:00 (MIN 2), which `(t - 1 day, t]` would not."""
+    sql = """
+    CREATE OR REPLACE STREAM "DESTINATION_SQL_STREAM" (ROWTIME_OUT TIMESTAMP, WMIN_TEMP INTEGER, WMAX_TEMP INTEGER);
+    CREATE OR REPLACE PUMP "P" AS INSERT INTO "DESTINATION_SQL_STREAM"
+      SELECT STREAM ROWTIME, MIN(TEMP) OVER W1 AS WMIN_TEMP, MAX(TEMP) OVER W1 AS WMAX_TEMP
+      FROM "SOURCE_SQL_STREAM_001"
+      WINDOW W1 AS (RANGE INTERVAL '1' DAY PRECEDING);
+    """
+    events = [{"event_time": f"{t}:00Z", "CITY": city, "TEMP": temp} for t, city, temp in WEATHER]
+    rows = run_sql(sql, events, partitions=1)
+    stated = [  # AWS's results table (ROWTIME, WMIN_TEMP, WMAX_TEMP), ties as the last row of each
+        ("2018-11-01 01:00", 2, 29), ("2018-11-01 06:00", 2, 65), ("2018-11-01 07:00", 2, 65),
+        ("2018-11-01 09:00", 2, 65), ("2018-11-01 13:00", 2, 65), ("2018-11-01 17:00", 2, 65),
+        ("2018-11-01 18:00", 2, 71), ("2018-11-01 19:00", 2, 71), ("2018-11-02 01:00", 2, 71),
+        ("2018-11-02 07:00", 4, 71), ("2018-11-02 09:00", 3, 71), ("2018-11-02 13:00", 3, 71),
+        ("2018-11-02 17:00", 2, 71), ("2018-11-02 19:00", 2, 56), ("2018-11-03 01:00", 1, 56),
+    ]  # fmt: skip
+    assert rows == [
+        {"ROWTIME_OUT": f"{t.replace(' ', 'T')}:00.000000Z", "WMIN_TEMP": low, "WMAX_TEMP": high}
+        for t, low, high in stated
+    ]
+
+
+def test_sliding_range_partitioned_rows_carry_their_own_columns_and_equal_duckdb() -> None:
+    events = clickstream(400, seed=13, visitors=6)
+    sql = """
+    CREATE OR REPLACE STREAM "DESTINATION_SQL_STREAM" ("visitor_id" VARCHAR(8), "event_time" TIMESTAMP,
+        "page" VARCHAR(32), "views_1m" BIGINT, "bytes_1m" BIGINT, "pages_1m" BIGINT);
+    CREATE OR REPLACE PUMP "P" AS INSERT INTO "DESTINATION_SQL_STREAM"
+      SELECT STREAM "visitor_id", ROWTIME, "page", COUNT(*) OVER w, SUM("bytes") OVER w, COUNT(DISTINCT "page") OVER w
+      FROM "SOURCE_SQL_STREAM_001"
+      WINDOW w AS (PARTITION BY "visitor_id" RANGE INTERVAL '1' MINUTE PRECEDING);
+    """
+    expected = duckdb_rows(
+        events,
+        """SELECT visitor_id, t AS event_time, page,
+                  (SELECT count(*) FROM ev e WHERE e.visitor_id = ev.visitor_id AND e.t BETWEEN ev.t - INTERVAL 1 MINUTE AND ev.t) AS views_1m,
+                  (SELECT sum(bytes) FROM ev e WHERE e.visitor_id = ev.visitor_id AND e.t BETWEEN ev.t - INTERVAL 1 MINUTE AND ev.t) AS bytes_1m,
+                  (SELECT count(DISTINCT page) FROM ev e WHERE e.visitor_id = ev.visitor_id AND e.t BETWEEN ev.t - INTERVAL 1 MINUTE AND ev.t) AS pages_1m
+           FROM ev""",
+    )  # fmt: skip
+    assert len({(e["visitor_id"], e["event_time"]) for e in events}) == len(events)  # no ties: one row each
+    rows = run_sql(sql, events)
+    assert len(rows) == 400
+    assert sorted_rows(rows) == expected
+
+
+def test_sliding_rows_preceding_and_rows_sharing_a_time_are_one_row() -> None:
+    sql = """
+    CREATE OR REPLACE STREAM "DESTINATION_SQL_STREAM" ("k" VARCHAR(4), "v" INTEGER, "last3" INTEGER, "n" BIGINT);
+    CREATE OR REPLACE PUMP "P" AS INSERT INTO "DESTINATION_SQL_STREAM"
+      SELECT STREAM "k", "v", SUM("v") OVER (PARTITION BY "k" ROWS 2 PRECEDING),
+             COUNT(*) OVER (PARTITION BY "k" ROWS 2 PRECEDING)
+      FROM "SOURCE_SQL_STREAM_001";
+    """
+    events = [
+        {"k": "a", "v": 1, "event_time": "2026-01-27T10:00:00Z"},
+        {"k": "b", "v": 100, "event_time": "2026-01-27T10:00:00Z"},
+        {"k": "a", "v": 2, "event_time": "2026-01-27T10:00:01Z"},
+        {"k": "a", "v": 3, "event_time": "2026-01-27T10:00:02Z"},
+        {"k": "a", "v": 4, "event_time": "2026-01-27T10:00:03Z"},
+        {
+            "k": "a",
+            "v": 5,
+            "event_time": "2026-01-27T10:00:03Z",
+        },  # same time as 4: one row, the last's columns
+        {"k": "b", "v": 200, "event_time": "2026-01-27T10:09:00Z"},
+    ]
+    assert sorted_rows(run_sql(sql, events, partitions=1)) == sorted_rows(
+        [
+            {"k": "a", "v": 1, "last3": 1, "n": 1},
+            {"k": "a", "v": 2, "last3": 3, "n": 2},
+            {"k": "a", "v": 3, "last3": 6, "n": 3},
+            {"k": "a", "v": 5, "last3": 12, "n": 3},
+            {"k": "b", "v": 100, "last3": 100, "n": 1},
+            {"k": "b", "v": 200, "last3": 300, "n": 2},
+        ]
+    )
