@@ -122,7 +122,7 @@ def expected_rows(events: list[dict[str, Any]], spec: AppSpec) -> list[dict[str,
             f"WHERE r <= {agg.n} ORDER BY k, ws, we, r"
         ).fetchall()
         for k, ws, we, value, count in ranked:
-            tops.setdefault((k, ws, we), {}).setdefault(i, []).append({agg.field: value, "count": count})
+            tops.setdefault((k, ws, we), {}).setdefault(i, []).append({str(agg.field): value, "count": count})
     out = []
     for k, ws, we, *values in result:
         row: dict[str, Any] = {}
