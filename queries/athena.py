@@ -17,7 +17,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from core.errors import QueryError
 from queries import athena_metadata as metadata
+from queries.athena_ctas import RESULTS_BUCKET as CTAS_BUCKET
+from queries.athena_ctas import parse_ctas
 from queries.athena_ddl import is_ddl
 from queries.prepared import PreparedStatement, parse_deallocate, parse_prepare
 from queries.service import PRIMARY, Execution, QueryService, RequestError
@@ -298,7 +301,24 @@ def execution_json(service: QueryService, e: Execution) -> dict[str, Any]:
     }
     if e.execution_parameters:
         out["ExecutionParameters"] = list(e.execution_parameters)
+    manifest = _ctas_manifest(service, e)
+    if manifest is not None:
+        out["Statistics"] = {**out["Statistics"], "DataManifestLocation": manifest}
     return out
+
+
+def _ctas_manifest(service: QueryService, e: Execution) -> str | None:
+    """The `s3://` data manifest of a CREATE TABLE AS that SUCCEEDED (`queries.athena_ctas`), else None."""
+    if e.state != "SUCCEEDED" or not is_ddl(e.query):
+        return None
+    try:
+        statement = parse_ctas(e.query, e.context.get("Database") or "default")
+        key = statement.manifest_key if statement is not None else None
+    except QueryError:
+        return None
+    if key is None or not (service.results.folder / key).is_file():
+        return None
+    return f"s3://{CTAS_BUCKET}/{key}"
 
 
 def is_utility(sql: str) -> bool:
@@ -326,6 +346,9 @@ def workgroup_json(service: QueryService, name: str) -> dict[str, Any]:
     }
     if wg.bytes_scanned_cutoff is not None:
         config["BytesScannedCutoffPerQuery"] = wg.bytes_scanned_cutoff
+    if service.results_uri:
+        # where results are (awswrangler takes its s3_output, and its CTAS external_location, from here)
+        config["ResultConfiguration"] = {"OutputLocation": service.results_uri}
     return {
         "Name": wg.name,
         "State": "ENABLED",

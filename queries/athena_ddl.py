@@ -41,6 +41,7 @@ import pyarrow as pa
 
 from core.aws_json import AwsError, parse_request
 from core.errors import QueryError, QueryRefused
+from queries.athena_ctas import parse_ctas, run_ctas
 from queries.glue_api import (
     LAKE_DATABASE,
     PARQUET_INPUT_FORMAT,
@@ -243,8 +244,12 @@ class _Table:
 class AthenaDdl:
     """Runs DDL statements against `glue` (see the module docstring)."""
 
-    def __init__(self, glue: GlueService) -> None:
+    def __init__(self, glue: GlueService, *, engine: Any = None, results: Path | None = None) -> None:
+        """`engine` and `results` (the results bucket's folder), when given, run CREATE TABLE AS
+        SELECT into that bucket (`queries.athena_ctas`); without them CTAS FAILS with a message."""
         self.glue = glue
+        self.engine = engine
+        self.results = results
 
     def run(self, sql: str, database: str = LAKE_DATABASE) -> pa.Table | None:
         """The statement's result, or None when `sql` is not DDL (the engine runs it). Raises
@@ -252,6 +257,10 @@ class AthenaDdl:
         if not is_ddl(sql):
             return None
         database = (database or LAKE_DATABASE).lower()
+        if self.engine is not None and self.results is not None:
+            ctas = parse_ctas(sql, database)
+            if ctas is not None:
+                return run_ctas(ctas, self.engine, self.results)
         parser = _Parser(sql)
         try:
             return self._dispatch(parser, database)

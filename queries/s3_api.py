@@ -74,9 +74,17 @@ from queries.s3_xml import (
 
 #: The bucket of Athena's query results (Settings.query_results_dir()), read-only.
 RESULTS_BUCKET = "tidelake-query-results"
-#: The objects of the results bucket: Athena's `<id>.csv` and `<id>.csv.metadata` (queries/results.py),
+#: The objects of the results bucket: Athena's `<id>.csv` and `<id>.csv.metadata` (queries/results.py)
+#: and CREATE TABLE AS results (`<folder>/<file>.parquet`, `<folder>-manifest.csv`, queries/athena_ctas.py),
 #: not the other files of that folder (the Athena service's SQLite state).
-RESULT_OBJECTS = re.compile(r"[^/]+\.csv(\.metadata)?")
+RESULT_OBJECTS = re.compile(
+    r"[^/]+\.csv(\.metadata)?|(tables/)?[^/]+-manifest\.csv|(tables/)?[^/.]+/[^/]+\.parquet"
+)
+#: What a client may delete from the results bucket: CTAS results once read (awswrangler deletes the
+#: files, the manifest and `<folder>.metadata`), never the results of queries.
+CTAS_OBJECTS = re.compile(
+    r"(tables/)?[^/.]+/[^/]+\.parquet|(tables/)?[^/.]+-manifest\.csv|(tables/)?[^/.]+\.metadata"
+)
 #: The buckets tidelake serves by default.
 S3_BUCKETS = (LAKE_BUCKET, RESULTS_BUCKET)
 #: S3's largest single PUT (5 GiB).
@@ -118,7 +126,13 @@ def s3_app(
     with multipart uploads staged in `<runtime.state_dir>/s3/`."""
     buckets = [
         Bucket(lake_bucket, settings.lake.root, writable=True, guarded=True),
-        Bucket(results_bucket, settings.query_results_dir(), writable=False, only=RESULT_OBJECTS),
+        Bucket(
+            results_bucket,
+            settings.query_results_dir(),
+            writable=False,
+            only=RESULT_OBJECTS,
+            deletable=CTAS_OBJECTS,
+        ),
     ]
     return S3App(S3Service(buckets, settings.runtime.state_dir / "s3", max_staged_bytes), token, hosts)
 

@@ -84,13 +84,16 @@ _UPLOAD_ID = re.compile(r"[A-Za-z0-9_-]{32}")
 class Bucket:
     """A bucket: its name and folder; `writable` False makes it read-only; `guarded` applies the
     lake's rules (hidden `_sinks/`, datasets owned by delivery streams read-only); `only`, when set,
-    is the pattern of the keys that are objects (the rest of the folder is not shown)."""
+    is the pattern of the keys that are objects (the rest of the folder is not shown); `deletable`,
+    the keys a read-only bucket still lets DeleteObject remove (CTAS results a client reads and then
+    deletes, as awswrangler does)."""
 
     name: str
     root: Path
     writable: bool = True
     guarded: bool = False
     only: re.Pattern[str] | None = None
+    deletable: re.Pattern[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -310,10 +313,11 @@ class BucketStore:
             raise S3Error("AccessDenied", "Access Denied: _sinks/ holds the delivery streams' own state.", 403, key=key)  # fmt: skip
         return names
 
-    def check_writable(self, key: str) -> list[str]:
-        """The key's names if this bucket lets `key` be written or deleted; else `S3Error`."""
+    def check_writable(self, key: str, *, deleting: bool = False) -> list[str]:
+        """The key's names if this bucket lets `key` be written (or, `deleting`, deleted); else `S3Error`."""
         names = check_key(key, write=True)
-        if not self.bucket.writable:
+        removable = deleting and self.bucket.deletable is not None and self.bucket.deletable.fullmatch(key)
+        if not self.bucket.writable and not removable:
             raise S3Error("AccessDenied", f"Access Denied: bucket {self.bucket.name} is read-only.", 403, key=key)  # fmt: skip
         if self._hidden_top(names[0]):
             raise S3Error("AccessDenied", "Access Denied: _sinks/ holds the delivery streams' own state.", 403, key=key)  # fmt: skip
@@ -587,7 +591,7 @@ class BucketStore:
     def delete(self, key: str) -> None:
         """Remove the object (none there is no error, as on S3); then remove the folders above it
         that it leaves empty, up to the bucket's top."""
-        names = self.check_writable(key)
+        names = self.check_writable(key, deleting=True)
         try:
             parent = self._open_dirs(names[:-1])
         except FileNotFoundError:
