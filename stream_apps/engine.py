@@ -125,7 +125,8 @@ class WindowEngine:
         self._sliding_inclusive = bool(getattr(program, "sliding_inclusive", False))
         self._sliding_rows: int | None = getattr(program, "sliding_rows", None)
         self._carries_row = bool(getattr(program, "carries_row", False))
-        self._parse_time = TimeParser()
+        # a program reads times as its SQL does (KDA: a TIMESTAMP without an offset is UTC)
+        self._parse_time = getattr(program, "parse_time_us", None) or TimeParser()
         self._time_text: dict[int, str] = {}
 
     # -- snapshot ----------------------------------------------------------------------------

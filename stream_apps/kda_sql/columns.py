@@ -96,8 +96,13 @@ class SqlType:
         if isinstance(value, Decimal):
             return float(value)
         category = self.category
-        if category == "integer" and isinstance(value, float) and value.is_integer():
-            return int(value)
+        if category == "timestamp" and isinstance(value, str):
+            try:
+                return format_timestamp(to_timestamp(value))
+            except ValueError:
+                return value  # text that is no time goes out as it came (the column's type is a promise)
+        if category == "integer" and isinstance(value, float):
+            return int(value)  # SQL's CAST to an integer type truncates
         if category == "number" and isinstance(value, int) and not isinstance(value, bool):
             return float(value)
         if category == "text" and not isinstance(value, str):

@@ -26,6 +26,7 @@ from typing import Any
 from sqlglot import exp
 
 from core.errors import ConfigError
+from stream_apps.kda_sql.columns import to_timestamp
 from stream_apps.kda_sql.dialect import node_offset, sql_of
 from stream_apps.kda_sql.expressions import EPOCH
 from stream_apps.kda_sql.inputs import DESTINATION_STREAM, SOURCE_STREAM, InputColumn
@@ -89,6 +90,12 @@ class Program:
         return f"kda-sql:{digest[:16]}"
 
     # -- what the engine calls ---------------------------------------------------------------
+    @staticmethod
+    def parse_time_us(text: str) -> int:
+        """The time field (ROWTIME) in µs: ISO-8601, an offset or `Z`, or none (KDA's TIMESTAMP
+        has no time zone: read as UTC). ValueError for anything else (the record is dead-lettered)."""
+        return (to_timestamp(text) - EPOCH) // dt.timedelta(microseconds=1)
+
     def prepare(self, event: dict[str, Any], t_us: int) -> dict[str, Any] | None:
         """A source record -> `{"__key": tuple, "__a0": ...}` for the windowed pump, or
         `{"__rows": [...]}` for a per-row program; None when a WHERE drops it. RowError rejects it."""

@@ -353,3 +353,34 @@ def test_sliding_rows_preceding_and_rows_sharing_a_time_are_one_row() -> None:
             {"k": "b", "v": 200, "last3": 300, "n": 2},
         ]
     )
+
+
+def test_aws_stagger_window_example_counts_each_group_of_six() -> None:
+    """AWS, KDA SQL Developer Guide, "Example: Stagger Window": groups of six records with one
+    EVENT_TIME and TICKER give one row each with TICKER_COUNT 6. (AWS's ROWTIME was the arrival time,
+    ten seconds apart; tidelake's is EVENT_TIME, the same for the six, so they share one window.)"""
+    sql = """
+    -- tidelake: time_field = EVENT_TIME
+    CREATE OR REPLACE STREAM "DESTINATION_SQL_STREAM" (
+        event_time TIMESTAMP,
+        ticker_symbol    VARCHAR(4),
+        ticker_count     INTEGER);
+
+    CREATE OR REPLACE PUMP "STREAM_PUMP" AS
+      INSERT INTO "DESTINATION_SQL_STREAM"
+        SELECT STREAM
+            EVENT_TIME,
+            TICKER,
+            COUNT(TICKER) AS ticker_count
+        FROM "SOURCE_SQL_STREAM_001"
+        WINDOWED BY STAGGER (
+                PARTITION BY TICKER, EVENT_TIME RANGE INTERVAL '1' MINUTE);
+    """
+    events = [{"EVENT_TIME": "2018-08-01T20:17:20.797945", "TICKER": "AMZN"}] * 6 + [
+        {"EVENT_TIME": "2018-08-01T20:18:21.043084", "TICKER": "INTC"}
+    ] * 6
+    rows = run_sql(sql, events, partitions=1, batch=1)
+    assert rows == [
+        {"EVENT_TIME": "2018-08-01T20:17:20.797945Z", "TICKER_SYMBOL": "AMZN", "TICKER_COUNT": 6},
+        {"EVENT_TIME": "2018-08-01T20:18:21.043084Z", "TICKER_SYMBOL": "INTC", "TICKER_COUNT": 6},
+    ]
