@@ -2,11 +2,11 @@
 
 from types import SimpleNamespace
 
-from stream_apps.faust_runtime import _unread
+from stream_apps.faust_windows import unread
 
 
 def test_faust_host_passes_each_unread_offset_once() -> None:
     offsets = [3, 4, 5, 5, 6, 4, 7]  # a re-fetch after a seek can repeat records, even in one batch
     messages = [SimpleNamespace(offset=o) for o in offsets]
-    assert [m.offset for m in _unread(messages, 4)] == [4, 5, 6, 7]
-    assert [m.offset for m in _unread(messages, 0)] == [3, 4, 5, 6, 7]
+    assert [m.offset for m in unread(messages, 4)] == [4, 5, 6, 7]
+    assert [m.offset for m in unread(messages, 0)] == [3, 4, 5, 6, 7]
