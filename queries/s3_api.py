@@ -11,7 +11,11 @@ Two buckets (path-style `/<bucket>/<key>`, what botocore sends to any custom end
   `<id>.csv.metadata`; nothing else of that folder), read-only.
 
 Actions (botocore's S3 model, `botocore/data/s3/2006-03-01/service-2.json`): ListBuckets,
-HeadBucket, GetBucketLocation, ListObjectsV2, ListObjects, GetObject (Range, If-Match,
+HeadBucket, GetBucketLocation, GetBucketVersioning (never enabled: an empty configuration),
+ListObjectVersions (each object once, VersionId `null`; `versionId=null` elsewhere is no version),
+GetObjectTagging (an empty TagSet: tidelake keeps no tags), GetBucketTagging (NoSuchTagSet),
+CreateBucket (an existing bucket: BucketAlreadyOwnedByYou; a new name: AccessDenied, the buckets are
+fixed), DeleteBucket (BucketNotEmpty, else AccessDenied), ListObjectsV2, ListObjects, GetObject (Range, If-Match,
 If-None-Match, If-Modified-Since, If-Unmodified-Since), HeadObject, PutObject (Content-MD5 and
 x-amz-checksum-crc32 checked), CopyObject, DeleteObject, DeleteObjects, CreateMultipartUpload,
 UploadPart, CompleteMultipartUpload, AbortMultipartUpload, ListParts. Anything else is
@@ -237,6 +241,14 @@ class S3App:
             if method == "GET":
                 return self.list_buckets()
             raise _not_implemented(method, "/")
+        if method == "PUT" and not key and not query and bucket not in self.service.stores:
+            msg = (
+                f"Access Denied: tidelake's buckets are fixed ({', '.join(self.service.stores)}); "
+                "CreateBucket cannot make another. Write under a prefix of the lake bucket instead."
+            )
+            raise S3Error("AccessDenied", msg, 403, bucket=bucket)
+        if query.get("versionId") == "null":
+            del query["versionId"]  # S3's version id of every object in a bucket without versioning
         store = self.service.store(bucket)
         if not key:
             return await self._bucket_action(request, store, method, query)
@@ -277,6 +289,20 @@ class S3App:
             if body is None:
                 raise S3Error("MalformedXML", "The request body is too large.")
             return await run_in_threadpool(self.delete_objects, store, body)
+        if method == "GET" and "versioning" in query:
+            store.check_bucket()  # never versioned: S3 answers an empty configuration
+            return xml_response(element("VersioningConfiguration"))
+        if method == "GET" and "versions" in query:
+            return await run_in_threadpool(self.list_object_versions, store, query)
+        if method == "GET" and "tagging" in query:
+            store.check_bucket()
+            raise S3Error("NoSuchTagSet", "The TagSet does not exist", 404, bucket=store.bucket.name)
+        if method == "DELETE" and not query:
+            store.check_bucket()
+            if store.list("", "", "", 1).contents:
+                raise S3Error("BucketNotEmpty", "The bucket you tried to delete is not empty", 409, bucket=store.bucket.name)  # fmt: skip
+            msg = f"Access Denied: tidelake's buckets are fixed; {store.bucket.name} cannot be deleted."
+            raise S3Error("AccessDenied", msg, 403, bucket=store.bucket.name)
         if method == "PUT" and not query:
             raise S3Error("BucketAlreadyOwnedByYou", "Your previous request to create the named bucket succeeded and you already own it; tidelake's buckets are fixed.", 409, bucket=store.bucket.name)  # fmt: skip
         raise _not_implemented(method, f"/{store.bucket.name}?{'&'.join(query)}")
@@ -309,6 +335,46 @@ class S3App:
         if start_after:
             child(root, "StartAfter", encode(start_after))
         _listing(root, page, encode)
+        return xml_response(root)
+
+    def list_object_versions(self, store: BucketStore, query: dict[str, str]) -> Response:
+        """ListObjectVersions of a bucket never versioned: each object once, VersionId `null`, latest."""
+        store.check_bucket()
+        encode = _encoder(query)
+        prefix, delimiter = query.get("prefix", ""), query.get("delimiter", "")
+        marker = query.get("key-marker", "")
+        if query.get("version-id-marker") and not marker:
+            raise S3Error("InvalidArgument", "A version-id marker cannot be specified without a key marker.")
+        max_keys = _max_keys(query)
+        page = store.list(prefix, delimiter, marker, max_keys)
+        root = element("ListVersionsResult")
+        child(root, "Name", store.bucket.name)
+        child(root, "Prefix", encode(prefix))
+        child(root, "KeyMarker", encode(marker))
+        child(root, "VersionIdMarker", query.get("version-id-marker", ""))
+        if page.truncated and page.next_marker is not None:
+            child(root, "NextKeyMarker", encode(page.next_marker))
+            child(root, "NextVersionIdMarker", "null")
+        child(root, "MaxKeys", max_keys)
+        if delimiter:
+            child(root, "Delimiter", encode(delimiter))
+        if "encoding-type" in query:
+            child(root, "EncodingType", "url")
+        child(root, "IsTruncated", page.truncated)
+        for info in page.contents:
+            entry = child(root, "Version")
+            child(entry, "Key", encode(info.key))
+            child(entry, "VersionId", "null")
+            child(entry, "IsLatest", True)
+            child(entry, "LastModified", _iso(info.mtime_ns))
+            child(entry, "ETag", info.etag)
+            child(entry, "Size", info.size)
+            child(entry, "StorageClass", "STANDARD")
+            owner = child(entry, "Owner")
+            child(owner, "ID", _OWNER["ID"])
+            child(owner, "DisplayName", _OWNER["DisplayName"])
+        for common in page.prefixes:
+            child(child(root, "CommonPrefixes"), "Prefix", encode(common))
         return xml_response(root)
 
     def list_objects_v1(self, store: BucketStore, query: dict[str, str]) -> Response:
@@ -360,6 +426,11 @@ class S3App:
             return await run_in_threadpool(self.list_parts, store, key, query)
         if method in ("GET", "HEAD") and not _subresource(query):
             return await run_in_threadpool(self.get_object, store, key, request, method == "HEAD")
+        if method == "GET" and set(query) == {"tagging"}:
+            await run_in_threadpool(store.head, key)  # NoSuchKey for a missing object, as S3
+            root = element("Tagging")
+            child(root, "TagSet")
+            return xml_response(root)  # tidelake keeps no tags, so an object has none
         if method == "PUT" and "uploadId" in query and "partNumber" in query:
             if "x-amz-copy-source" in request.headers:
                 raise _not_implemented("UploadPartCopy", key)

@@ -676,13 +676,62 @@ def test_requests_that_are_not_s3_reach_the_query_app(world) -> None:
     assert (status, body) == (200, b'{"answered_by":"query app"}')
 
 
-def test_unsupported_actions_say_not_implemented(s3) -> None:
+def test_bucket_and_version_actions_clients_call_answer_as_s3_does(s3, world) -> None:
+    assert "Status" not in s3.get_bucket_versioning(Bucket=LAKE)  # never versioned
+    first = s3.list_object_versions(Bucket=LAKE, Prefix="order/", MaxKeys=2)
+    assert [(v["Key"], v["VersionId"], v["IsLatest"], v["Size"]) for v in first["Versions"]] == [
+        ("order/Z", "null", True, 7),
+        ("order/a-b", "null", True, 9),
+    ]
+    assert (first["IsTruncated"], first["NextKeyMarker"], first["NextVersionIdMarker"]) == (
+        True,
+        "order/a-b",
+        "null",
+    )
+    rest = s3.list_object_versions(
+        Bucket=LAKE, Prefix="order/", KeyMarker="order/a-b", VersionIdMarker="null"
+    )
+    assert [v["Key"] for v in rest["Versions"]] == ["order/a/x", "order/a0", "order/z/y", "order/é"]
+    assert rest["IsTruncated"] is False
+    rolled = s3.list_object_versions(Bucket=LAKE, Prefix="order/", Delimiter="/")
+    assert [p["Prefix"] for p in rolled["CommonPrefixes"]] == ["order/a/", "order/z/"]
+    # the version id S3 gives every object of an unversioned bucket reads the object
+    assert s3.get_object(Bucket=LAKE, Key="order/Z", VersionId="null")["Body"].read() == b"order/Z"
+    assert s3.get_object_tagging(Bucket=LAKE, Key=PARQUET_KEYS[0])["TagSet"] == []
     with pytest.raises(ClientError) as exc:
-        s3.get_object_tagging(Bucket=LAKE, Key=PARQUET_KEYS[0])
-    assert code_of(exc) == ("NotImplemented", 501)
+        s3.get_object_tagging(Bucket=LAKE, Key="no/such/key")
+    assert code_of(exc) == ("NoSuchKey", 404)
+    with pytest.raises(ClientError) as exc:
+        s3.get_bucket_tagging(Bucket=LAKE)
+    assert code_of(exc) == ("NoSuchTagSet", 404)
+    assert s3.get_bucket_location(Bucket=LAKE)["LocationConstraint"] is None  # us-east-1
+    assert s3.head_bucket(Bucket=RESULTS_BUCKET)["ResponseMetadata"]["HTTPStatusCode"] == 200
+
+
+def test_buckets_are_fixed_and_writes_tidelake_does_not_keep_are_refused(s3, world) -> None:
+    with pytest.raises(ClientError) as exc:
+        s3.create_bucket(Bucket="my-new-bucket")
+    assert code_of(exc) == ("AccessDenied", 403)
+    assert "tidelake's buckets are fixed" in exc.value.response["Error"]["Message"]
+    with pytest.raises(ClientError) as exc:
+        s3.create_bucket(Bucket=LAKE)
+    assert code_of(exc) == ("BucketAlreadyOwnedByYou", 409)
     with pytest.raises(ClientError) as exc:
         s3.delete_bucket(Bucket=LAKE)
+    assert code_of(exc) == ("BucketNotEmpty", 409)
+    with pytest.raises(ClientError) as exc:
+        s3.delete_bucket(Bucket="my-new-bucket")
+    assert code_of(exc) == ("NoSuchBucket", 404)
+    with pytest.raises(ClientError) as exc:
+        s3.put_object_tagging(Bucket=LAKE, Key="order/Z", Tagging={"TagSet": [{"Key": "a", "Value": "b"}]})
     assert code_of(exc) == ("NotImplemented", 501)
+    with pytest.raises(ClientError) as exc:
+        s3.put_bucket_versioning(Bucket=LAKE, VersioningConfiguration={"Status": "Enabled"})
+    assert code_of(exc) == ("NotImplemented", 501)
+    made = aws(str(world["url"]), "s3", "mb", "s3://my-new-bucket")
+    assert made.returncode == 1
+    assert "make_bucket failed: s3://my-new-bucket An error occurred (AccessDenied)" in made.stderr
+    assert s3.list_objects_v2(Bucket=LAKE, Prefix="order/Z")["KeyCount"] == 1  # nothing was lost
 
 
 def test_s3_beside_athena_on_one_port_reads_a_query_result(tmp_path: Path) -> None:
