@@ -159,6 +159,17 @@ def compile_pump(
     _refuse_outside_subset(source, base, select)
     from_ = select.args.get("from_") or select.args.get("from")
     table = from_.this if from_ is not None else None
+    if isinstance(table, exp.Table) and not isinstance(table.this, exp.Identifier):
+        names = [
+            str(f.this).upper()
+            for f in table.find_all(exp.Anonymous)
+            if str(f.this).upper() not in ("TABLE", "CURSOR")
+        ]
+        function = names[0] if names else "a table function"
+        instead = _TABLE_FUNCTIONS.get(function, "read a stream by name")
+        raise source.refuse(
+            base + node_offset(table), f"TABLE({function}(...)) is not supported yet", instead
+        )
     if not isinstance(table, exp.Table) or table.args.get("db") is not None:
         raise source.refuse(base + (node_offset(table) if table is not None else 0),
                             "a pump reads FROM one stream by name",
@@ -307,6 +318,14 @@ def _output_name(node: exp.Expr) -> str:
     return node.sql("kdasql")
 
 
+#: What to use today instead of KDA's table functions (docs/kda-sql.md: refused, with a plan).
+_TABLE_FUNCTIONS = {
+    "RANDOM_CUT_FOREST": "run a TOML spec with an anomaly table (stream_apps/specs/page-view-anomalies.toml)",
+    "RANDOM_CUT_FOREST_WITH_EXPLANATION": "run a TOML spec with an anomaly table (no explanation yet)",
+    "TOP_K_ITEMS_TUMBLING": "use a TOML spec's top:N:F aggregate (stream_apps/specs/top-pages-5m.toml)",
+    "COUNT_DISTINCT_ITEMS_TUMBLING": "use COUNT(DISTINCT x) with GROUP BY STEP(ROWTIME BY INTERVAL ...)",
+    "HOTSPOTS": "use a TOML spec's top:N:F aggregate for a categorical field",
+}
 _REFUSED: list[tuple[type, str, str]] = [
     (exp.Join, "JOIN is not supported", "run one app per input stream and join in Athena (tidelake query)"),
     (exp.Subquery, "subqueries are not supported", "chain pumps through an in-application stream instead"),

@@ -51,7 +51,8 @@ def test_unquoted_names_fold_to_upper_case_and_quoted_names_keep_theirs() -> Non
 AT = {
     "type 'BLOB' is not supported": "BLOB", "a CREATE statement is not part": "CREATE TABLE",
     "a INSERT statement is not part": "INSERT", "JOIN is not supported": "JOIN",
-    "window W is not defined": "COUNT(*) OVER", "aggregates over different windows in one pump": "COUNT(*) OVER (ROWS 3", "subqueries are not supported": "(SELECT",
+    "window W is not defined": "COUNT(*) OVER", "TABLE(RANDOM_CUT_FOREST(...)) is not supported yet": "TABLE(RANDOM",
+    'aggregate STDDEV_POP("n") is not supported': "STDDEV_POP", "aggregates over different windows in one pump": "COUNT(*) OVER (ROWS 3", "subqueries are not supported": "(SELECT",
     "function HOTSPOTS is not supported": "HOTSPOTS", "CURRENT_ROW_TIMESTAMP": "CURRENT_ROW_TIMESTAMP",
     "a streaming GROUP BY needs a window": '"page";', "COUNT(*) without a window": "COUNT(*)",
     'column "url" is neither in GROUP BY nor aggregated': '"url"', "the SELECT gives 1 columns and DESTINATION_SQL_STREAM takes 2": "SELECT",
@@ -92,6 +93,10 @@ AT = {
          (3, 105), "is not an interval tidelake reads"),
         (HEAD + PUMP + "  SELECT STREAM \"page\", 1 FROM \"SOURCE_SQL_STREAM_001\" WHERE \"page\" = 'a", (3, 71), "never closed"),
         (HEAD + PUMP + '  SELECT STREAM "page", 1 FROM "SOURCE_SQL_STREAM_001" WHERE ((;', (3, 63), "cannot read this SELECT"),
+        (HEAD + PUMP + '  SELECT STREAM "page", "n" FROM TABLE(RANDOM_CUT_FOREST(CURSOR(SELECT STREAM "page", "n" FROM "SOURCE_SQL_STREAM_001")));',
+         (3, 34), "TABLE(RANDOM_CUT_FOREST(...)) is not supported yet"),
+        (HEAD + PUMP + '  SELECT STREAM "page", STDDEV_POP("n") FROM "SOURCE_SQL_STREAM_001" GROUP BY "page", FLOOR(ROWTIME TO HOUR);',
+         (3, 25), "aggregate STDDEV_POP(\"n\") is not supported"),
     ],
 )  # fmt: skip
 def test_outside_the_subset_is_refused_with_line_column_and_what_to_write(
