@@ -110,6 +110,9 @@ class WorkerOptions:
     stop_after_events: int | None = None
     #: How long Kafka may stay unreachable before the app gives up (it resumes from its snapshot).
     max_outage_s: float = 120.0
+    #: A checkpoint's transaction that stays open longer is aborted by Kafka's transaction
+    #: coordinator (`transaction.timeout.ms`); see `StreamWorker.commit`.
+    transaction_timeout_ms: int = TRANSACTION_TIMEOUT_MS
     #: Crash drill (tests): `POINT` or `POINT:N` kills the worker with SIGKILL the N-th time (default
     #: 1st) a checkpoint with rows reaches POINT (one of CRASH_POINTS). From $TIDELAKE_STREAM_CRASH_AT.
     crash_at: str | None = field(default_factory=lambda: os.environ.get(CRASH_AT_ENV) or None)
@@ -281,7 +284,7 @@ class StreamWorker:
             bootstrap_servers=self.options.bootstrap_servers,
             client_id=f"tidelake-stream-{self.spec.name}",
             transactional_id=transactional_id(self.spec, partitions),
-            transaction_timeout_ms=TRANSACTION_TIMEOUT_MS,
+            transaction_timeout_ms=self.options.transaction_timeout_ms,
             acks="all",
             linger_ms=5,
             max_batch_size=256 * 1024,
@@ -382,7 +385,15 @@ class StreamWorker:
 
     async def commit(self, producer: AIOKafkaProducer, engine: WindowEngine, hook: Any) -> None:
         """One checkpoint, one transaction: rows + source offsets + generation, and the snapshot of the
-        state they leave behind made durable before the commit (the order: module docstring)."""
+        state they leave behind made durable before the commit (the order: module docstring).
+
+        Kafka answers ProducerFenced both when another worker took over the transactional id and when
+        the coordinator aborted this transaction because it outlived `transaction_timeout_ms` (a
+        broker restart under load stalls a checkpoint that long; Kafka's KIP-588 tells the two apart
+        only on newer protocol versions). A transaction open that long was aborted: nothing of it is
+        visible to read_committed readers, so the worker restarts from its last committed snapshot
+        (BrokerUnavailable, retried) instead of stopping. A shorter one was fenced by another worker:
+        ConfigError, the app stops."""
         outbox = engine.outbox
         mark = self._mark(engine)
         if not engine.offsets or (not len(outbox) and mark == self._committed_mark):
@@ -393,6 +404,7 @@ class StreamWorker:
         state["outbox"] = Outbox()  # the state once this transaction has committed
         metadata = f"{GENERATION_PREFIX}{generation}"
         offsets = {TopicPartition(self.spec.source, p): (o, metadata) for p, o in engine.offsets.items()}
+        began = time.monotonic()
         try:
             await producer.begin_transaction()
             saving = asyncio.ensure_future(asyncio.to_thread(self.state.save_pending, generation, state))
@@ -406,6 +418,14 @@ class StreamWorker:
             drill("after-snapshot")
             await producer.commit_transaction()
         except ProducerFenced as exc:
+            open_ms = (time.monotonic() - began) * 1000
+            if open_ms >= self.options.transaction_timeout_ms:
+                msg = (
+                    f"stream app {self.spec.name}: checkpoint {generation} stayed open {open_ms / 1000:.1f} s, "
+                    f"past the transaction timeout ({self.options.transaction_timeout_ms / 1000:g} s), and "
+                    "Kafka aborted it; a restart redoes it from the last snapshot"
+                )
+                raise BrokerUnavailable(msg) from exc
             msg = (
                 f"stream app {self.spec.name}: another worker of this app took over its transactional id "
                 f"{transactional_id(self.spec, engine.partitions)!r}; this one stops (run one worker per app)"
