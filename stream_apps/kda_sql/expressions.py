@@ -20,36 +20,40 @@ from __future__ import annotations
 import datetime as dt
 import math
 import operator
-import re
 from collections.abc import Callable
 from typing import Any
 
 from sqlglot import exp
 
-from stream_apps.kda_sql.columns import SqlType, format_timestamp, to_timestamp
+from stream_apps.kda_sql.columns import SqlType, format_timestamp
 from stream_apps.kda_sql.dialect import Step, node_offset, sql_of
+from stream_apps.kda_sql.functions import (
+    EPOCH,
+    INTERVAL_UNITS,
+    RowError,
+    and3,
+    arith,
+    as_timestamp,
+    compare,
+    divide,
+    floor_time,
+    in_list,
+    java_format,
+    like_pattern,
+    or3,
+    parse_with_format,
+    substring,
+)
 from stream_apps.kda_sql.refusals import SourceText
 
 Fn = Callable[[dict[str, Any]], Any]
-EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-INTERVAL_UNITS = {"SECOND": 1, "MINUTE": 60, "HOUR": 3600, "DAY": 86400}
 FLOOR_UNITS = ("SECOND", "MINUTE", "HOUR", "DAY", "MONTH", "YEAR")
 _COMPARE = {exp.EQ: operator.eq, exp.NEQ: operator.ne, exp.GT: operator.gt, exp.GTE: operator.ge,
             exp.LT: operator.lt, exp.LTE: operator.le}  # fmt: skip
 _ARITH = {exp.Add: operator.add, exp.Sub: operator.sub, exp.Mul: operator.mul}
-#: Java SimpleDateFormat letters (KDA's CHAR_TO_TIMESTAMP / TIMESTAMP_TO_CHAR) -> strftime.
-_DATE_FORMAT = [("yyyy", "%Y"), ("MM", "%m"), ("dd", "%d"), ("HH", "%H"), ("hh", "%H"), ("mm", "%M"),
-                ("ss", "%S"), ("SSS", "%f"), ("a", "%p")]  # fmt: skip
 _TYPE_NAMES = {"VARCHAR": "VARCHAR", "CHAR": "CHAR", "TEXT": "VARCHAR", "INT": "INTEGER", "BIGINT": "BIGINT",
                "SMALLINT": "SMALLINT", "TINYINT": "TINYINT", "DOUBLE": "DOUBLE", "FLOAT": "FLOAT",
                "DECIMAL": "DECIMAL", "BOOLEAN": "BOOLEAN", "TIMESTAMP": "TIMESTAMP", "TIMESTAMPTZ": "TIMESTAMP"}  # fmt: skip
-
-
-class RowError(ValueError):
-    """A row's value cannot be computed (a failed CAST, division by zero): the record is dead-lettered
-    with this `error_type` (core/dead_letters.py's `error.type`)."""
-
-    error_type = "sql-evaluation-failed"
 
 
 def name_of(identifier: exp.Identifier | str) -> str:
@@ -78,80 +82,6 @@ def interval_seconds(source: SourceText, base: int, node: exp.Expr) -> float:
         base + node_offset(node), f"{sql_of(node)} is not an interval tidelake reads",
         "write INTERVAL 'n' SECOND|MINUTE|HOUR|DAY with n > 0",
     )  # fmt: skip
-
-
-def floor_time(moment: dt.datetime, unit: str) -> dt.datetime:
-    if unit == "YEAR":
-        return moment.replace(month=1, day=1, hour=0, minute=0, second=0, microsecond=0)
-    if unit == "MONTH":
-        return moment.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    step = dt.timedelta(seconds=INTERVAL_UNITS[unit])
-    return EPOCH + ((moment - EPOCH) // step) * step
-
-
-def _java_format(fmt: str) -> str:
-    out = fmt
-    for java, strf in _DATE_FORMAT:
-        out = out.replace(java, strf)
-    return out.replace("'T'", "T")
-
-
-def _timestamp(value: Any) -> dt.datetime:
-    try:
-        return to_timestamp(value)
-    except ValueError as exc:
-        raise RowError(str(exc)) from exc
-
-
-def _like(pattern: str) -> re.Pattern[str]:
-    parts = [".*" if c == "%" else "." if c == "_" else re.escape(c) for c in pattern]
-    return re.compile("".join(parts), re.DOTALL)
-
-
-def _divide(a: Any, b: Any) -> Any:
-    if b == 0:
-        msg = "division by zero"
-        raise RowError(msg)
-    if isinstance(a, int) and isinstance(b, int):
-        return int(a / b)  # SQL's integer division truncates toward zero
-    return a / b
-
-
-def _compare(op: Callable[[Any, Any], bool], a: Any, b: Any) -> Any:
-    if a is None or b is None:
-        return None
-    if isinstance(a, dt.datetime) and isinstance(b, str):
-        b = _timestamp(b)
-    elif isinstance(b, dt.datetime) and isinstance(a, str):
-        a = _timestamp(a)
-    try:
-        return op(a, b)
-    except TypeError as exc:
-        msg = f"cannot compare {a!r} with {b!r}"
-        raise RowError(msg) from exc
-
-
-def _arith(op: Callable[[Any, Any], Any], a: Any, b: Any) -> Any:
-    if a is None or b is None:
-        return None
-    if isinstance(a, str) and isinstance(b, int | float | dt.timedelta):
-        a = _number_or_time(a)
-    if isinstance(b, str) and isinstance(a, int | float | dt.timedelta):
-        b = _number_or_time(b)
-    try:
-        return op(a, b)
-    except TypeError as exc:
-        msg = f"cannot compute {a!r} and {b!r}"
-        raise RowError(msg) from exc
-
-
-def _number_or_time(text: str) -> Any:
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return _timestamp(text)
 
 
 class ExpressionCompiler:
@@ -200,17 +130,17 @@ class ExpressionCompiler:
         for kind, op in _COMPARE.items():
             if isinstance(node, kind):
                 a, b = c(node.this), c(node.expression)
-                return lambda row, op=op: _compare(op, a(row), b(row))  # type: ignore[misc]
+                return lambda row, op=op: compare(op, a(row), b(row))  # type: ignore[misc]
         for kind, op in _ARITH.items():
             if isinstance(node, kind):
                 a, b = c(node.this), c(node.expression)
-                return lambda row, op=op: _arith(op, a(row), b(row))  # type: ignore[misc]
+                return lambda row, op=op: arith(op, a(row), b(row))  # type: ignore[misc]
         if isinstance(node, exp.Div):
             a, b = c(node.this), c(node.expression)
-            return lambda row: _arith(_divide, a(row), b(row))
+            return lambda row: arith(divide, a(row), b(row))
         if isinstance(node, exp.Mod):
             a, b = c(node.this), c(node.expression)
-            return lambda row: _arith(math.fmod, a(row), b(row))
+            return lambda row: arith(math.fmod, a(row), b(row))
         if isinstance(node, exp.Neg):
             a = c(node.this)
             return lambda row: None if (v := a(row)) is None else -v
@@ -219,10 +149,10 @@ class ExpressionCompiler:
             return lambda row: None if (x := a(row)) is None or (y := b(row)) is None else f"{x}{y}"
         if isinstance(node, exp.And):
             a, b = c(node.this), c(node.expression)
-            return lambda row: _and(a(row), b(row))
+            return lambda row: and3(a(row), b(row))
         if isinstance(node, exp.Or):
             a, b = c(node.this), c(node.expression)
-            return lambda row: _or(a(row), b(row))
+            return lambda row: or3(a(row), b(row))
         if isinstance(node, exp.Not):
             a = c(node.this)
             return lambda row: None if (v := a(row)) is None else not v
@@ -236,17 +166,17 @@ class ExpressionCompiler:
                 raise self.refuse(node, "IN (SELECT ...) is not supported", "list the values: IN (1, 2)")
             a = c(node.this)
             items = [c(e) for e in node.expressions]
-            return lambda row: _in(a(row), [i(row) for i in items])
+            return lambda row: in_list(a(row), [i(row) for i in items])
         if isinstance(node, exp.Between):
             a, low, high = c(node.this), c(node.args["low"]), c(node.args["high"])
-            return lambda row: _and(
-                _compare(operator.ge, x := a(row), low(row)), _compare(operator.le, x, high(row))
+            return lambda row: and3(
+                compare(operator.ge, x := a(row), low(row)), compare(operator.le, x, high(row))
             )
         if isinstance(node, exp.Like):
             a = c(node.this)
             if not isinstance(node.expression, exp.Literal):
                 raise self.refuse(node, "LIKE needs a literal pattern", "write LIKE 'prefix%'")
-            pattern = _like(node.expression.this)
+            pattern = like_pattern(node.expression.this)
             return lambda row: None if (v := a(row)) is None else pattern.fullmatch(str(v)) is not None
         if isinstance(node, exp.Case):
             return self._case(node)
@@ -258,7 +188,7 @@ class ExpressionCompiler:
             a = c(node.this)
             step = dt.timedelta(seconds=interval_seconds(self.source, self.base, node.expression))
             return lambda row: (
-                None if (v := a(row)) is None else EPOCH + ((_timestamp(v) - EPOCH) // step) * step
+                None if (v := a(row)) is None else EPOCH + ((as_timestamp(v) - EPOCH) // step) * step
             )
         if isinstance(node, exp.Upper | exp.Lower):
             a = c(node.this)
@@ -269,7 +199,7 @@ class ExpressionCompiler:
         if isinstance(node, exp.Substring):
             a, start = c(node.this), c(node.args["start"])
             length = c(node.args["length"]) if node.args.get("length") is not None else None
-            return lambda row: _substring(a(row), start(row), None if length is None else length(row))
+            return lambda row: substring(a(row), start(row), None if length is None else length(row))
         if isinstance(node, exp.StrPosition):
             needle, hay = c(node.args["substr"]), c(node.this)
             return lambda row: (
@@ -284,7 +214,7 @@ class ExpressionCompiler:
                     "use YEAR, MONTH, DAY, HOUR, MINUTE or SECOND",
                 )
             a = c(node.expression)
-            return lambda row: None if (v := a(row)) is None else getattr(_timestamp(v), unit.lower())
+            return lambda row: None if (v := a(row)) is None else getattr(as_timestamp(v), unit.lower())
         if isinstance(node, exp.Anonymous):
             return self._function(node)
         if isinstance(node, exp.AggFunc | exp.Window):
@@ -356,7 +286,7 @@ class ExpressionCompiler:
             raise self.refuse(
                 node, f"FLOOR(... TO {unit}) is not supported", f"use one of {', '.join(FLOOR_UNITS)}"
             )
-        return lambda row: None if (v := a(row)) is None else floor_time(_timestamp(v), unit)
+        return lambda row: None if (v := a(row)) is None else floor_time(as_timestamp(v), unit)
 
     def _trim(self, node: exp.Trim) -> Fn:
         a = self.compile(node.this)
@@ -394,56 +324,16 @@ class ExpressionCompiler:
             return lambda row: (
                 None
                 if (x := a(row)) is None or (y := b(row)) is None
-                else (_timestamp(x) - _timestamp(y)) // dt.timedelta(milliseconds=1)
+                else (as_timestamp(x) - as_timestamp(y)) // dt.timedelta(milliseconds=1)
             )
         if name == "UNIX_TIMESTAMP":
             (a,) = args
             return lambda row: (
-                None if (x := a(row)) is None else (_timestamp(x) - EPOCH) // dt.timedelta(milliseconds=1)
+                None if (x := a(row)) is None else (as_timestamp(x) - EPOCH) // dt.timedelta(milliseconds=1)
             )
         fmt, value = args
         if name == "CHAR_TO_TIMESTAMP":
-            return lambda row: None if (v := value(row)) is None else _parse_with(str(fmt(row)), str(v))
+            return lambda row: None if (v := value(row)) is None else parse_with_format(str(fmt(row)), str(v))
         return lambda row: (
-            None if (v := value(row)) is None else _timestamp(v).strftime(_java_format(str(fmt(row))))
+            None if (v := value(row)) is None else as_timestamp(v).strftime(java_format(str(fmt(row))))
         )
-
-
-def _parse_with(fmt: str, text: str) -> dt.datetime:
-    try:
-        return dt.datetime.strptime(text, _java_format(fmt)).replace(tzinfo=dt.UTC)
-    except ValueError as exc:
-        msg = f"CHAR_TO_TIMESTAMP({fmt!r}, {text!r}): {exc}"
-        raise RowError(msg) from exc
-
-
-def _and(a: Any, b: Any) -> Any:
-    if a is False or b is False:
-        return False
-    if a is None or b is None:
-        return None
-    return bool(a) and bool(b)
-
-
-def _or(a: Any, b: Any) -> Any:
-    if a is True or b is True:
-        return True
-    if a is None or b is None:
-        return None
-    return bool(a) or bool(b)
-
-
-def _in(value: Any, items: list[Any]) -> Any:
-    if value is None:
-        return None
-    if any(_compare(operator.eq, value, i) for i in items if i is not None):
-        return True
-    return None if any(i is None for i in items) else False
-
-
-def _substring(value: Any, start: Any, length: Any) -> Any:
-    if value is None or start is None:
-        return None
-    text = str(value)
-    begin = max(int(start) - 1, 0)
-    return text[begin:] if length is None else text[begin : max(int(start) - 1 + int(length), 0)]

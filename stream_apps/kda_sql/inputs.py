@@ -21,7 +21,7 @@ from typing import Any
 
 from core.errors import ConfigError
 from stream_apps.kda_sql.columns import SqlType, parse_type
-from stream_apps.kda_sql.expressions import RowError
+from stream_apps.kda_sql.functions import RowError
 from stream_apps.kda_sql.refusals import SourceText
 
 SOURCE_STREAM = "SOURCE_SQL_STREAM_001"

@@ -28,7 +28,7 @@ from sqlglot import exp
 from core.errors import ConfigError
 from stream_apps.kda_sql.columns import to_timestamp
 from stream_apps.kda_sql.dialect import node_offset, sql_of
-from stream_apps.kda_sql.expressions import EPOCH
+from stream_apps.kda_sql.functions import EPOCH
 from stream_apps.kda_sql.inputs import DESTINATION_STREAM, SOURCE_STREAM, InputColumn
 from stream_apps.kda_sql.pumps import ROWTIME, PumpPlan, compile_pump
 from stream_apps.kda_sql.refusals import SourceText

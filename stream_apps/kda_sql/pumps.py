@@ -24,13 +24,13 @@ from sqlglot import exp
 
 from stream_apps.kda_sql.dialect import Step, node_offset, parse_select, sql_of
 from stream_apps.kda_sql.expressions import (
-    EPOCH,
     ExpressionCompiler,
     Fn,
     interval_seconds,
     key_of,
     name_of,
 )
+from stream_apps.kda_sql.functions import EPOCH
 from stream_apps.kda_sql.refusals import SourceText
 from stream_apps.kda_sql.statements import PumpStatement
 
