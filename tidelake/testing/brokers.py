@@ -30,10 +30,13 @@ from pathlib import Path
 from core.admin import describe_cluster
 from core.settings import KAFKA_VERSION, BrokerSettings
 from tidelake.broker import LocalBroker, free_port
+from tidelake.kafka_jars import ensure_jars
 
 DOCKER_IMAGE = f"apache/kafka:{KAFKA_VERSION}"
 #: The environment variable naming a broker to use instead of starting one.
 BOOTSTRAP_ENV = "TIDELAKE_KAFKA__BOOTSTRAP_SERVERS"
+#: ... and the one naming a folder of Kafka's jars (default: fetched by Maven into the user cache).
+JARS_ENV = "TIDELAKE_BROKER__JARS_DIR"
 
 
 @dataclass(frozen=True)
@@ -122,9 +125,18 @@ def local_kafka(
     """tidelake's local broker (Kafka's jars) on `port` (default: a free one) until the block ends.
     `fast_start` starts its JVM with `FAST_START_JVM_OPTIONS` and a class-data archive (see there)."""
     port = port or free_port()
-    settings = BrokerSettings(port=port, controller_port=controller_port or free_port(), data_dir=data_dir)
+    jars = os.environ.get(JARS_ENV)
+    settings = BrokerSettings(
+        port=port,
+        controller_port=controller_port or free_port(),
+        data_dir=data_dir,
+        jars_dir=Path(jars) if jars else None,
+    )
     broker = LocalBroker(settings)
-    archive = _class_archive(settings) if fast_start else None
+    archive = None
+    if fast_start:
+        ensure_jars(settings)  # before JAVA_TOOL_OPTIONS: Maven's JVM must not get the broker's options
+        archive = _class_archive(settings)
     with _java_tool_options(_jvm_options(archive, data_dir) if fast_start else []):
         state = broker.start()
     try:
