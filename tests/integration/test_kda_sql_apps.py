@@ -70,16 +70,19 @@ def replayed_topic(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactor
     return topic
 
 
-@pytest.mark.parametrize("name", ["page-views-1m", "error-rate-1m"])
+@pytest.mark.parametrize(
+    ("name", "runtime"),
+    [("page-views-1m", "aiokafka"), ("error-rate-1m", "aiokafka"), ("page-views-1m", "faust")],
+)
 def test_shipped_sql_app_over_zanbil_sample_equals_its_toml_app(
-    name: str, replayed_topic: str, kafka_bootstrap: str, tmp_path: Path
+    name: str, runtime: str, replayed_topic: str, kafka_bootstrap: str, tmp_path: Path
 ) -> None:
     events = [record.payload() for record in parse_file(SAMPLE).records]
     toml = dataclasses.replace(shipped_specs()[name], source=replayed_topic)
     expected = expected_rows(events, toml)
-    sink = f"{replayed_topic}.sql-{name}"
+    sink = f"{replayed_topic}.sql-{name}-{runtime}"
     with sql_worker(kafka_bootstrap, tmp_path / "state", "--sql", name, "--source", replayed_topic,
-                    "--sink-topic", sink) as worker:  # fmt: skip
+                    "--sink-topic", sink, "--runtime", runtime) as worker:  # fmt: skip
         reader = TopicReader(kafka_bootstrap, sink)
         rows = reader.wait_until(
             lambda r: len(r) >= len(expected), 120, f"{len(expected)} rows of {name}", worker
