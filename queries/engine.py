@@ -158,6 +158,8 @@ class Engine:
         #: (schema, view) -> stamp of the Glue views built, and the lines of the last refresh's skips
         self._glue_views: dict[tuple[str, str], tuple[Any, ...]] = {}
         self._glue_warnings: list[str] = []
+        #: names mirrored as `"default".name` (see `_alias_default`)
+        self._aliases: set[str] = set()
         self._spill = tempfile.TemporaryDirectory(prefix="tidelake-duckdb-")
         self._db = duckdb.connect(
             ":memory:",
@@ -285,7 +287,21 @@ class Engine:
                 self._views[name] = (stamp, {p: r for p, r in table.skipped.items() if p not in listed})
             self._tables = found
             self._refresh_glue()
+            self._alias_default()
             return dict(found)
+
+    def _alias_default(self) -> None:
+        """Mirror every table of database `default` (DuckDB's main schema) as `"default".name`, the
+        spelling Athena's clients send (PyAthena's SQLAlchemy dialect, awswrangler); the aliases
+        read the main views at query time, so they follow every rebuild."""
+        names = set(self._views) | {name for schema, name in self._glue_views if schema == "main"}
+        if names and not self._aliases:
+            self._db.execute('CREATE SCHEMA IF NOT EXISTS "default"')
+        for name in self._aliases - names:
+            self._db.execute(f'DROP VIEW IF EXISTS "default".{quote_ident(name)}')
+        for name in names - self._aliases:
+            self._db.execute(f'CREATE OR REPLACE VIEW "default".{quote_ident(name)} AS SELECT * FROM main.{quote_ident(name)}')  # fmt: skip
+        self._aliases = names
 
     def warnings(self) -> list[str]:
         """What the last refresh left out of the catalog and why (links, FIFOs, files that are not Parquet)."""

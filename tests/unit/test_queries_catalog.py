@@ -155,3 +155,22 @@ def test_athena_ddl_maps_nested_types(tmp_path: Path) -> None:
     assert "  `event` struct<page:string,status:int,bytes:bigint,is_bot:boolean>," in ddl
     assert "  `top_10` array<struct<page:string,count:bigint>>," in ddl
     assert "  `tags` map<string,double>\n)" in ddl
+
+
+def test_tables_of_default_are_also_named_with_athenas_quoted_default(tmp_path: Path) -> None:
+    """PyAthena's SQLAlchemy dialect and awswrangler send `"default"."table"`; `default` is a
+    keyword in DuckDB, so the engine mirrors database default's tables in a schema of that name."""
+    lake = tmp_path / "lake"
+    write_events(lake, [event("2026-11-23T07:15:00", "v1", "/a"), event("2026-11-23T08:15:00", "v2", "/b")])
+    with Engine(lake) as engine:
+        sql = 'SELECT count(*) AS n FROM "default"."clickstream_events"'
+        assert engine.run(sql).table.to_pylist() == [{"n": 2}]
+        write_events(lake, [event("2026-11-24T07:15:00", "v3", "/c")])
+        assert engine.run(sql).table.to_pylist() == [{"n": 3}]  # follows the rebuilt view
+        assert engine.table_names() == ["clickstream_events"]  # listed once
+        write_events(lake, [event("2026-11-23T07:15:00", "v1", "/a")], dataset="page_views")
+        assert engine.run('SELECT count(*) AS n FROM "default".page_views').table.to_pylist() == [{"n": 1}]
+        for path in sorted((lake / "page_views").rglob("*.parquet")):
+            path.unlink()
+        with pytest.raises(Exception, match="page_views"):  # gone with its dataset
+            engine.run('SELECT count(*) AS n FROM "default".page_views')
