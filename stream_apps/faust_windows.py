@@ -114,7 +114,8 @@ class FaustWindows:
         self._owns_state = partitions is None
         self._partitions = partitions
         self._producer: AIOKafkaProducer | None = None
-        self._ready = asyncio.Event()
+        #: Set once the windows have restored their state and read: `progress()` works from then on.
+        self.ready = asyncio.Event()
         self._closing = False
         self._lock = asyncio.Lock()
         self._positioned: set[int] = set()
@@ -132,7 +133,7 @@ class FaustWindows:
         source = app.topic(spec.source, acks=False)  # its offsets are the checkpoints' (docstring)
 
         async def windows(stream: Any) -> None:
-            await self._ready.wait()
+            await self.ready.wait()
             async for events in stream.take_events(options.max_batch, within=options.tick_s):
                 await self._guard(self._apply(events))
 
@@ -175,7 +176,7 @@ class FaustWindows:
         self._producer = producer
         await worker._restored_engine(self._partitions)
         self._earliest = await asyncio.to_thread(self._earliest_offsets, self._partitions)
-        self._ready.set()
+        self.ready.set()
 
     def _earliest_offsets(self, partitions: list[int]) -> dict[int, int]:
         """Asked once at start, off the event loop: a Faust consumer asks partition by partition."""
@@ -242,7 +243,7 @@ class FaustWindows:
         return [] if first > target else messages
 
     async def _tick(self) -> None:
-        if not (self._ready.is_set() and self._assigned.is_set()) or self._stopped():
+        if not (self.ready.is_set() and self._assigned.is_set()) or self._stopped():
             return  # joining the group is not idle time
         import faust
 
