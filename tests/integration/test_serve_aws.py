@@ -166,6 +166,12 @@ def test_awswrangler_reads_the_lake_through_s3_and_athena(
         boto3_session=session,
     )
     assert counted["n"].tolist() == [len(EVENTS)]
+    # the done-when, as a new user types it: awswrangler's defaults (ctas_approach=True, the
+    # workgroup's OutputLocation as s3_output), which serve answers with CTAS into the results bucket
+    defaults = wr.athena.read_sql_query(
+        "SELECT count(*) FROM clickstream_events", database="default", boto3_session=session
+    )
+    assert defaults.iloc[0].tolist() == [len(EVENTS)]
     assert wr.catalog.tables(database="default", boto3_session=session)["Table"].tolist() == [
         "clickstream_events"
     ]
