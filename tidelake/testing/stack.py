@@ -191,16 +191,18 @@ def start_stack(
     hook_modules: Sequence[str] = (),
     python_path: Sequence[Path] = (),
     timeout_s: float = START_TIMEOUT_S,
+    fast_start: bool = True,
 ) -> Iterator[TidelakeStack]:
     """Start the broker and serve in `folder` (lake/, state/, serve.log, kafka/) and yield the stack;
     stop everything at the end. `hook_modules` may be named by Firehose transform hooks
     (`serve --firehose-hook-module`), importable from `python_path`. StackError when serve does
-    not listen or the broker does not start within `timeout_s` seconds."""
+    not listen or the broker does not start within `timeout_s` seconds. `fast_start`: a local
+    broker's JVM starts with `tidelake.testing.brokers.FAST_START_JVM_OPTIONS` (False: its defaults)."""
     started = time.monotonic()
     lake, state = folder / "lake", folder / "state"
     lake.mkdir(parents=True, exist_ok=True)
     state.mkdir(parents=True, exist_ok=True)
-    choice = choose_kafka(folder, fast_start=True)
+    choice = choose_kafka(folder, fast_start=fast_start)
     port = free_port()
     log_path = folder / "serve.log"
     with contextlib.ExitStack() as exits:
