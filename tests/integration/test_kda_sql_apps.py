@@ -128,45 +128,60 @@ BAD = b'{"event_time": "2019-01-22T00:00:30.000000Z", "page": "/", "status": "te
 DRILL = (None, "after-send", "after-commit")
 
 
+def oracle_rows(events: list[dict], query: str) -> list[dict]:
+    """`query` over the events as table `ev`, rows as dicts sorted like the app's."""
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    table = pa.Table.from_pylist(events)  # noqa: F841  (DuckDB's replacement scan reads it)
+    con.execute('CREATE TABLE ev AS SELECT * FROM "table"')
+    cursor = con.execute(query)
+    names = [d[0] for d in cursor.description]
+    return sorted((dict(zip(names, row, strict=True)) for row in cursor.fetchall()), key=row_sort_key)
+
+
+def run_drill(bootstrap: str, source: str, sink: str, events: list[dict], args: tuple[str, ...], state: Path,
+              expected_rows: int, bad: bytes | None = None) -> tuple[list[dict], dict, list[int]]:  # fmt: skip
+    """Produce the events in parts, one worker run per part dying at each DRILL point (the first by
+    `kill -9` from outside once rows appear), then a last run to the end: (rows, summary, deaths)."""
+    part = len(events) // len(DRILL)
+    deaths = []
+    for k, point in enumerate(DRILL):
+        produce(bootstrap, source, events[k * part : (k + 1) * part])
+        if k == 1 and bad is not None:
+            produce_raw(bootstrap, source, [bad])
+        env = {"TIDELAKE_STREAM_CRASH_AT": point} if point else {}
+        with sql_worker(bootstrap, state, *args, env_extra=env) as worker:
+            if point is None:
+                reader = TopicReader(bootstrap, sink)
+                reader.wait_until(lambda r: len(r) >= 1, 120, "the first rows", worker)
+                worker.send_signal(signal.SIGKILL)
+            deaths.append(worker.wait(timeout=120))
+    produce(bootstrap, source, events[len(DRILL) * part :])
+    with sql_worker(bootstrap, state, *args) as worker:
+        reader.wait_until(lambda r: len(r) >= expected_rows, 180, f"{expected_rows} rows", worker)
+        summary = stop_and_summary(worker)
+    reader.poll()
+    rows = reader.values()
+    reader.close()
+    return rows, summary, deaths
+
+
 def test_aws_style_program_equals_duckdb_across_kill_9(
     kafka_bootstrap: str, make_topic, tmp_path: Path
 ) -> None:
     source = make_topic(partitions=4)
     sink = f"{source}.out"
     events = clickstream(4000, seed=21, spread_s=0.5)
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
-    table = pa.Table.from_pylist(events)  # noqa: F841  (DuckDB's replacement scan reads it)
-    con.execute('CREATE TABLE ev AS SELECT * FROM "table"')
-    cursor = con.execute(ORACLE)
-    names = [d[0] for d in cursor.description]
-    expected = sorted((dict(zip(names, row, strict=True)) for row in cursor.fetchall()), key=row_sort_key)
+    expected = oracle_rows(events, ORACLE)
     app = tmp_path / "app.sql"
     app.write_text(APP)
     schema = tmp_path / "schema.json"
     schema.write_text(json.dumps(SCHEMA))
     args = ("--sql", str(app), "--source", source, "--sink-topic", sink, "--input-schema", str(schema),
             "--idle-timeout", "2s")  # fmt: skip
-    part = len(events) // len(DRILL)
-    deaths = []
-    for k, point in enumerate(DRILL):
-        produce(kafka_bootstrap, source, events[k * part : (k + 1) * part])
-        if k == 1:
-            produce_raw(kafka_bootstrap, source, [BAD])
-        env = {"TIDELAKE_STREAM_CRASH_AT": point} if point else {}
-        with sql_worker(kafka_bootstrap, tmp_path / "state", *args, env_extra=env) as worker:
-            if point is None:
-                reader = TopicReader(kafka_bootstrap, sink)
-                reader.wait_until(lambda r: len(r) >= 1, 120, "the first rows", worker)
-                worker.send_signal(signal.SIGKILL)
-            deaths.append(worker.wait(timeout=120))
-    produce(kafka_bootstrap, source, events[len(DRILL) * part :])
-    with sql_worker(kafka_bootstrap, tmp_path / "state", *args) as worker:
-        reader.wait_until(lambda r: len(r) >= len(expected), 180, f"{len(expected)} rows", worker)
-        summary = stop_and_summary(worker)
-    reader.poll()
-    rows = reader.values()
-    reader.close()
+    rows, summary, deaths = run_drill(
+        kafka_bootstrap, source, sink, events, args, tmp_path / "state", len(expected), bad=BAD
+    )
     assert deaths == [-signal.SIGKILL] * len(DRILL)
     assert len(expected) > 100
     assert len(rows) == len(expected), f"{len(rows) - len(expected)} extra rows"  # one row per window and key
@@ -180,3 +195,69 @@ def test_aws_style_program_equals_duckdb_across_kill_9(
     headers = {k: v.decode() for k, v in letter.headers}
     assert headers["error.type"] == "input-schema-mismatch"
     assert headers["error.message"] == "column 'status' (INTEGER): 'teapot' is not an integer"
+
+
+#: A sliding window and a pump chain: a per-row pump (WHERE, CASE, UPPER) into an in-application
+#: stream, read by a sliding RANGE window partitioned by visitor, into an output stream not named
+#: DESTINATION_SQL_STREAM (written to --output).
+SLIDING = """
+CREATE OR REPLACE STREAM "CLEAN" ("visitor_id" VARCHAR(16), "page" VARCHAR(32), "kb" DOUBLE, "error" INTEGER);
+CREATE OR REPLACE STREAM "VISITOR_MINUTE" ("visitor_id" VARCHAR(16), "at" TIMESTAMP, "views" BIGINT,
+    "kb" DOUBLE, "errors" BIGINT, "pages" BIGINT);
+CREATE OR REPLACE PUMP "CLEAN_PUMP" AS INSERT INTO "CLEAN"
+    SELECT STREAM "visitor_id", UPPER("page"), "bytes" / 1000.0, CASE WHEN "status" >= 400 THEN 1 ELSE 0 END
+    FROM "SOURCE_SQL_STREAM_001" WHERE NOT "is_bot";
+CREATE OR REPLACE PUMP "SLIDING_PUMP" AS INSERT INTO "VISITOR_MINUTE"
+    SELECT STREAM "visitor_id", ROWTIME, COUNT(*) OVER w, SUM("kb") OVER w, SUM("error") OVER w,
+           COUNT(DISTINCT "page") OVER w
+    FROM "CLEAN"
+    WINDOW w AS (PARTITION BY "visitor_id" RANGE INTERVAL '1' MINUTE PRECEDING);
+"""
+SLIDING_ORACLE = """
+WITH c AS (SELECT visitor_id, upper(page) AS page, bytes / 1000.0 AS kb, CASE WHEN status >= 400 THEN 1 ELSE 0 END AS error,
+                  CAST(event_time AS TIMESTAMPTZ) AS t FROM ev WHERE NOT is_bot),
+     w AS (SELECT DISTINCT visitor_id, t FROM c)
+SELECT w.visitor_id, strftime(w.t, '%Y-%m-%dT%H:%M:%S.%fZ') AS at, count(*) AS views, sum(c.kb) AS kb,
+       sum(c.error) AS errors, count(DISTINCT c.page) AS pages
+FROM w JOIN c ON c.visitor_id = w.visitor_id AND c.t BETWEEN w.t - INTERVAL 1 MINUTE AND w.t
+GROUP BY w.visitor_id, w.t
+"""
+
+
+def test_sliding_window_pump_chain_equals_duckdb_across_kill_9(
+    kafka_bootstrap: str, make_topic, tmp_path: Path
+) -> None:
+    source = make_topic(partitions=4)
+    sink = f"{source}.visitor-minute"
+    events = clickstream(3000, seed=22, spread_s=0.5, visitors=12)
+    expected = oracle_rows(events, SLIDING_ORACLE)
+    app = tmp_path / "sliding.sql"
+    app.write_text(SLIDING)
+    args = (
+        "--sql",
+        str(app),
+        "--source",
+        source,
+        "--output",
+        f"VISITOR_MINUTE={sink}",
+        "--idle-timeout",
+        "2s",
+    )
+    rows, summary, deaths = run_drill(
+        kafka_bootstrap, source, sink, events, args, tmp_path / "state", len(expected)
+    )
+    assert deaths == [-signal.SIGKILL] * len(DRILL)
+    assert len(expected) > 2000
+    assert len(rows) == len(expected), (
+        f"{len(rows) - len(expected)} extra rows"
+    )  # one row per (visitor, time)
+
+    def by_visitor_and_time(row: dict) -> tuple[str, str]:
+        return row["visitor_id"], row["at"]
+
+    for row, want in zip(
+        sorted(rows, key=by_visitor_and_time), sorted(expected, key=by_visitor_and_time), strict=True
+    ):
+        assert row.pop("kb") == pytest.approx(want.pop("kb"), abs=1e-9)  # a float sum in another order
+        assert row == want
+    assert summary["events_in"] == len(events)
