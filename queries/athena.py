@@ -517,7 +517,9 @@ def athena_actions(service: QueryService) -> dict[str, Handler]:
         return {"DataCatalogsSummary": found, **({"NextToken": token} if token else {})}
 
     def list_databases(b: ListDatabases) -> dict[str, Any]:
-        found, token = _paged([metadata.database(b.CatalogName, "default")], b.NextToken, b.MaxResults)
+        names = ["default", *metadata.glue_databases(service.engine)]
+        everything = [metadata.database(b.CatalogName, n, service.engine) for n in names]
+        found, token = _paged(everything, b.NextToken, b.MaxResults)
         if b.AttributesToGet:
             found = [{"Name": d["Name"]} for d in found]
         return {"DatabaseList": found, **({"NextToken": token} if token else {})}
@@ -567,7 +569,9 @@ def athena_actions(service: QueryService) -> dict[str, Handler]:
         "ListDataCatalogs": list_catalogs,
         "GetDataCatalog": lambda b: {"DataCatalog": metadata.data_catalog(b.Name)},
         "ListDatabases": list_databases,
-        "GetDatabase": lambda b: {"Database": metadata.database(b.CatalogName, b.DatabaseName)},
+        "GetDatabase": lambda b: {
+            "Database": metadata.database(b.CatalogName, b.DatabaseName, service.engine)
+        },
         "ListTableMetadata": list_tables,
         "GetTableMetadata": get_table,
     }

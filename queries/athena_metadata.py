@@ -1,8 +1,9 @@
 """Athena's metadata actions over the lake's catalog: one data catalog, one database, one table per dataset.
 
     ListDataCatalogs / GetDataCatalog   -> AwsDataCatalog (Type GLUE), the only catalog
-    ListDatabases / GetDatabase         -> default, the only database
-    ListTableMetadata / GetTableMetadata -> every dataset DuckDB has a view of (`tidelake catalog`)
+    ListDatabases / GetDatabase         -> default, and each Glue database that holds tables
+    ListTableMetadata / GetTableMetadata -> every dataset DuckDB has a view of (`tidelake catalog`),
+                                           and the Glue tables of the database (CREATE EXTERNAL TABLE)
 
 Shapes are botocore's (`DataCatalog`, `Database`, `TableMetadata` with `Columns` and
 `PartitionKeys` of `{Name, Type}`); column types are Athena's DDL names from
@@ -63,27 +64,55 @@ def catalog_summaries() -> list[dict[str, Any]]:
     return [{"CatalogName": CATALOG, "Type": "GLUE", "Status": "CREATE_COMPLETE"}]
 
 
-def database(catalog: str, name: str) -> dict[str, Any]:
-    """MetadataException (EntityNotFoundException) for any database but `default`."""
+def database(catalog: str, name: str, engine: Engine | None = None) -> dict[str, Any]:
+    """`default`, or a Glue database holding tables the engine reads; MetadataException (Glue's
+    EntityNotFoundException) for any other."""
     check_catalog(catalog)
-    if name.lower() != DATABASE:
-        raise _entity_not_found(f"Database {name}")
-    return {"Name": DATABASE, "Description": "every dataset of the lake", "Parameters": {}}
+    if name.lower() == DATABASE:
+        return {"Name": DATABASE, "Description": "every dataset of the lake", "Parameters": {}}
+    if engine is not None and name.lower() in glue_databases(engine):
+        return {
+            "Name": name.lower(),
+            "Description": "tables made through Glue or Athena DDL",
+            "Parameters": {},
+        }
+    raise _entity_not_found(f"Database {name}")
 
 
-def tables(engine: Engine) -> list[Table]:
-    """The datasets that are tables now (a DuckDB view exists), by name; lists the lake afresh."""
+def glue_databases(engine: Engine) -> list[str]:
+    """The Glue databases other than `default` that hold tables the engine reads, sorted."""
+    return sorted({s.database for s in engine.glue_sources() if s.database != DATABASE})
+
+
+def tables(engine: Engine, db: str = DATABASE) -> list[Any]:
+    """The tables of `db` by name: in `default` the datasets that are tables now (a DuckDB view
+    exists) and Glue's tables there (a Glue table wins over a dataset of its name); elsewhere the
+    database's Glue tables (`queries.glue_api.TableSource`)."""
+    glue = {s.name: s for s in engine.glue_sources() if s.database == db.lower()}
+    if db.lower() != DATABASE:
+        return [glue[name] for name in sorted(glue)]
     found = engine.refresh()
-    return [found[name] for name in engine.table_names() if name in found]
+    lake = {name: found[name] for name in engine.table_names() if name in found}
+    merged: dict[str, Any] = {**lake, **glue}
+    return [merged[name] for name in sorted(merged)]
 
 
-def table_metadata(table: Table, attributes: Sequence[str] | None = None) -> dict[str, Any]:
-    """Athena's TableMetadata of one table; `attributes` (AttributesToGet) NAME, TABLE_TYPE keep only those."""
+def table_metadata(table: Any, attributes: Sequence[str] | None = None) -> dict[str, Any]:
+    """Athena's TableMetadata of one table (a lake dataset's `Table` or a Glue `TableSource`);
+    `attributes` (AttributesToGet) NAME, TABLE_TYPE keep only those."""
     if attributes:
         out: dict[str, Any] = {"Name": table.name}
         if "TABLE_TYPE" in attributes:
             out["TableType"] = "EXTERNAL_TABLE"
         return out
+    if not isinstance(table, Table):
+        return {
+            "Name": table.name,
+            "TableType": "EXTERNAL_TABLE",
+            "Columns": [{"Name": n, "Type": t} for n, t in table.columns],
+            "PartitionKeys": [{"Name": n, "Type": t} for n, t in table.partition_keys],
+            "Parameters": {**table.table_parameters, "location": table.location_uri},
+        }
     columns, keys = athena_schema(table)
     out = {
         "Name": table.name,
@@ -116,8 +145,8 @@ def _oldest_mtime(table: Table) -> float | None:
 
 def find_table(engine: Engine, catalog: str, db: str, name: str) -> Table:
     """The table `name` (case-insensitive, as Glue folds names); MetadataException when there is none."""
-    database(catalog, db)
-    for table in tables(engine):
+    database(catalog, db, engine)
+    for table in tables(engine, db):
         if table.name.lower() == name.lower():
             return table
     raise _entity_not_found(f"Table {name}")
@@ -125,8 +154,8 @@ def find_table(engine: Engine, catalog: str, db: str, name: str) -> Table:
 
 def matching_tables(engine: Engine, catalog: str, db: str, expression: str | None) -> list[Table]:
     """The tables whose whole name matches `expression` (a regex; all when it is None or empty)."""
-    database(catalog, db)
-    found = tables(engine)
+    database(catalog, db, engine)
+    found = tables(engine, db)
     if not expression:
         return found
     try:

@@ -158,6 +158,8 @@ class Engine:
         #: (schema, view) -> stamp of the Glue views built, and the lines of the last refresh's skips
         self._glue_views: dict[tuple[str, str], tuple[Any, ...]] = {}
         self._glue_warnings: list[str] = []
+        #: the Glue tables' `TableSource`s as the last refresh found them (see `glue_sources`)
+        self._glue_sources: list[Any] = []
         #: names mirrored as `"default".name` (see `_alias_default`)
         self._aliases: set[str] = set()
         self._spill = tempfile.TemporaryDirectory(prefix="tidelake-duckdb-")
@@ -214,6 +216,7 @@ class Engine:
         if self._glue_tables is None:
             return
         sources, warnings = self._glue_tables()
+        self._glue_sources = list(sources)
         wanted: dict[tuple[str, str], Any] = {}
         projected: dict[tuple[str, str], Any] = {}
         for source in sources:
@@ -302,6 +305,12 @@ class Engine:
         for name in names - self._aliases:
             self._db.execute(f'CREATE OR REPLACE VIEW "default".{quote_ident(name)} AS SELECT * FROM main.{quote_ident(name)}')  # fmt: skip
         self._aliases = names
+
+    def glue_sources(self) -> list[Any]:
+        """The Glue tables (`queries.glue_api.TableSource`: database, name, columns, partition keys,
+        location) as a refresh finds them now; [] without `attach_glue`."""
+        self.refresh()
+        return list(self._glue_sources)
 
     def warnings(self) -> list[str]:
         """What the last refresh left out of the catalog and why (links, FIFOs, files that are not Parquet)."""
