@@ -79,7 +79,7 @@ def program_spec(program: Program, name: str, *, source: str, sink_topic: str, a
     if grouped is not None and grouped.window is not None:
         kind, size_us = grouped.window
         aggregates = tuple(
-            Aggregate(a.kind) if a.kind == "count" else Aggregate(a.kind, f"__a{i}")
+            Aggregate(a.kind) if a.kind == "count" else Aggregate(a.kind, f"__a{i}", a.n)
             for i, a in enumerate(grouped.aggregates)
         )
         # a GROUP BY without aggregates (distinct keys per window) still needs one accumulator

@@ -30,7 +30,8 @@ from stream_apps.kda_sql.columns import to_timestamp
 from stream_apps.kda_sql.dialect import node_offset, sql_of
 from stream_apps.kda_sql.functions import EPOCH
 from stream_apps.kda_sql.inputs import DESTINATION_STREAM, SOURCE_STREAM, InputColumn
-from stream_apps.kda_sql.pumps import ROWTIME, PumpPlan, compile_pump
+from stream_apps.kda_sql.plans import PumpPlan
+from stream_apps.kda_sql.pumps import ROWTIME, compile_pump
 from stream_apps.kda_sql.refusals import SourceText
 from stream_apps.kda_sql.statements import PumpStatement, StreamStatement, parse_statements
 from stream_apps.kda_sql.type_checks import fits, infer
@@ -126,17 +127,21 @@ class Program:
         grouped = self.grouped
         if grouped is None:
             return []
-        values = grouped.grouped_row(key if isinstance(key, tuple) else (), start_us, end_us, results, own)
-        if values is None:
-            return []
-        env = self._named(grouped, values)
-        env[ROWTIME] = EPOCH + dt.timedelta(microseconds=end_us)
-        for pump in self.pumps[self.pumps.index(grouped) + 1 :]:
-            after = pump.row(env)
-            if after is None:
-                return []
-            env = self._named(pump, after)
-        return [self._typed(env)]
+        out = []
+        for values in grouped.grouped_rows(
+            key if isinstance(key, tuple) else (), start_us, end_us, results, own
+        ):
+            env = self._named(grouped, values)
+            env[ROWTIME] = EPOCH + dt.timedelta(microseconds=end_us)
+            for pump in self.pumps[self.pumps.index(grouped) + 1 :]:
+                after = pump.row(env)
+                if after is None:
+                    break
+                env = self._named(pump, after)
+                env[ROWTIME] = EPOCH + dt.timedelta(microseconds=end_us)
+            else:
+                out.append(self._typed(env))
+        return out
 
     # -- helpers -----------------------------------------------------------------------------
     def target_columns(self, pump: PumpPlan) -> list[str]:
@@ -259,13 +264,16 @@ def _compile_one(source: SourceText, pump: PumpStatement, streams: dict[str, Str
 
     plan = compile_pump(source, pump, time_field, resolve)
     base = pump.select_offset
+    known: dict[str, str | None] | None
     if plan.from_stream == SOURCE_STREAM:
-        known: dict[str, str | None] | None = dict(input_names) if input_names else None
+        known = dict(input_names) if input_names else None
     elif plan.from_stream in streams and plan.from_stream in writers:
         known = {c.name: c.type.category for c in streams[plan.from_stream].columns}
     else:
         raise source.refuse(pump.offset, f"pump {pump.name} reads {plan.from_stream}, which no pump fills",
                             f'read "{SOURCE_STREAM}" or a stream another pump inserts into')  # fmt: skip
+    if plan.table_function is not None:  # the SELECT reads the function's columns, not the stream's
+        known = dict(plan.table_function.columns)
     select = plan.select
 
     def category(name: str) -> str | None:

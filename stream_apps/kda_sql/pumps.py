@@ -14,79 +14,27 @@ A pump is one of:
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
 
 from sqlglot import exp
 
 from stream_apps.kda_sql.dialect import Step, node_offset, parse_select, sql_of
 from stream_apps.kda_sql.expressions import (
     ExpressionCompiler,
-    Fn,
     interval_seconds,
     key_of,
     name_of,
 )
-from stream_apps.kda_sql.functions import EPOCH
+from stream_apps.kda_sql.plans import AggregateCall, PumpPlan
 from stream_apps.kda_sql.refusals import SourceText
 from stream_apps.kda_sql.statements import PumpStatement
+from stream_apps.kda_sql.table_functions import compile_table_function
 
 ROWTIME = "ROWTIME"
 _STAGGER = re.compile(r"WINDOWED\s+BY\s+STAGGER\s*\(", re.IGNORECASE)
 _UNIT_SECONDS = {"SECOND": 1, "MINUTE": 60, "HOUR": 3600, "DAY": 86400}
 _FLOOR_TOO_LONG = "a FLOOR window is at most a DAY"
-
-
-@dataclass(frozen=True)
-class AggregateCall:
-    """One aggregate of a grouped pump: the engine aggregate (`kind`) over argument `arg`."""
-
-    kind: str  # the engine's: count, sum, min, max, avg, count_distinct
-    sql: str
-    arg: Fn | None  # None for COUNT(*)
-
-
-@dataclass
-class PumpPlan:
-    """A compiled pump. `window` is None for a per-row pump, else ("tumbling"|"stagger", size_us)."""
-
-    statement: PumpStatement
-    from_stream: str
-    window: tuple[str, int] | None
-    keys: list[tuple[str, Fn]] = field(default_factory=list)
-    aggregates: list[AggregateCall] = field(default_factory=list)
-    where: Callable[[dict[str, Any]], bool] | None = None
-    having: Callable[[dict[str, Any]], bool] | None = None
-    select: list[tuple[str, Fn, exp.Expr]] = field(default_factory=list)
-    #: A sliding window of `ROWS n PRECEDING` (n); None for RANGE INTERVAL ... PRECEDING.
-    rows_preceding: int | None = None
-
-    def group_values(self, row: dict[str, Any]) -> tuple[tuple[Any, ...], list[Any]]:
-        """(key tuple, aggregate arguments) of one input row."""
-        key = tuple(fn(row) for _, fn in self.keys)
-        return key, [None if a.arg is None else a.arg(row) for a in self.aggregates]
-
-    def grouped_row(self, key: tuple[Any, ...], start_us: int, end_us: int, results: list[Any],
-                    own: dict[str, Any] | None = None) -> list[Any] | None:  # fmt: skip
-        """The SELECT values of one closed window (of a sliding window: `own` is the row's own
-        columns), or None when HAVING is not TRUE."""
-        env: dict[str, Any] = dict(own) if own else {}
-        env.update((f"__g{i}", v) for i, v in enumerate(key))
-        env.update((f"__a{i}", v) for i, v in enumerate(results))
-        env["__ws"] = EPOCH + dt.timedelta(microseconds=start_us)
-        env["__we"] = EPOCH + dt.timedelta(microseconds=end_us)
-        if self.having is not None and not self.having(env):
-            return None
-        return [fn(env) for _, fn, _ in self.select]
-
-    def row(self, env: dict[str, Any]) -> list[Any] | None:
-        """The SELECT values of one row of a per-row pump, or None when WHERE is not TRUE."""
-        if self.where is not None and not self.where(env):
-            return None
-        return [fn(env) for _, fn, _ in self.select]
 
 
 def _blank_stagger(source: SourceText, pump: PumpStatement) -> tuple[str, str | None, int]:
@@ -160,6 +108,9 @@ def compile_pump(
     from_ = select.args.get("from_") or select.args.get("from")
     table = from_.this if from_ is not None else None
     if isinstance(table, exp.Table) and not isinstance(table.this, exp.Identifier):
+        compiled = compile_table_function(source, pump, select, table, resolve)
+        if compiled is not None:
+            return compiled
         names = [
             str(f.this).upper()
             for f in table.find_all(exp.Anonymous)
@@ -322,8 +273,6 @@ def _output_name(node: exp.Expr) -> str:
 _TABLE_FUNCTIONS = {
     "RANDOM_CUT_FOREST": "run a TOML spec with an anomaly table (stream_apps/specs/page-view-anomalies.toml)",
     "RANDOM_CUT_FOREST_WITH_EXPLANATION": "run a TOML spec with an anomaly table (no explanation yet)",
-    "TOP_K_ITEMS_TUMBLING": "use a TOML spec's top:N:F aggregate (stream_apps/specs/top-pages-5m.toml)",
-    "COUNT_DISTINCT_ITEMS_TUMBLING": "use COUNT(DISTINCT x) with GROUP BY STEP(ROWTIME BY INTERVAL ...)",
     "HOTSPOTS": "use a TOML spec's top:N:F aggregate for a categorical field",
 }
 _REFUSED: list[tuple[type, str, str]] = [

@@ -384,3 +384,42 @@ def test_aws_stagger_window_example_counts_each_group_of_six() -> None:
         {"EVENT_TIME": "2018-08-01T20:17:20.797945Z", "TICKER_SYMBOL": "AMZN", "TICKER_COUNT": 6},
         {"EVENT_TIME": "2018-08-01T20:18:21.043084Z", "TICKER_SYMBOL": "INTC", "TICKER_COUNT": 6},
     ]
+
+
+def test_top_k_items_tumbling_gives_one_row_per_item_most_frequent_first() -> None:
+    sql = """
+    CREATE OR REPLACE STREAM DESTINATION_SQL_STREAM ("TICKER_SYMBOL" VARCHAR(4), "MOST_FREQUENT_VALUES" BIGINT);
+    CREATE OR REPLACE PUMP "STREAM_PUMP" AS INSERT INTO "DESTINATION_SQL_STREAM"
+      SELECT STREAM * FROM TABLE(TOP_K_ITEMS_TUMBLING(
+          CURSOR(SELECT STREAM * FROM "SOURCE_SQL_STREAM_001" WHERE "PRICE" > 1), 'TICKER_SYMBOL', 2, 60));
+    """
+    ticks = ["AMZN", "AMZN", "INTC", "AAPL", "INTC", "AMZN", "TBV", "TBV"]
+    events = [
+        {"event_time": f"2026-01-27T10:00:{i:02d}Z", "TICKER_SYMBOL": t, "PRICE": 0.5 if i == 0 else 10}
+        for i, t in enumerate(ticks)
+    ]
+    events.append({"event_time": "2026-01-27T10:01:05Z", "TICKER_SYMBOL": "MSFT", "PRICE": 3})
+    assert run_sql(sql, events, partitions=1) == [
+        {"TICKER_SYMBOL": "AMZN", "MOST_FREQUENT_VALUES": 2},  # the first AMZN is filtered by the cursor
+        {"TICKER_SYMBOL": "INTC", "MOST_FREQUENT_VALUES": 2},  # ties (INTC, TBV) by value
+        {"TICKER_SYMBOL": "MSFT", "MOST_FREQUENT_VALUES": 1},
+    ]
+
+
+def test_count_distinct_items_tumbling_counts_per_window() -> None:
+    sql = """
+    CREATE OR REPLACE STREAM "DESTINATION_SQL_STREAM" ("NUMBER_OF_DISTINCT_ITEMS" BIGINT);
+    CREATE OR REPLACE PUMP "STREAM_PUMP" AS INSERT INTO "DESTINATION_SQL_STREAM"
+      SELECT STREAM * FROM TABLE(COUNT_DISTINCT_ITEMS_TUMBLING(
+          CURSOR(SELECT STREAM * FROM "SOURCE_SQL_STREAM_001"), 'page', 30));
+    """
+    events = [
+        {"event_time": "2026-01-27T10:00:01Z", "page": "/a"},
+        {"event_time": "2026-01-27T10:00:02Z", "page": "/b"},
+        {"event_time": "2026-01-27T10:00:29Z", "page": "/a"},
+        {"event_time": "2026-01-27T10:00:30Z", "page": "/a"},
+    ]
+    assert run_sql(sql, events, partitions=1) == [
+        {"NUMBER_OF_DISTINCT_ITEMS": 2},
+        {"NUMBER_OF_DISTINCT_ITEMS": 1},
+    ]
