@@ -1,7 +1,8 @@
 """tidelake's windows hosted in a user's own Faust app (`FaustWindows`), on the real broker: the
 user's agent and the windows run in one `faust worker`, on 4 partitions, and the final rows equal
 DuckDB's GROUP BY, on a clean run and across `kill -9` and a restart; after the drain the consumer
-group holds exactly the offsets of the last snapshot, and `tidelake status` shows it caught up.
+group holds exactly the offsets of the last snapshot. The Faust runtime (`tidelake stream run
+--runtime faust`) commits in its own Faust group, whose lag `tidelake status` shows.
 
 The user's app is this module run as a script (`python -m tests.integration.test_faust_host worker`):
 what a user writes, started with Faust's own command line (`app.main()`), signal handlers and all.
@@ -9,6 +10,7 @@ what a user writes, started with Faust's own command line (`app.main()`), signal
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import signal
@@ -24,7 +26,17 @@ import pytest
 from core.admin import consumer_group_lag, create_topics
 from core.topics import TopicSpec, stream_app_group
 from tests.stream_events import clickstream
-from tests.stream_kafka import REPO, TopicReader, make_spec, produce, produce_raw, write_spec
+from tests.stream_kafka import (
+    REPO,
+    RUNTIMES,
+    TopicReader,
+    make_spec,
+    produce,
+    produce_raw,
+    stop_and_summary,
+    worker_process,
+    write_spec,
+)
 from tests.stream_oracle import expected_rows, last_per_window, row_sort_key
 
 pytestmark = pytest.mark.integration
@@ -168,6 +180,49 @@ def test_user_app_after_kill_9_and_restart_equals_duckdb(
     group = _group_offsets(kafka_bootstrap, stream_app_group(spec.name), spec.source)
     assert {p: committed for p, (committed, _) in group.items()} == snapshot
     assert sum(snapshot.values()) == len(events)
+
+
+def _status_group(bootstrap: str, group: str) -> dict[str, Any]:
+    """The group as `tidelake status --json` shows it."""
+    result = subprocess.run(
+        [sys.executable, "-m", "tidelake.cli", "status", "-b", bootstrap, "--json"],
+        cwd=REPO, capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+    status = json.loads(result.stdout.strip().splitlines()[-1])
+    (found,) = [g for g in status["groups"] if g["group"] == group]
+    return found
+
+
+def test_faust_runtime_group_holds_the_snapshot_offsets_and_status_shows_its_lag(
+    kafka_bootstrap: str, make_topic: Any, tmp_path: Path
+) -> None:
+    """`tidelake stream run --runtime faust`: Faust's own group is `tidelake-stream-<app>`, the
+    checkpoints commit there, and status reads its lag like any consumer's."""
+    source = make_topic(partitions=4)
+    spec = make_spec(source, "tumbling:60s", "faust-runtime-lag", aggregates=["count"])
+    spec_file = write_spec(spec, tmp_path / "spec.toml")
+    events = clickstream(2000, seed=7)
+    expected = expected_rows(events, spec)
+    produce(kafka_bootstrap, source, events)
+    state = tmp_path / "state"
+    with worker_process(spec_file, kafka_bootstrap, state, extra=RUNTIMES["faust"]) as worker:
+        reader = TopicReader(kafka_bootstrap, spec.sink_topic)
+        reader.wait_until(lambda r: len(r) >= len(expected), 180, f"{len(expected)} rows", worker)
+        summary = stop_and_summary(worker)
+    reader.close()
+    assert (summary["events_in"], summary["rows_out"], summary["rows_pending"]) == (2000, len(expected), 0)
+    group = stream_app_group(spec.name)
+    snapshot = _snapshot_offsets(state, spec.name)
+    assert sum(snapshot.values()) == 2000
+    drained = _status_group(kafka_bootstrap, group)
+    assert {p["partition"]: p["committed"] for p in drained["partitions"]} == snapshot
+    assert (drained["lag"], drained["millis_behind_latest"]) == (0, 0)
+    assert f"tidelake-{spec.name}" not in {g.group for g in consumer_group_lag(kafka_bootstrap)}  # one group
+    more = clickstream(30, seed=8)
+    produce(kafka_bootstrap, source, more)  # the app is stopped: its group falls behind by exactly these
+    behind = _status_group(kafka_bootstrap, group)
+    assert behind["lag"] == 30
+    assert {p["partition"]: p["committed"] for p in behind["partitions"]} == snapshot
 
 
 if __name__ == "__main__":
