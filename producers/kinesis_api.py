@@ -15,7 +15,7 @@ GetRecords. Request shapes, limits and error codes follow botocore's service mod
   record Kafka does not acknowledge comes back with `ErrorCode` InternalFailure.
 - Sequence numbers encode partition and offset (`producers.kinesis_sequence`); shard iterators
   are signed tokens that expire after 5 minutes (`producers.kinesis_iterators`).
-- GetRecords reads with a pooled consumer that is assigned the one partition and seeks
+- GetRecords reads the shard's partition with Kafka's Fetch request from the iterator's offset
   (read_committed: aborted transactions are never returned; `producers.kinesis_reads`). At most
   `Limit` (default and maximum 10,000) records and about 10 MiB a call.
 
@@ -43,6 +43,7 @@ from typing import Any
 
 from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError as AioKafkaError
+from aiokafka.errors import UnknownTopicOrPartitionError as UnknownTopicError
 from kafka.admin import ConfigResource, ConfigResourceType
 from kafka.errors import TopicAlreadyExistsError, UnknownTopicOrPartitionError
 
@@ -55,7 +56,6 @@ from producers.kinesis_errors import ACCOUNT_ID, internal, invalid, not_found
 from producers.kinesis_iterators import ShardPosition, decode_iterator, encode_iterator
 from producers.kinesis_kafka import KafkaClients
 from producers.kinesis_quotas import THROTTLED, ShardQuotas, read_throttled_message
-from producers.kinesis_reads import offset_at, read_shard, records_json
 from producers.kinesis_registry import REGISTRY_DIR, StreamRegistry
 from producers.kinesis_requests import (
     MAX_GET_RECORDS,
@@ -149,7 +149,7 @@ class KinesisService:
         self.client_id = client_id
         self.quotas = quotas
         self.kafka = KafkaClients(
-            bootstrap_servers, client_id=client_id, timeout_s=timeout_s, max_consumers=max_consumers
+            bootstrap_servers, client_id=client_id, timeout_s=timeout_s, max_readers=max_consumers
         )
         self._known: dict[str, tuple[int, float]] = {}
 
@@ -419,9 +419,9 @@ class KinesisService:
                     raise invalid(f"Timestamp {request.Timestamp} is not a time.")
                 timestamp_ms = int(request.Timestamp * 1000)  # a time past Kafka's range: after every record
             tp = TopicPartition(name, partition)
-            with self.kafka.consumer() as consumer:
+            with self.kafka.reader() as reader:
                 try:
-                    offset = self.kafka.run(offset_at(consumer, tp, timestamp_ms))
+                    offset = self.kafka.run(reader.offset_at(tp, timestamp_ms))
                 except (AioKafkaError, TimeoutError) as exc:
                     raise internal(f"could not read {name}[{partition}]: {exc!r}") from exc
         position = ShardPosition(name, partition, offset, int(self.clock() * 1000))
@@ -439,20 +439,22 @@ class KinesisService:
         if quotas is not None and not quotas.admit_read(position.stream, position.partition, self.clock()):
             raise AwsError(THROTTLED, read_throttled_message(position.stream, position.partition, ACCOUNT_ID))
         tp = TopicPartition(position.stream, position.partition)
-        with self.kafka.consumer() as consumer:
+        with self.kafka.reader() as reader:
             try:
                 read = self.kafka.run(
-                    read_shard(consumer, tp, position.offset, limit, min(self.timeout_s, _READ_BUDGET_S))
+                    reader.read(tp, position.offset, limit, min(self.timeout_s, _READ_BUDGET_S))
                 )
+            except UnknownTopicError as exc:
+                raise not_found(position.stream) from exc
             except (AioKafkaError, TimeoutError) as exc:
                 raise internal(f"could not read {tp.topic}[{tp.partition}]: {exc!r}") from exc
         if quotas is not None:
             quotas.charge_read(position.stream, position.partition, read.size, self.clock())
-        last = read.records[-1].timestamp if read.records else None
+        last = read.last_timestamp_ms
         behind = 0 if read.next_offset >= read.end or last is None else max(0, now_ms - last)
         following = ShardPosition(position.stream, position.partition, read.next_offset, now_ms)
         return {
-            "Records": records_json(position.partition, read.records),
+            "Records": read.records,
             "NextShardIterator": encode_iterator(following, self.secret),
             "MillisBehindLatest": behind,
         }

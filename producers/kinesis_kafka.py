@@ -1,10 +1,11 @@
-"""The Kafka clients behind the Kinesis actions: one producer, a bounded pool of consumers and an
-admin client, shared by every request thread.
+"""The Kafka clients behind the Kinesis actions: one producer, one shard reader and an admin
+client, shared by every request thread.
 
 The actions run in serve's thread pool and block on Kafka. Records go in and out through aiokafka,
 whose record batches are built and read by compiled code (its `_crecords` extension): PutRecords
 builds one batch per shard (`create_batch`/`send_batch`) and GetRecords decodes a fetch about ten
-times faster than kafka-python's pure-Python reader, which had most of serve's CPU. aiokafka is
+times faster than kafka-python's pure-Python reader, which had most of serve's CPU
+(`producers.kinesis_reads`: Kafka's Fetch request itself, no consumer). aiokafka is
 asyncio, so its clients live on one event loop in a thread of their own (`KafkaClients.run` hands it
 a coroutine and waits); the request threads never touch them directly. Topic administration
 (create, describe, delete, configs) stays with kafka-python's admin client: it is not on a hot path.
@@ -24,23 +25,21 @@ import threading
 from collections.abc import Coroutine, Iterator
 from typing import Any, TypeVar
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 from aiokafka.client import AIOKafkaClient
 from aiokafka.errors import KafkaError as AioKafkaError
 from kafka import KafkaAdminClient
 from kafka.errors import KafkaError, UnknownTopicOrPartitionError
 
-from core.aws_json import AwsError
 from producers.kinesis_errors import internal, unavailable
-from producers.kinesis_requests import MAX_GET_BYTES, MAX_REQUEST_BYTES
+from producers.kinesis_reads import ShardReader
+from producers.kinesis_requests import MAX_REQUEST_BYTES
 
 _T = TypeVar("_T")
 
 #: A batch of PutRecords for one shard holds at most this much before the next batch starts (a
 #: larger record has a batch of its own); a call's 500 records of ~200 bytes fit one per shard.
 BATCH_BYTES = 256 * 1024
-#: What one GetRecords fetch may bring back from its partition: a call's 10 MiB at most.
-PARTITION_FETCH_BYTES = MAX_GET_BYTES + 1024 * 1024
 
 
 class _AllTopicsClient(AIOKafkaClient):
@@ -56,9 +55,7 @@ class KafkaClients:
     closes every client. The aiokafka clients are made on first use, so a service made without a
     broker (or never asked to put or read) starts no thread and opens no connection."""
 
-    def __init__(
-        self, bootstrap_servers: str, *, client_id: str, timeout_s: float, max_consumers: int
-    ) -> None:
+    def __init__(self, bootstrap_servers: str, *, client_id: str, timeout_s: float, max_readers: int) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.client_id = client_id
         self.timeout_s = timeout_s
@@ -67,9 +64,9 @@ class KafkaClients:
         self._loop_lock = threading.Lock()
         self._producer: AIOKafkaProducer | None = None
         self._producer_lock = threading.Lock()
-        self._idle: list[AIOKafkaConsumer] = []
-        self._pool_lock = threading.Lock()
-        self._slots = threading.BoundedSemaphore(max_consumers)
+        self._reader: ShardReader | None = None
+        self._reader_lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(max_readers)
         self._admin_client: KafkaAdminClient | None = None
         self._admin_lock = threading.Lock()
         self.closed = False
@@ -128,49 +125,31 @@ class KafkaClients:
             raise unavailable(self.bootstrap_servers, exc) from exc
         return producer
 
-    async def _start_consumer(self) -> AIOKafkaConsumer:
-        consumer = AIOKafkaConsumer(
+    async def _start_reader(self) -> ShardReader:
+        client = _AllTopicsClient(
             bootstrap_servers=self.bootstrap_servers,
             client_id=self.client_id,
-            group_id=None,
-            enable_auto_commit=False,
-            isolation_level="read_committed",  # records of aborted transactions are never returned
-            auto_offset_reset="earliest",  # an offset retention deleted reads from the first one left
-            fetch_max_wait_ms=50,
-            fetch_max_bytes=PARTITION_FETCH_BYTES,
-            max_partition_fetch_bytes=PARTITION_FETCH_BYTES,
             request_timeout_ms=int(self.timeout_s * 1000),
         )
-        consumer._client.__class__ = _AllTopicsClient
         try:
-            await asyncio.wait_for(consumer.start(), self.timeout_s)
+            await asyncio.wait_for(client.bootstrap(), self.timeout_s)
         except (AioKafkaError, OSError, TimeoutError) as exc:
-            await consumer.stop()
+            await client.close()
             raise unavailable(self.bootstrap_servers, exc) from exc
-        return consumer
+        return ShardReader(client)
 
     @contextlib.contextmanager
-    def consumer(self) -> Iterator[AIOKafkaConsumer]:
-        """A consumer of the pool for this thread alone, used through `run`; at most
-        `max_consumers` exist. A consumer whose block raised is closed, not pooled."""
+    def reader(self) -> Iterator[ShardReader]:
+        """The shard reader, for at most `max_readers` reads at once (its requests share the
+        client's connections; the bound keeps answers being built from piling up)."""
         if not self._slots.acquire(timeout=self.timeout_s):
-            raise AwsError("InternalFailureException", "every reader is busy; try again", 500)
+            raise internal("every reader is busy; try again")
         try:
-            with self._pool_lock:
-                consumer = self._idle.pop() if self._idle else None
-            if consumer is None:
-                consumer = self.run(self._start_consumer())
-            healthy = False
-            try:
-                yield consumer
-                healthy = True
-            finally:
-                if healthy and not self.closed:
-                    with self._pool_lock:
-                        self._idle.append(consumer)
-                else:
-                    with contextlib.suppress(Exception):
-                        self.run(consumer.stop(), self.timeout_s)
+            with self._reader_lock:
+                if self._reader is None:
+                    self._reader = self.run(self._start_reader())
+                reader = self._reader
+            yield reader
         finally:
             self._slots.release()
 
@@ -201,10 +180,11 @@ class KafkaClients:
         with self._loop_lock:
             self.closed = True
             loop, thread = self._loop, self._thread
-        with self._pool_lock:
-            idle, self._idle = self._idle, []
         if loop is not None:
-            stops = [c.stop() for c in idle]
+            stops = []
+            if self._reader is not None:
+                stops.append(self._reader.client.close())
+                self._reader = None
             if self._producer is not None:
                 stops.append(self._producer.stop())
                 self._producer = None

@@ -407,6 +407,53 @@ def test_an_iterator_can_be_reused_and_expires_after_five_minutes(kinesis, strea
         kinesis.get_records(ShardIterator=iterator, Limit=10_001)
 
 
+def test_get_records_reads_committed_records_only(kinesis, stream, kafka_bootstrap: str) -> None:
+    """Records of an aborted transaction are never returned and those of an open one wait for its
+    commit; the sequence numbers are the records' offsets (markers take offsets too)."""
+    from kafka import KafkaProducer
+
+    name = stream(1)
+    shard = "shardId-000000000000"
+
+    def put(*values: bytes) -> None:
+        answer = kinesis.put_records(
+            StreamName=name, Records=[{"Data": v, "PartitionKey": "k"} for v in values]
+        )
+        assert answer["FailedRecordCount"] == 0
+
+    producer = KafkaProducer(
+        bootstrap_servers=kafka_bootstrap, transactional_id=f"test-kinesis-{uuid.uuid4().hex[:8]}"
+    )
+    try:
+        producer.init_transactions()
+        put(b"c0", b"c1")
+        producer.begin_transaction()
+        for value in (b"a0", b"a1", b"a2"):
+            producer.send(name, value=value, key=b"k", partition=0)
+        producer.flush()
+        producer.abort_transaction()
+        producer.begin_transaction()
+        producer.send(name, value=b"t0", key=b"k", partition=0)
+        producer.flush()  # open: its record is past the last stable offset
+        put(b"c2")
+        iterator = kinesis.get_shard_iterator(
+            StreamName=name, ShardId=shard, ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+        first = kinesis.get_records(ShardIterator=iterator)
+        assert [r["Data"] for r in first["Records"]] == [b"c0", b"c1"]
+        assert first["MillisBehindLatest"] == 0
+        assert kinesis.get_records(ShardIterator=first["NextShardIterator"])["Records"] == []
+        producer.commit_transaction()
+    finally:
+        producer.close()
+    records = _read_all(kinesis, name, shard)
+    assert [r["Data"] for r in records] == [b"c0", b"c1", b"t0", b"c2"]
+    offsets = [parse_sequence_number(r["SequenceNumber"])[1] for r in records]
+    assert offsets == [0, 1, 6, 7]  # 2-4: the aborted records, 5: the abort marker
+    after = kinesis.get_records(ShardIterator=first["NextShardIterator"])
+    assert [r["Data"] for r in after["Records"]] == [b"t0", b"c2"]
+
+
 # -- the endpoint ----------------------------------------------------------------------------------
 def test_malformed_requests_get_aws_s_400(server, stream) -> None:
     endpoint = server[0]
