@@ -283,9 +283,10 @@ class TableSource:
     #: partition projection (`queries.glue_projection`): the table's Projection, the ProjectionError
     #: its properties raise (raised when it is queried), or None when projection is off; with it, the
     #: table's `s3://` location and `resolve(uri)`, a location's lake folder (AwsError outside the lake)
-    projection: Projection | ProjectionError | None = None
-    location_uri: str = ""
-    resolve: Callable[[str], Path] | None = None
+    #: (derived from the fields above, so left out of comparisons)
+    projection: Projection | ProjectionError | None = field(default=None, compare=False)
+    location_uri: str = field(default="", compare=False)
+    resolve: Callable[[str], Path] | None = field(default=None, compare=False)
 
 
 def _invalid(message: str) -> AwsError:
