@@ -77,9 +77,22 @@ def list_apps(json_output: JsonOption = False) -> None:
         )
     console.print(table)
     if programs:
-        sql_table = Table("app", "KDA SQL program", "plan", caption="tidelake stream run --sql NAME|FILE")
+        sql_table = Table(
+            "app",
+            "KDA SQL program",
+            "window",
+            "keys",
+            "output",
+            caption="tidelake stream run --sql NAME|FILE",
+        )
         for name, path in programs.items():
-            sql_table.add_row(name, path.name, "\n".join(load_program(path).explain()[1:-1]))
+            program = load_program(path)
+            grouped = program.grouped
+            window = "per row" if grouped is None or grouped.window is None else (
+                f"{grouped.window[0]}:{grouped.window[1] // 1_000_000}s"
+            )  # fmt: skip
+            keys = ", ".join(k for k, _ in grouped.keys) if grouped is not None and grouped.keys else "-"
+            sql_table.add_row(name, path.name, window, keys, program.output.name)
         console.print(sql_table)
 
 
