@@ -42,6 +42,9 @@ class PumpPlan:
     rows_preceding: int | None = None
     #: TOP_K_ITEMS_TUMBLING / COUNT_DISTINCT_ITEMS_TUMBLING: its output columns and rows.
     table_function: Any = None
+    #: Unquoted (upper-case) source columns: without an input schema they also read the JSON field
+    #: of the same name in lower case, as KDA's schema discovery named `$.page` column PAGE.
+    folded_source_names: tuple[str, ...] = ()
 
     def group_values(self, row: dict[str, Any]) -> tuple[tuple[Any, ...], list[Any]]:
         """(key tuple, aggregate arguments) of one input row."""

@@ -52,6 +52,10 @@ class Program:
     settings: dict[str, str] = field(default_factory=dict)
 
     @property
+    def _folded(self) -> tuple[str, ...]:
+        return self.pumps[0].folded_source_names
+
+    @property
     def grouped(self) -> PumpPlan | None:
         return next((p for p in self.pumps if p.window is not None), None)
 
@@ -101,6 +105,9 @@ class Program:
         """A source record -> `{"__key": tuple, "__a0": ...}` for the windowed pump, or
         `{"__rows": [...]}` for a per-row program; None when a WHERE drops it. RowError rejects it."""
         env = {c.name: c.read(event) for c in self.input_columns} if self.input_columns else dict(event)
+        for name in self._folded:
+            if name not in env:  # KDA's schema discovery named `$.page` PAGE: unquoted page reads it
+                env[name] = event.get(name.lower())
         rowtime = EPOCH + dt.timedelta(microseconds=t_us)
         env[ROWTIME] = rowtime
         for pump in self.pumps:
@@ -260,9 +267,14 @@ def compile_program(source: SourceText, time_field: str | None = None,
 def _compile_one(source: SourceText, pump: PumpStatement, streams: dict[str, StreamStatement],
                  writers: dict[str, PumpStatement], time_field: str, input_names: dict[str, str]) -> PumpPlan:  # fmt: skip
     def resolve(name: str, column: exp.Column) -> str:
+        if not column.this.quoted:
+            folded.append(name)
         return name
 
+    folded: list[str] = []
     plan = compile_pump(source, pump, time_field, resolve)
+    if plan.from_stream == SOURCE_STREAM and not input_names:
+        plan.folded_source_names = tuple(dict.fromkeys(n for n in folded if n != ROWTIME))
     base = pump.select_offset
     known: dict[str, str | None] | None
     if plan.from_stream == SOURCE_STREAM:

@@ -423,3 +423,24 @@ def test_count_distinct_items_tumbling_counts_per_window() -> None:
         {"NUMBER_OF_DISTINCT_ITEMS": 2},
         {"NUMBER_OF_DISTINCT_ITEMS": 1},
     ]
+
+
+def test_unquoted_names_read_lower_case_json_fields_as_kda_discovery_named_them() -> None:
+    """AWS's tumbling-window example: unquoted Ticker_Symbol and Price (TICKER_SYMBOL, PRICE) over
+    records whose JSON fields are ticker_symbol and price; a field named exactly so wins."""
+    sql = """
+    CREATE OR REPLACE STREAM "DESTINATION_SQL_STREAM" (ticker_symbol VARCHAR(4), min_price REAL, max_price REAL);
+    CREATE OR REPLACE PUMP "STREAM_PUMP" AS INSERT INTO "DESTINATION_SQL_STREAM"
+      SELECT STREAM Ticker_Symbol, MIN(Price) AS Price, MAX(Price) AS Price
+      FROM "SOURCE_SQL_STREAM_001"
+      GROUP BY Ticker_Symbol, STEP("SOURCE_SQL_STREAM_001".ROWTIME BY INTERVAL '60' SECOND);
+    """
+    events = [
+        {"event_time": "2026-01-27T10:00:01Z", "ticker_symbol": "AMZN", "price": 10.5},
+        {"event_time": "2026-01-27T10:00:02Z", "ticker_symbol": "AMZN", "price": 9.0},
+        {"event_time": "2026-01-27T10:00:03Z", "TICKER_SYMBOL": "INTC", "ticker_symbol": "x", "price": 3},
+    ]
+    assert sorted_rows(run_sql(sql, events, partitions=1)) == [
+        {"TICKER_SYMBOL": "AMZN", "MIN_PRICE": 9.0, "MAX_PRICE": 10.5},
+        {"TICKER_SYMBOL": "INTC", "MIN_PRICE": 3.0, "MAX_PRICE": 3.0},
+    ]
