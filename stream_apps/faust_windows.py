@@ -119,6 +119,8 @@ class FaustWindows:
         self._closing = False
         self._lock = asyncio.Lock()
         self._positioned: set[int] = set()
+        #: Partitions moved back by the timer before their first batch (`_nudge`), once per assignment.
+        self._nudged: set[int] = set()
         #: Each partition's first offset at start: where a partition without a snapshot starts.
         self._earliest: dict[int, int] = {}
         #: Set once the source's partitions are assigned: before that no partition is idle.
@@ -196,6 +198,7 @@ class FaustWindows:
         for tp in assigned:
             if tp.topic == self.spec.source:
                 self._positioned.discard(tp.partition)  # the new owner positions it again
+                self._nudged.discard(tp.partition)
                 if engine is not None:
                     engine.last_seen_s[tp.partition] = now  # start-up time does not count as idle
                 self._assigned.set()
@@ -231,16 +234,35 @@ class FaustWindows:
         group or offset reset put the consumer further on) is dropped whole and read again in order."""
         import faust  # the app is running: Faust is imported already
 
-        engine = self.worker.engine
-        assert engine is not None  # _apply checked
         tp = faust.types.TP(self.spec.source, partition)
-        target = engine.offsets.get(partition)
-        if target is None:
-            target = self._earliest.get(partition, 0)
+        target = self._target(partition)
         first = messages[0].offset
         if first != target:
             await self.app.consumer.seek(tp, target)
         return [] if first > target else messages
+
+    def _target(self, partition: int) -> int:
+        """Where the engine resumes reading `partition`: the snapshot's next offset, else its start."""
+        engine = self.worker.engine
+        assert engine is not None  # ready
+        offset = engine.offsets.get(partition)
+        return offset if offset is not None else self._earliest.get(partition, 0)
+
+    async def _nudge(self, assignment: Any) -> None:
+        """A partition that has delivered nothing yet may sit past where the engine resumes (the
+        app's group committed further on, `--reset`, or offset reset `latest`): then no batch would
+        ever come to position it. Move it back; its first batch is checked as usual (`_position`)."""
+        import faust
+
+        for partition in self.worker.engine.partitions if self.worker.engine is not None else ():
+            tp = faust.types.TP(self.spec.source, partition)
+            if partition in self._positioned or partition in self._nudged or tp not in assignment:
+                continue
+            position = await self.app.consumer.position(tp)
+            target = self._target(partition)
+            if position is not None and position > target:
+                await self.app.consumer.seek(tp, target)
+                self._nudged.add(partition)
 
     async def _tick(self) -> None:
         if not (self.ready.is_set() and self._assigned.is_set()) or self._stopped():
@@ -262,6 +284,7 @@ class FaustWindows:
         async with self._lock:
             if self._stopped():
                 return
+            await self._nudge(assignment)
             now = time.monotonic()
             engine.note_waiting(behind, now)
             engine.advance(now)

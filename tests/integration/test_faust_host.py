@@ -218,6 +218,14 @@ def test_faust_runtime_group_holds_the_snapshot_offsets_and_status_shows_its_lag
     assert {p["partition"]: p["committed"] for p in drained["partitions"]} == snapshot
     assert (drained["lag"], drained["millis_behind_latest"]) == (0, 0)
     assert f"tidelake-{spec.name}" not in {g.group for g in consumer_group_lag(kafka_bootstrap)}  # one group
+    # --reset: the group sits at the end of every partition, the windows start over from the beginning
+    with worker_process(spec_file, kafka_bootstrap, state, extra=(*RUNTIMES["faust"], "--reset")) as worker:
+        reader = TopicReader(kafka_bootstrap, spec.sink_topic)
+        reader.wait_until(lambda r: len(r) >= 2 * len(expected), 180, f"{len(expected)} rows again", worker)
+        summary = stop_and_summary(worker)
+    reader.close()
+    assert (summary["events_in"], summary["rows_out"], summary["rows_pending"]) == (2000, len(expected), 0)
+    assert _snapshot_offsets(state, spec.name) == snapshot
     more = clickstream(30, seed=8)
     produce(kafka_bootstrap, source, more)  # the app is stopped: its group falls behind by exactly these
     behind = _status_group(kafka_bootstrap, group)
