@@ -131,15 +131,7 @@ class AwsServices:
         return names
 
     def _reset_kinesis(self, keep: set[str]) -> list[str]:
-        names = _all_pages(
-            lambda start: self.call(
-                KINESIS_PREFIX,
-                "ListStreams",
-                {"Limit": 100, **({"ExclusiveStartStreamName": start} if start else {})},
-            ),
-            "StreamNames",
-            "HasMoreStreams",
-        )
+        names = self._stream_names()
         gone = []
         for name in names:
             if name in keep:
@@ -149,7 +141,26 @@ class AwsServices:
                     KINESIS_PREFIX, "DeleteStream", {"StreamName": name, "EnforceConsumerDeletion": True}
                 )
                 gone.append(name)
+        # Kafka deletes a topic in the background: a test that makes a stream of the same name right
+        # after the reset must not find the old one still there
+        deadline, pause = time.monotonic() + RESET_TIMEOUT_S, threading.Event()
+        while left := sorted(set(gone) & set(self._stream_names())):
+            if time.monotonic() > deadline:
+                msg = f"reset: Kafka still lists the deleted streams {left} after {RESET_TIMEOUT_S:g} s"
+                raise AwsError("ServiceUnavailableException", msg, 503)
+            pause.wait(0.05)
         return gone
+
+    def _stream_names(self) -> list[str]:
+        return _all_pages(
+            lambda start: self.call(
+                KINESIS_PREFIX,
+                "ListStreams",
+                {"Limit": 100, **({"ExclusiveStartStreamName": start} if start else {})},
+            ),
+            "StreamNames",
+            "HasMoreStreams",
+        )
 
     def _reset_glue(self) -> dict[str, list[str]]:
         tables, databases = [], []
