@@ -25,6 +25,16 @@ if TYPE_CHECKING:
     from tidelake.testing.stack import TidelakeStack
 
 
+#: kafka-python 3.0 (the stack's Kafka client) loads its protocol schemas with importlib.resources'
+#: read_text/open_text, deprecated since Python 3.11: ignored, so that a session with
+#: `filterwarnings = error` can use the fixtures (tidelake's own suite ignores the same).
+KAFKA_PYTHON_WARNING = r"ignore:(read|open)_text is deprecated:DeprecationWarning"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("filterwarnings", KAFKA_PYTHON_WARNING)
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini(
         "tidelake_firehose_hook_modules",
