@@ -31,6 +31,7 @@ from typing import Any
 
 from aiokafka.errors import KafkaError
 
+from core.admin import admin_client
 from core.errors import BrokerUnavailable
 from core.status_board import STOPPED
 from core.topics import stream_app_group
@@ -68,8 +69,28 @@ def faust_app(spec_name: str, bootstrap_servers: str, data_dir: str, max_batch: 
         producer_acks=-1,
         # Static membership: one worker per app, so a restart after kill -9 takes the dead
         # member's place at once instead of waiting for its session (60 s by default) to expire.
-        consumer_group_instance_id=f"tidelake-{spec_name}-worker",
+        consumer_group_instance_id=instance_id(spec_name),
     )
+
+
+def instance_id(spec_name: str) -> str:
+    """The runtime's static member id (Kafka's group.instance.id) in `tidelake-stream-<app>`."""
+    return f"tidelake-{spec_name}-worker"
+
+
+def leave_group(bootstrap_servers: str, spec_name: str) -> None:
+    """Remove the runtime's static member from its group after a clean stop. A static member does
+    not leave when its consumer closes (KIP-345), so the group would stay non-empty, and could not
+    be deleted (`tidelake demo --fresh`), until its session expires. Best effort: logged if it fails."""
+    from kafka.admin import MemberToRemove
+    from kafka.errors import KafkaError as KafkaPythonError
+
+    group = stream_app_group(spec_name)
+    try:
+        with admin_client(bootstrap_servers) as client:
+            client.remove_group_members(group, [MemberToRemove(group_instance_id=instance_id(spec_name))])
+    except (KafkaPythonError, BrokerUnavailable) as exc:
+        log.warning("stream app %s: could not remove its static member from %s: %s", spec_name, group, exc)
 
 
 class FaustWorker(StreamWorker):
@@ -101,5 +122,6 @@ class FaustWorker(StreamWorker):
                 msg = f"stream app {spec.name} (faust runtime): Kafka failed: {exc.__class__.__name__}: {exc}"
                 raise BrokerUnavailable(msg) from exc
             raise exc
+        await asyncio.to_thread(leave_group, options.bootstrap_servers, spec.name)
         self._state = STOPPED
         return self.progress()

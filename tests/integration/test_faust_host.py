@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from core.admin import consumer_group_lag, create_topics
+from core.admin import admin_client, consumer_group_lag, create_topics
 from core.topics import TopicSpec, stream_app_group
 from tests.stream_events import clickstream
 from tests.stream_kafka import (
@@ -218,6 +218,8 @@ def test_faust_runtime_group_holds_the_snapshot_offsets_and_status_shows_its_lag
     assert {p["partition"]: p["committed"] for p in drained["partitions"]} == snapshot
     assert (drained["lag"], drained["millis_behind_latest"]) == (0, 0)
     assert f"tidelake-{spec.name}" not in {g.group for g in consumer_group_lag(kafka_bootstrap)}  # one group
+    with admin_client(kafka_bootstrap) as admin:  # a clean stop leaves the group: it can be deleted
+        assert admin.describe_groups([group])[group]["group_state"] == "Empty"
     # --reset: the group sits at the end of every partition, the windows start over from the beginning
     with worker_process(spec_file, kafka_bootstrap, state, extra=(*RUNTIMES["faust"], "--reset")) as worker:
         reader = TopicReader(kafka_bootstrap, spec.sink_topic)
