@@ -36,7 +36,9 @@ readers. Faust itself never commits the source: an `acks=False` topic is never i
 Where reading starts. On the first batch of each partition after an assignment the agent positions
 the consumer at the snapshot's next offset (or the beginning of the partition without a snapshot,
 as the aiokafka runtime does), whatever the app's own group holds or `consumer_auto_offset_reset`
-says, and drops records below it; later batches pass each unread offset once (`unread`). When the
+says, and drops records below it; later batches pass each unread offset once (`unread`). A
+partition that delivers nothing because its consumer sits past that point (the group committed
+further on, `reset`) is moved back by the timer before its first batch. When the
 app's id is `tidelake-stream-<app>` (as `FaustWorker` names it), Faust's own group is the one the
 checkpoints commit to, so Faust already starts at the snapshot's offsets.
 
@@ -114,7 +116,7 @@ class FaustWindows:
         self._owns_state = partitions is None
         self._partitions = partitions
         self._producer: AIOKafkaProducer | None = None
-        #: Set once the windows have restored their state and read: `progress()` works from then on.
+        #: Set once the windows have restored their state: `progress()` works from then on.
         self.ready = asyncio.Event()
         self._closing = False
         self._lock = asyncio.Lock()
