@@ -99,3 +99,12 @@ def test_clients_and_env_point_at_the_stack(tmp_path):
         "AWS_SECRET_ACCESS_KEY": "test",
         "TIDELAKE_KAFKA__BOOTSTRAP_SERVERS": "127.0.0.1:2",
     }
+
+
+def test_a_kda_sql_program_is_told_from_a_spec():
+    from tidelake.testing.apps import is_sql
+
+    sql = 'CREATE OR REPLACE PUMP "P" AS INSERT INTO "DESTINATION_SQL_STREAM" SELECT STREAM 1 FROM "S"'
+    assert [is_sql(s) for s in (sql, "apps/x.sql", Path("x.sql"), "page-views-1m", Path("x.toml"), {})] == [
+        True, True, True, False, False, False,
+    ]  # fmt: skip

@@ -6,7 +6,8 @@
     app.stop()                               # SIGINT, as Ctrl-C: the app checkpoints and exits
 
 The spec is a TOML file (`stream_apps/specs/*.toml`'s fields), a shipped app's name, or those fields
-as a dict (written to a TOML file in the stack's state folder). The app reads its source from the
+as a dict (written to a TOML file in the stack's state folder); or a Kinesis Data Analytics SQL
+program (docs/kda-sql.md): a `.sql` file, a shipped program's name with `.sql`, or its text. The app reads its source from the
 start (`--reset`), keeps its state under the stack's state folder and publishes its counters on
 the stack's status board, which `TidelakeStack.wait_windows_closed` watches.
 """
@@ -96,22 +97,51 @@ def spec_file(stack: TidelakeStack, spec: str | Path | dict[str, Any]) -> Path |
     return path
 
 
-def start_app(stack: TidelakeStack, spec: str | Path | dict[str, Any], timeout_s: float) -> StreamApp:
-    """Start the app and return once it is on the status board (StackError with its log if it exits
-    or does not appear within `timeout_s` seconds)."""
-    from core.errors import TidelakeError
-    from stream_apps.catalog import resolve_spec
+def is_sql(spec: object) -> bool:
+    """Whether `spec` is a KDA SQL program: a `.sql` path, or SQL text (it has CREATE in it)."""
+    if isinstance(spec, Path):
+        return spec.suffix == ".sql"
+    return isinstance(spec, str) and (spec.endswith(".sql") or "CREATE " in spec.upper())
 
-    given = spec_file(stack, spec)
+
+def start_app(
+    stack: TidelakeStack,
+    spec: str | Path | dict[str, Any],
+    timeout_s: float,
+    sql_options: dict[str, str | None] | None = None,
+) -> StreamApp:
+    """Start the app and return once it is on the status board (StackError with its log if it exits
+    or does not appear within `timeout_s` seconds). A KDA SQL program (`is_sql`) runs with
+    `tidelake stream run --sql`, `sql_options` its flags by name (source, sink_topic, name,
+    time_field, idle_timeout, allowed_lateness)."""
+    from core.errors import TidelakeError
+    from stream_apps.catalog import resolve_spec, resolve_sql
+    from stream_apps.kda_sql.apps import sql_app_spec
+
+    options = {k: v for k, v in (sql_options or {}).items() if v is not None}
     try:
-        loaded = resolve_spec(str(given))
+        if is_sql(spec):
+            program = spec
+            if isinstance(spec, str) and not spec.endswith(".sql"):  # the program's text
+                folder = stack.state_dir / "specs"
+                folder.mkdir(parents=True, exist_ok=True)
+                program = folder / f"{options.get('name', 'app')}.sql"
+                program.write_text(spec)
+            loaded = sql_app_spec(resolve_sql(str(program)), **options)  # type: ignore[arg-type]
+            run = ["--sql", str(program)]
+            for key, value in options.items():
+                run += [f"--{key.replace('_', '-')}", value]
+        else:
+            given = spec_file(stack, spec)
+            loaded = resolve_spec(str(given))
+            run = [str(given)]
     except TidelakeError as exc:
-        msg = f"stream app spec {given}: {exc}"
+        msg = f"stream app {spec!r}: {exc}"
         raise StackError(msg) from exc
     logs = stack.state_dir / "apps"
     logs.mkdir(parents=True, exist_ok=True)
     log_path = logs / f"{loaded.name}.log"
-    command = [sys.executable, "-m", "tidelake.cli", "stream", "run", str(given), "--reset", "--json"]
+    command = [sys.executable, "-m", "tidelake.cli", "stream", "run", *run, "--reset", "--json"]
     command += ["--state-dir", str(stack.state_dir / "apps"), "--bootstrap-servers", stack.bootstrap_servers]
     env = {**os.environ, "TIDELAKE_RUNTIME__STATE_DIR": str(stack.state_dir)}
     with log_path.open("wb") as log:

@@ -168,13 +168,32 @@ class TidelakeStack:
 
         return wait_windows_closed(self, app, timeout_s)
 
-    def run_app(self, spec: str | Path | dict[str, Any], timeout_s: float = 60.0) -> StreamApp:
-        """Start a stream app against the stack (`tidelake stream run SPEC --reset`): `spec` is a
-        TOML spec's path, a shipped app's name, or the spec's fields as a dict. Returns once the
-        app runs (on the status board); stopped by `reset()` or at the stack's end."""
+    def run_app(
+        self,
+        spec: str | Path | dict[str, Any],
+        timeout_s: float = 60.0,
+        *,
+        source: str | None = None,
+        sink_topic: str | None = None,
+        name: str | None = None,
+        time_field: str | None = None,
+        idle_timeout: str | None = None,
+    ) -> StreamApp:
+        """Start a stream app against the stack (`tidelake stream run ... --reset`): `spec` is a TOML
+        spec's path, a shipped app's name, the spec's fields as a dict, or a Kinesis Data Analytics
+        SQL program (a `.sql` path or its text; `source`, `sink_topic`, `name`, `time_field` and
+        `idle_timeout` are then its `--sql` options). Returns once the app runs (on the status
+        board); stopped by `reset()` or at the stack's end. StackError with the app's log if not."""
         from tidelake.testing.apps import start_app
 
-        app = start_app(self, spec, timeout_s)
+        sql_options = {
+            "source": source,
+            "sink_topic": sink_topic,
+            "name": name,
+            "time_field": time_field,
+            "idle_timeout": idle_timeout,
+        }
+        app = start_app(self, spec, timeout_s, sql_options)
         self.apps.append(app)
         self.pids.append(app.pid)
         return app

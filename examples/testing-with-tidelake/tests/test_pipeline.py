@@ -17,6 +17,7 @@ from orders_pipeline.producer import send_orders
 from orders_pipeline.report import revenue_by_country
 
 APP_SPEC = Path(__file__).parent.parent / "apps" / "orders-per-country-1m.toml"
+APP_SQL = APP_SPEC.with_suffix(".sql")
 ROLE = "arn:aws:iam::000000000000:role/firehose-orders"
 STREAM = "orders"
 DELIVERY = "orders-to-lake"
@@ -35,6 +36,17 @@ def order(n: int, country: str, amount: float, minute: int, status: str = "paid"
 #: 1,000 paid orders over two minutes (DE 400, FR 400, NL 200), then 5 test orders (dropped).
 PAID = [order(n, ("DE", "FR", "NL", "DE", "FR")[n % 5], 10.0 + n % 7, n // 500) for n in range(1000)]
 TEST_ORDERS = [order(1000 + n, "DE", 1.0, 1, status="test") for n in range(5)]
+
+
+#: (country, window_start, count, sum_amount) of each per-country minute of PAID.
+WINDOWS = [
+    ("DE", "2026-03-02T10:00:00.000000Z", 200, 2597.0),
+    ("DE", "2026-03-02T10:01:00.000000Z", 200, 2602.0),
+    ("FR", "2026-03-02T10:00:00.000000Z", 200, 2601.0),
+    ("FR", "2026-03-02T10:01:00.000000Z", 200, 2599.0),
+    ("NL", "2026-03-02T10:00:00.000000Z", 100, 1296.0),
+    ("NL", "2026-03-02T10:01:00.000000Z", 100, 1302.0),
+]
 
 
 def expected_revenue(orders: list[dict]) -> list[tuple[str, int, int]]:
@@ -117,14 +129,16 @@ def test_orders_per_country_per_minute(pipeline, kinesis_client):
     counters = pipeline.wait_windows_closed(app, timeout_s=90)
     assert (counters["events_in"], counters["filtered"], counters["windows_closed"]) == (1005, 5, 6)
     rows = read_stream(kinesis_client, app.sink_topic)
-    assert sorted((r["country"], r["window_start"], r["count"], r["sum_amount"]) for r in rows) == [
-        ("DE", "2026-03-02T10:00:00.000000Z", 200, 2597.0),
-        ("DE", "2026-03-02T10:01:00.000000Z", 200, 2602.0),
-        ("FR", "2026-03-02T10:00:00.000000Z", 200, 2601.0),
-        ("FR", "2026-03-02T10:01:00.000000Z", 200, 2599.0),
-        ("NL", "2026-03-02T10:00:00.000000Z", 100, 1296.0),
-        ("NL", "2026-03-02T10:01:00.000000Z", 100, 1302.0),
-    ]
+    assert sorted((r["country"], r["window_start"], r["count"], r["sum_amount"]) for r in rows) == WINDOWS
+
+
+def test_the_same_app_in_kda_sql_gives_the_same_windows(pipeline, kinesis_client):
+    app = pipeline.run_app(APP_SQL, time_field="event_time", name="orders-per-country-1m-sql")
+    send_orders(PAID + TEST_ORDERS, STREAM, kinesis_client)
+
+    pipeline.wait_windows_closed(app, timeout_s=90)
+    rows = read_stream(kinesis_client, app.sink_topic)
+    assert sorted((r["country"], r["window_start"], r["count"], r["sum_amount"]) for r in rows) == WINDOWS
 
 
 def test_code_that_makes_its_own_clients_reaches_the_stack(tidelake_reset, tidelake_env, kinesis_client):
