@@ -203,8 +203,9 @@ class WindowEngine:
                 if fields_of is None:
                     counters.filtered += 1
                     continue
-                if "__rows" in fields_of:  # a per-row program: rows go out as their events arrive
+                if "__rows" in fields_of:  # per-row pumps' rows go out as their events arrive
                     self._emit_rows(key_bytes, fields_of["__rows"])
+                if "__key" not in fields_of:  # the event reaches no window
                     counters.windowed += 1
                     continue
             key = fields_of.get(key_field) if key_field else None

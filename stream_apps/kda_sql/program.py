@@ -1,9 +1,8 @@
-"""A whole KDA SQL program compiled to one stream app: the streams, the pump chain, the output.
+"""A whole KDA SQL program compiled to one stream app: the streams, the pumps, the output.
 
-The chain runs from `SOURCE_SQL_STREAM_001` through in-application streams to one output stream
-(the stream no pump reads): per-row pumps, at most one windowed pump (its window is the app's),
-then per-row pumps again. Each stream is read by one pump and written by one pump. A program
-outside this shape is refused with the position of the pump that breaks it.
+The pumps run from `SOURCE_SQL_STREAM_001` through in-application streams to one output stream
+(the stream no pump reads), per-row pumps and at most one windowed pump (its window is the app's);
+pump_graph.py says which shapes are accepted.
 
 `Program` is what the window engine calls (stream_apps/engine.py): `prepare(event, t_us)` turns a
 source record into the windowed pump's key and aggregate arguments (or a per-row program's output
@@ -31,6 +30,7 @@ from stream_apps.kda_sql.dialect import node_offset, sql_of
 from stream_apps.kda_sql.functions import EPOCH
 from stream_apps.kda_sql.inputs import DESTINATION_STREAM, SOURCE_STREAM, InputColumn
 from stream_apps.kda_sql.plans import PumpPlan
+from stream_apps.kda_sql.pump_graph import PumpGraph, build_graph
 from stream_apps.kda_sql.pumps import ROWTIME, compile_pump
 from stream_apps.kda_sql.refusals import SourceText
 from stream_apps.kda_sql.statements import PumpStatement, StreamStatement, parse_statements
@@ -50,14 +50,23 @@ class Program:
     time_field: str
     input_columns: tuple[InputColumn, ...] = ()
     settings: dict[str, str] = field(default_factory=dict)
+    graph: PumpGraph | None = None
+
+    @property
+    def _graph(self) -> PumpGraph:
+        if self.graph is None:
+            self.graph = build_graph(self.source, self.pumps)
+        return self.graph
 
     @property
     def _folded(self) -> tuple[str, ...]:
-        return self.pumps[0].folded_source_names
+        return tuple(
+            dict.fromkeys(n for p in self._graph.readers[SOURCE_STREAM] for n in p.folded_source_names)
+        )
 
     @property
     def grouped(self) -> PumpPlan | None:
-        return next((p for p in self.pumps if p.window is not None), None)
+        return self._graph.grouped
 
     @property
     def stateless(self) -> bool:
@@ -86,7 +95,7 @@ class Program:
 
     @property
     def output(self) -> StreamStatement:
-        return self.streams[self.pumps[-1].statement.target]
+        return self.streams[self._graph.output]
 
     @property
     def fingerprint(self) -> str:
@@ -102,52 +111,62 @@ class Program:
         return (to_timestamp(text) - EPOCH) // dt.timedelta(microseconds=1)
 
     def prepare(self, event: dict[str, Any], t_us: int) -> dict[str, Any] | None:
-        """A source record -> `{"__key": tuple, "__a0": ...}` for the windowed pump, or
-        `{"__rows": [...]}` for a per-row program; None when a WHERE drops it. RowError rejects it."""
+        """A source record -> `{"__rows": [...]}` (rows per-row pumps bring to the output now) and,
+        when it reaches the windowed pump, `{"__key": tuple, "__a0": ...}`; None when WHEREs drop it
+        everywhere. RowError rejects it."""
         env = {c.name: c.read(event) for c in self.input_columns} if self.input_columns else dict(event)
         for name in self._folded:
             if name not in env:  # KDA's schema discovery named `$.page` PAGE: unquoted page reads it
                 env[name] = event.get(name.lower())
         rowtime = EPOCH + dt.timedelta(microseconds=t_us)
         env[ROWTIME] = rowtime
-        for pump in self.pumps:
-            if pump.window is not None:
-                if pump.where is not None and not pump.where(env):
-                    return None
-                key, args = pump.group_values(env)
-                prepared: dict[str, Any] = {"__key": key}
+        reaching: list[dict[str, Any]] = []
+        rows = self._flow(SOURCE_STREAM, env, rowtime, reaching)
+        prepared: dict[str, Any] = {"__rows": rows} if rows else {}
+        grouped = self.grouped
+        if reaching and grouped is not None and grouped.window is not None:
+            window_env = reaching[0]
+            if grouped.where is None or grouped.where(window_env):
+                key, args = grouped.group_values(window_env)
+                prepared["__key"] = key
                 prepared.update((f"__a{i}", v) for i, v in enumerate(args))
-                if pump.window[0] == "sliding":
-                    prepared["__row"] = env
-                return prepared
+                if grouped.window[0] == "sliding":
+                    prepared["__row"] = window_env
+        return prepared or None
+
+    def _flow(self, stream: str, env: dict[str, Any], rowtime: dt.datetime,
+              reaching: list[dict[str, Any]]) -> list[dict[str, Any]]:  # fmt: skip
+        """The output rows `env`, a row of `stream`, gives through the per-row pumps; the row that
+        reaches the windowed pump's input is put in `reaching`."""
+        if stream == self._graph.output:
+            return [self._typed(env)]
+        out: list[dict[str, Any]] = []
+        for pump in self._graph.readers.get(stream, []):
+            if pump.window is not None:
+                reaching.append(env)
+                continue
             values = pump.row(env)
-            if values is None:
-                return None
-            env = self._named(pump, values)
-            env[ROWTIME] = rowtime
-        return {"__rows": [self._typed(env)]}
+            if values is not None:
+                after = self._named(pump, values)
+                after[ROWTIME] = rowtime
+                out += self._flow(pump.statement.target, after, rowtime, reaching)
+        return out
 
     def rows(self, key: Any, start_us: int, end_us: int, results: list[Any],
              own: dict[str, Any] | None = None) -> list[dict[str, Any]]:  # fmt: skip
         """The output rows of one closed window of the windowed pump (none when HAVING drops it);
-        `own` is a sliding window's input row."""
+        `own` is a sliding window's input row. ROWTIME after a window is the window's end."""
         grouped = self.grouped
         if grouped is None:
             return []
-        out = []
+        rowtime = EPOCH + dt.timedelta(microseconds=end_us)
+        out: list[dict[str, Any]] = []
         for values in grouped.grouped_rows(
             key if isinstance(key, tuple) else (), start_us, end_us, results, own
         ):
             env = self._named(grouped, values)
-            env[ROWTIME] = EPOCH + dt.timedelta(microseconds=end_us)
-            for pump in self.pumps[self.pumps.index(grouped) + 1 :]:
-                after = pump.row(env)
-                if after is None:
-                    break
-                env = self._named(pump, after)
-                env[ROWTIME] = EPOCH + dt.timedelta(microseconds=end_us)
-            else:
-                out.append(self._typed(env))
+            env[ROWTIME] = rowtime
+            out += self._flow(grouped.statement.target, env, rowtime, [])
         return out
 
     # -- helpers -----------------------------------------------------------------------------
@@ -226,46 +245,15 @@ def compile_program(source: SourceText, time_field: str | None = None,
         if pump.target not in streams:
             raise source.refuse(pump.offset, f"pump {pump.name} inserts into {pump.target}, which no CREATE STREAM declares",
                                 f'declare it: CREATE OR REPLACE STREAM "{pump.target}" (...)')  # fmt: skip
-    writers: dict[str, PumpStatement] = {}
-    for pump in pumps:
-        if pump.target in writers:
-            raise source.refuse(pump.offset, f"pumps {writers[pump.target].name} and {pump.name} both insert into {pump.target}",
-                                "several pumps into one stream are not supported yet; give each its own stream and run one app each")  # fmt: skip
-        writers[pump.target] = pump
+    writers = {pump.target for pump in pumps}
     input_names = {c.name: c.type.category for c in input_columns}
-    compiled: dict[str, PumpPlan] = {}
-    for pump in pumps:
-        compiled[pump.name] = _compile_one(source, pump, streams, writers, time_field, input_names)
-    readers: dict[str, list[PumpPlan]] = {}
-    for plan in compiled.values():
-        readers.setdefault(plan.from_stream, []).append(plan)
-    chain: list[PumpPlan] = []
-    stream = SOURCE_STREAM
-    while stream in readers:
-        if len(readers[stream]) > 1:
-            second = readers[stream][1].statement
-            raise source.refuse(second.offset, f"two pumps read {stream}",
-                                "one pump reads each stream in a tidelake app; split the program into one app per pump")  # fmt: skip
-        plan = readers[stream][0]
-        chain.append(plan)
-        stream = plan.statement.target
-    if not chain:
-        raise source.refuse(
-            pumps[0].offset, f"no pump reads {SOURCE_STREAM}", f'read the input: FROM "{SOURCE_STREAM}"'
-        )
-    unreached = [p for p in compiled.values() if p not in chain]
-    if unreached:
-        raise source.refuse(unreached[0].statement.offset, f"pump {unreached[0].statement.name} reads {unreached[0].from_stream}, which the chain from {SOURCE_STREAM} never fills",
-                            "chain every pump from the input stream")  # fmt: skip
-    grouped = [p for p in chain if p.window is not None]
-    if len(grouped) > 1:
-        raise source.refuse(grouped[1].statement.offset, "a second windowed pump in one chain is not supported yet",
-                            "run it as a second app reading the first app's output topic")  # fmt: skip
-    return Program(source, streams, chain, time_field, input_columns, settings)
+    plans = [_compile_one(source, pump, streams, writers, time_field, input_names) for pump in pumps]
+    graph = build_graph(source, plans)
+    return Program(source, streams, plans, time_field, input_columns, settings, graph)
 
 
 def _compile_one(source: SourceText, pump: PumpStatement, streams: dict[str, StreamStatement],
-                 writers: dict[str, PumpStatement], time_field: str, input_names: dict[str, str]) -> PumpPlan:  # fmt: skip
+                 writers: set[str], time_field: str, input_names: dict[str, str]) -> PumpPlan:  # fmt: skip
     def resolve(name: str, column: exp.Column) -> str:
         if not column.this.quoted:
             folded.append(name)

@@ -444,3 +444,32 @@ def test_unquoted_names_read_lower_case_json_fields_as_kda_discovery_named_them(
         {"TICKER_SYMBOL": "AMZN", "MIN_PRICE": 9.0, "MAX_PRICE": 10.5},
         {"TICKER_SYMBOL": "INTC", "MIN_PRICE": 3.0, "MAX_PRICE": 3.0},
     ]
+
+
+def test_several_pumps_into_one_stream_a_window_and_per_row_rows_together() -> None:
+    """Fan-out from the source and fan-in into DESTINATION_SQL_STREAM: a per-row pump writes each
+    error at once, a tumbling window pump writes a count per minute when the window closes."""
+    sql = """
+    CREATE OR REPLACE STREAM "DESTINATION_SQL_STREAM" ("kind" VARCHAR(8), "at" TIMESTAMP, "n" BIGINT);
+    CREATE OR REPLACE STREAM "ERRORS" ("at" TIMESTAMP, "status" INTEGER);
+    CREATE OR REPLACE PUMP "ERRORS_PUMP" AS INSERT INTO "ERRORS"
+      SELECT STREAM ROWTIME, "status" FROM "SOURCE_SQL_STREAM_001" WHERE "status" >= 500;
+    CREATE OR REPLACE PUMP "ERROR_ROWS" AS INSERT INTO "DESTINATION_SQL_STREAM"
+      SELECT STREAM 'error', "at", "status" FROM "ERRORS";
+    CREATE OR REPLACE PUMP "PER_MINUTE" AS INSERT INTO "DESTINATION_SQL_STREAM"
+      SELECT STREAM 'minute', STEP(ROWTIME BY INTERVAL '1' MINUTE), COUNT(*) FROM "SOURCE_SQL_STREAM_001"
+      GROUP BY STEP(ROWTIME BY INTERVAL '1' MINUTE);
+    """
+    events = [
+        {"event_time": "2026-01-27T10:00:01Z", "status": 200},
+        {"event_time": "2026-01-27T10:00:02Z", "status": 503},
+        {"event_time": "2026-01-27T10:01:03Z", "status": 500},
+    ]
+    rows, engine = run_spec(sql_spec(sql), events, partitions=1, batch=1)
+    assert rows == [
+        {"kind": "error", "at": "2026-01-27T10:00:02.000000Z", "n": 503},
+        {"kind": "error", "at": "2026-01-27T10:01:03.000000Z", "n": 500},  # as it is read
+        {"kind": "minute", "at": "2026-01-27T10:00:00.000000Z", "n": 2},  # once 10:01:03 moved the watermark
+        {"kind": "minute", "at": "2026-01-27T10:01:00.000000Z", "n": 1},
+    ]
+    assert (engine.counters.events_in, engine.counters.windowed, engine.counters.rows_out) == (3, 3, 4)

@@ -58,7 +58,7 @@ AT = {
     'column "url" is neither in GROUP BY nor aggregated': '"url"', "the SELECT gives 1 columns and DESTINATION_SQL_STREAM takes 2": "SELECT",
     'column "n" of DESTINATION_SQL_STREAM is BIGINT but ROWTIME gives timestamp': "ROWTIME",
     "pump P reads OTHER, which no pump fills": "CREATE OR REPLACE PUMP", "which no CREATE STREAM declares": "CREATE OR REPLACE PUMP",
-    "pumps P and Q both insert into DESTINATION_SQL_STREAM": 'CREATE OR REPLACE PUMP "Q"', "ORDER BY is not supported": "ORDER BY",
+    "the program has 2 output streams (DESTINATION_SQL_STREAM, OTHER)": 'CREATE OR REPLACE PUMP "Q"', "ORDER BY is not supported": "ORDER BY",
     "is not an interval tidelake reads": "'1' MONTH", "never closed": "'a", "cannot read this SELECT": "(;",
 }  # fmt: skip
 
@@ -86,8 +86,9 @@ AT = {
         (HEAD + PUMP + '  SELECT STREAM "page", ROWTIME FROM "SOURCE_SQL_STREAM_001";', (3, 25), 'column "n" of DESTINATION_SQL_STREAM is BIGINT but ROWTIME gives timestamp'),
         (HEAD + PUMP + '  SELECT STREAM "page", 1 FROM "OTHER";', (2, 1), "pump P reads OTHER, which no pump fills"),
         (HEAD + PUMP.replace('"DESTINATION_SQL_STREAM"', '"NOWHERE"') + '  SELECT STREAM "page", 1 FROM "SOURCE_SQL_STREAM_001";', (2, 1), "which no CREATE STREAM declares"),
-        (HEAD + PUMP + '  SELECT STREAM "page", 1 FROM "SOURCE_SQL_STREAM_001";\n' + PUMP.replace('"P"', '"Q"') + '  SELECT STREAM "page", 2 FROM "SOURCE_SQL_STREAM_001";',
-         (4, 1), "pumps P and Q both insert into DESTINATION_SQL_STREAM"),
+        ('CREATE STREAM "OTHER" ("page" VARCHAR(16));\n' + HEAD + PUMP + '  SELECT STREAM "page", 1 FROM "SOURCE_SQL_STREAM_001";\n'
+         + PUMP.replace('"P"', '"Q"').replace('"DESTINATION_SQL_STREAM"', '"OTHER"') + '  SELECT STREAM "page" FROM "SOURCE_SQL_STREAM_001";',
+         (5, 1), "the program has 2 output streams (DESTINATION_SQL_STREAM, OTHER)"),
         (HEAD + PUMP + '  SELECT STREAM "page", 1 FROM "SOURCE_SQL_STREAM_001" ORDER BY "page";', (3, 56), "ORDER BY is not supported"),
         (HEAD + PUMP + '  SELECT STREAM "page", COUNT(*) FROM "SOURCE_SQL_STREAM_001" GROUP BY "page", STEP(ROWTIME BY INTERVAL \'1\' MONTH);',
          (3, 105), "is not an interval tidelake reads"),
