@@ -20,7 +20,7 @@ TEST_WORKERS ?= 2
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml $(LOCK) tools/kafka/pom.xml tools/install-system-deps.sh
+$(STAMP): pyproject.toml $(LOCK) tidelake/resources/kafka-pom.xml tools/install-system-deps.sh
 	./tools/install-system-deps.sh chromium
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet uv==$(UV_VERSION)

@@ -1,7 +1,9 @@
 """Kafka's broker jars: found in the user cache, or fetched once from Maven Central with `mvn`.
 
-The pom in `tools/kafka/pom.xml` names the artifacts; Maven resolves them into `~/.m2` and copies
-them into `<cache>/kafka-<version>/libs`, which is the broker's classpath.
+The pom `tidelake/resources/kafka-pom.xml` (package data: a pip-installed tidelake has it too) names
+the artifacts; Maven resolves them into `~/.m2` and copies them into `<cache>/kafka-<version>/libs`,
+which is the broker's classpath. Maven runs on a copy of the pom in a temporary folder, so its
+`target/` never lands inside the installed package.
 """
 
 from __future__ import annotations
@@ -9,14 +11,15 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import tempfile
+from importlib.resources import as_file, files
 from pathlib import Path
 
 from core.errors import BrokerStartError, BrokerToolMissing
 from core.settings import BrokerSettings, default_cache_home
 
-#: The repository root in a source checkout (editable install), where tools/kafka/pom.xml lives.
-REPO_ROOT = Path(__file__).resolve().parents[1]
-POM = REPO_ROOT / "tools" / "kafka" / "pom.xml"
+#: The pom that names Kafka's jars, shipped in the package (`tidelake/resources/`).
+POM_RESOURCE = "kafka-pom.xml"
 MIN_JAVA = 17
 MAVEN_TIMEOUT_S = 600
 
@@ -68,20 +71,25 @@ def ensure_jars(settings: BrokerSettings, *, quiet: bool = True) -> Path:
     if mvn is None:
         msg = "Maven (`mvn`, 3.6+) is needed once to fetch Kafka's jars from Maven Central and is not on PATH; install it (e.g. apt-get install maven) or use Docker (docker compose up)"
         raise BrokerToolMissing(msg)
-    if not POM.is_file():
-        msg = f"cannot fetch Kafka's jars: {POM} is missing (run tidelake from a source checkout, or set TIDELAKE_BROKER__JARS_DIR)"
-        raise BrokerStartError(msg)
     partial = folder.with_name(folder.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
-    command = [
-        mvn, "-B", *(["-q"] if quiet else []), "-f", str(POM), "package",
-        f"-Dkafka.version={settings.kafka_version}", f"-Dkafka.libs.dir={partial}",
-    ]  # fmt: skip
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=MAVEN_TIMEOUT_S, check=False)
-    except subprocess.TimeoutExpired as exc:
-        msg = f"Maven did not finish fetching Kafka {settings.kafka_version} within {MAVEN_TIMEOUT_S} s; check access to Maven Central and run `make install` again"
-        raise BrokerStartError(msg) from exc
+    with (
+        tempfile.TemporaryDirectory(prefix="tidelake-kafka-pom-") as work,
+        as_file(files("tidelake") / "resources" / POM_RESOURCE) as shipped,
+    ):
+        pom = Path(work) / "pom.xml"
+        shutil.copyfile(shipped, pom)
+        command = [
+            mvn, "-B", *(["-q"] if quiet else []), "-f", str(pom), "package",
+            f"-Dkafka.version={settings.kafka_version}", f"-Dkafka.libs.dir={partial}",
+        ]  # fmt: skip
+        try:
+            done = subprocess.run(
+                command, capture_output=True, text=True, timeout=MAVEN_TIMEOUT_S, check=False
+            )
+        except subprocess.TimeoutExpired as exc:
+            msg = f"Maven did not finish fetching Kafka {settings.kafka_version} within {MAVEN_TIMEOUT_S} s; check access to Maven Central and run `make install` again"
+            raise BrokerStartError(msg) from exc
     if done.returncode != 0 or not _has_broker_jar(partial, settings.kafka_version):
         tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-15:])
         msg = f"Maven could not fetch Kafka {settings.kafka_version}'s jars (exit {done.returncode}): {' '.join(command)}\n{tail}"
