@@ -147,6 +147,13 @@ class ResultStore:
         self._remember(query_id, columns, rows)
         return table.num_rows
 
+    def forget(self, query_id: str) -> None:
+        """Remove a result: its CSV file, its metadata and its cached rows (none of them is an error)."""
+        with self._lock:
+            self._cache.pop(query_id, None)
+        for path in (self.csv_path(query_id), self.folder / f"{query_id}.csv.metadata"):
+            path.unlink(missing_ok=True)
+
     def load(self, query_id: str) -> tuple[list[dict[str, Any]], list[list[str | None]]]:
         """(ColumnInfo, data rows as text) of a saved result; FileNotFoundError if there is none."""
         with self._lock:

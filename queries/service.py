@@ -355,6 +355,22 @@ class QueryService:
             self._finish(execution, "CANCELLED", "Query cancelled by user", USER, 1005)
         execution.control.stop("Query cancelled by user")
 
+    def forget_executions(self) -> int:
+        """Drop every ended execution (SUCCEEDED, FAILED, CANCELLED): from memory, from the saved state
+        and with its result files, as if it had never run (a test stack's reset; Athena itself keeps
+        history 45 days). Queued and running ones stay. Returns how many were dropped."""
+        with self._lock:
+            ended = [key for key, e in self._executions.items() if e.state in TERMINAL]
+            for key in ended:
+                del self._executions[key]
+            self._tokens = {token: key for token, key in self._tokens.items() if key not in ended}
+        for key in ended:
+            self.state.delete("executions", key)
+            self.results.forget(key)
+        for token in [t for t, body in self.state.all("tokens") if body.get("id") in ended]:
+            self.state.delete("tokens", token)
+        return len(ended)
+
     def executions(self, workgroup: str | None = None) -> list[Execution]:
         with self._lock:
             found = [e for e in self._executions.values() if workgroup is None or e.workgroup == workgroup]

@@ -91,11 +91,13 @@ class AwsServices:
         non-internal Kafka topic but `keep_streams`), Glue tables and databases made through the
         API (the lake's own tables go with its datasets), every entry of the lake (a symbolic link
         is unlinked, never followed), and Athena's running queries, named queries, prepared
-        statements and workgroups other than primary. Answers what it removed, by kind:
+        statements, workgroups other than primary, and the history and results of its ended query
+        executions. Answers what it removed, by kind:
         {"DeliveryStreams": [...], "KinesisStreams": [...], "GlueTables": ["db.table"],
         "GlueDatabases": [...], "LakeEntries": [...], "AthenaQueriesStopped": 0,
-        "NamedQueries": 0, "PreparedStatements": 0, "WorkGroups": [...]}. Query execution history
-        stays (QueryService has no way to forget it). Raises AwsError when a stream will not stop."""
+        "QueryExecutions": 0, "NamedQueries": 0, "PreparedStatements": 0, "WorkGroups": [...]}.
+        An execution still running after its stop stays listed. Raises AwsError when a stream will
+        not stop."""
         removed: dict[str, Any] = {"DeliveryStreams": self._reset_firehose()}
         removed["KinesisStreams"] = self._reset_kinesis(set(keep_streams or []))
         removed.update(self._reset_glue())
@@ -230,12 +232,14 @@ def _reset_athena(query: QueryService) -> dict[str, Any]:
     for workgroup, name in prepared:
         with contextlib.suppress(Exception):
             query.delete_prepared(name, workgroup)
+    forgotten = query.forget_executions()  # after the stops: a stopped query has ended
     workgroups = [name for name in query.workgroups if name != "primary"]
     for name in workgroups:
         with contextlib.suppress(Exception):
             query.delete_workgroup(name)
     return {
         "AthenaQueriesStopped": stopped,
+        "QueryExecutions": forgotten,
         "NamedQueries": len(saved),
         "PreparedStatements": len(prepared),
         "WorkGroups": workgroups,

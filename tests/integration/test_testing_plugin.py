@@ -44,6 +44,7 @@ ROLE = "arn:aws:iam::000000000000:role/firehose"
 
 MODULE_A = f'''
 import json
+import time
 from conftest import record
 
 ROLE = "{ROLE}"
@@ -74,6 +75,12 @@ def test_fill_every_service(tidelake_reset, kinesis_client, firehose_client, glu
         "Columns": [{{"Name": "id", "Type": "bigint"}}], "SerdeInfo": {{"SerializationLibrary":
         "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"}}}}}})
     athena_client.create_named_query(Name="q", Database="default", QueryString="SELECT 1")
+    qid = athena_client.start_query_execution(QueryString="SELECT count(*) FROM plugin_orders")["QueryExecutionId"]
+    deadline = time.monotonic() + 60
+    while athena_client.get_query_execution(QueryExecutionId=qid)["QueryExecution"]["Status"]["State"] != "SUCCEEDED":
+        assert time.monotonic() < deadline, athena_client.get_query_execution(QueryExecutionId=qid)
+        time.sleep(0.1)
+    assert athena_client.get_query_results(QueryExecutionId=qid)["ResultSet"]["Rows"][1] == {{"Data": [{{"VarCharValue": "250"}}]}}
     app = stack.run_app({{"name": "plugin-clicks-1m", "source": "plugin.clicks", "window": "tumbling:60s",
                          "aggregates": ["count"], "time_field": "t", "idle_timeout": "1h"}})
     record("a", stack, app_pid=app.pid)
@@ -98,6 +105,7 @@ def test_reset_leaves_nothing_behind(tidelake_stack, kinesis_client, firehose_cl
     assert [d["Name"] for d in glue_client.get_databases()["DatabaseList"]] == ["default"]
     assert glue_client.get_tables(DatabaseName="default")["TableList"] == []
     assert athena_client.list_named_queries()["NamedQueryIds"] == []
+    assert removed["QueryExecutions"] == 1 and athena_client.list_query_executions()["QueryExecutionIds"] == []
     assert tidelake_stack.apps == []
     record("b", tidelake_stack)
 
