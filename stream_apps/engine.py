@@ -128,6 +128,9 @@ class WindowEngine:
         # a program reads times as its SQL does (KDA: a TIMESTAMP without an offset is UTC)
         self._parse_time = getattr(program, "parse_time_us", None) or TimeParser()
         self._time_text: dict[int, str] = {}
+        # a program's own state (KDA SQL's RANDOM_CUT_FOREST forests), kept in the snapshot
+        new_state = getattr(program, "new_state", None)
+        self.program_state: Any = new_state() if new_state is not None else None
 
     # -- snapshot ----------------------------------------------------------------------------
     _STATE = ("offsets", "partition_max", "max_seen", "closed_through", "fixed", "open", "pending",
@@ -137,6 +140,8 @@ class WindowEngine:
         state = {name: getattr(self, name) for name in self._STATE}
         state["version"] = STATE_VERSION
         state["fingerprint"] = self.spec.fingerprint
+        if self.program_state is not None:
+            state["program"] = self.program_state.snapshot()
         return state
 
     def restore(self, state: dict[str, Any]) -> None:
@@ -144,6 +149,8 @@ class WindowEngine:
             setattr(self, name, state[name])
         for partition in self.partitions:
             self.partition_max.setdefault(partition, None)
+        if self.program_state is not None:
+            self.program_state.restore(state.get("program"))
 
     # -- input -------------------------------------------------------------------------------
     def process(self, partition: int, records: Sequence[Record], now_s: float) -> None:
@@ -418,7 +425,7 @@ class WindowEngine:
         program = self.spec.program
         if program is not None:
             results = [agg.result(acc) for agg, acc in zip(self.aggs, accs, strict=True)]
-            rows = program.rows(key, start, end, results, own)
+            rows = program.rows(key, start, end, results, own, self.program_state)
             if final:
                 self.counters.windows_closed += 1
             self._emit_rows(f"{'' if key is None else key}|{self._format_time(start)}".encode(), rows)

@@ -40,7 +40,8 @@ class PumpPlan:
     select: list[tuple[str, Fn, exp.Expr]] = field(default_factory=list)
     #: A sliding window of `ROWS n PRECEDING` (n); None for RANGE INTERVAL ... PRECEDING.
     rows_preceding: int | None = None
-    #: TOP_K_ITEMS_TUMBLING / COUNT_DISTINCT_ITEMS_TUMBLING: its output columns and rows.
+    #: TOP_K_ITEMS_TUMBLING / COUNT_DISTINCT_ITEMS_TUMBLING (windowed) or RANDOM_CUT_FOREST[_WITH_
+    #: EXPLANATION] (per row): its output columns and rows.
     table_function: Any = None
     #: Unquoted (upper-case) source columns: without an input schema they also read the JSON field
     #: of the same name in lower case, as KDA's schema discovery named `$.page` column PAGE.
@@ -65,8 +66,14 @@ class PumpPlan:
             envs = self.table_function.rows(env, results)
         return [[fn(e) for _, fn, _ in self.select] for e in envs if self.having is None or self.having(e)]
 
-    def row(self, env: dict[str, Any]) -> list[Any] | None:
-        """The SELECT values of one row of a per-row pump, or None when WHERE is not TRUE."""
+    def row(self, env: dict[str, Any], forests: Any = None) -> list[Any] | None:
+        """The SELECT values of one row of a per-row pump, or None when WHERE is not TRUE. A
+        RANDOM_CUT_FOREST pump scores the cursor row with its forest in `forests` (engine state)
+        after the cursor's WHERE, then applies the outer WHERE (`having`)."""
         if self.where is not None and not self.where(env):
             return None
+        if self.table_function is not None:
+            env = self.table_function.scored(env, forests.forests[self.statement.name])
+            if self.having is not None and not self.having(env):
+                return None
         return [fn(env) for _, fn, _ in self.select]

@@ -6,7 +6,9 @@ pump_graph.py says which shapes are accepted.
 
 `Program` is what the window engine calls (stream_apps/engine.py): `prepare(event, t_us)` turns a
 source record into the windowed pump's key and aggregate arguments (or a per-row program's output
-rows), `rows(key, start_us, end_us, results)` turns a closed window into output rows. Rows are dicts
+rows), `rows(key, start_us, end_us, results, own, state)` turns a closed window into output rows;
+`new_state()` gives the engine the program's own state (the forests of RANDOM_CUT_FOREST pumps,
+which score the rows after the window), which the engine keeps in the app's snapshot. Rows are dicts
 named by the output stream's declared columns, in declared order, typed by them.
 
 Settings KDA kept outside its SQL (application configuration) can sit in the program's comments,
@@ -27,6 +29,7 @@ from sqlglot import exp
 from core.errors import ConfigError
 from stream_apps.kda_sql.columns import to_timestamp
 from stream_apps.kda_sql.dialect import node_offset, sql_of
+from stream_apps.kda_sql.forest_functions import ForestFunction, Forests
 from stream_apps.kda_sql.functions import EPOCH
 from stream_apps.kda_sql.inputs import DESTINATION_STREAM, SOURCE_STREAM, InputColumn
 from stream_apps.kda_sql.plans import PumpPlan
@@ -103,7 +106,17 @@ class Program:
         digest = hashlib.sha256(f"{self.source.text}|{self.time_field}|{schema}".encode()).hexdigest()
         return f"kda-sql:{digest[:16]}"
 
+    @property
+    def forest_functions(self) -> dict[str, ForestFunction]:
+        """RANDOM_CUT_FOREST[_WITH_EXPLANATION] pumps' functions, by pump name."""
+        return {p.statement.name: p.table_function for p in self.pumps if isinstance(p.table_function, ForestFunction)}  # fmt: skip
+
     # -- what the engine calls ---------------------------------------------------------------
+    def new_state(self) -> Forests | None:
+        """Fresh state for one engine: the RCF pumps' forests (None when there are none)."""
+        functions = self.forest_functions
+        return Forests(functions) if functions else None
+
     @staticmethod
     def parse_time_us(text: str) -> int:
         """The time field (ROWTIME) in µs: ISO-8601, an offset or `Z`, or none (KDA's TIMESTAMP
@@ -135,9 +148,10 @@ class Program:
         return prepared or None
 
     def _flow(self, stream: str, env: dict[str, Any], rowtime: dt.datetime,
-              reaching: list[dict[str, Any]]) -> list[dict[str, Any]]:  # fmt: skip
+              reaching: list[dict[str, Any]], forests: Forests | None = None) -> list[dict[str, Any]]:  # fmt: skip
         """The output rows `env`, a row of `stream`, gives through the per-row pumps; the row that
-        reaches the windowed pump's input is put in `reaching`."""
+        reaches the windowed pump's input is put in `reaching`. `forests`: the engine's RCF state
+        (rows after the window only: compile_program refuses an RCF the source reaches)."""
         if stream == self._graph.output:
             return [self._typed(env)]
         out: list[dict[str, Any]] = []
@@ -145,17 +159,18 @@ class Program:
             if pump.window is not None:
                 reaching.append(env)
                 continue
-            values = pump.row(env)
+            values = pump.row(env, forests)
             if values is not None:
                 after = self._named(pump, values)
                 after[ROWTIME] = rowtime
-                out += self._flow(pump.statement.target, after, rowtime, reaching)
+                out += self._flow(pump.statement.target, after, rowtime, reaching, forests)
         return out
 
     def rows(self, key: Any, start_us: int, end_us: int, results: list[Any],
-             own: dict[str, Any] | None = None) -> list[dict[str, Any]]:  # fmt: skip
+             own: dict[str, Any] | None = None, state: Forests | None = None) -> list[dict[str, Any]]:  # fmt: skip
         """The output rows of one closed window of the windowed pump (none when HAVING drops it);
-        `own` is a sliding window's input row. ROWTIME after a window is the window's end."""
+        `own` is a sliding window's input row, `state` the engine's `new_state()`. ROWTIME after a
+        window is the window's end."""
         grouped = self.grouped
         if grouped is None:
             return []
@@ -166,7 +181,7 @@ class Program:
         ):
             env = self._named(grouped, values)
             env[ROWTIME] = rowtime
-            out += self._flow(grouped.statement.target, env, rowtime, [])
+            out += self._flow(grouped.statement.target, env, rowtime, [], state)
         return out
 
     # -- helpers -----------------------------------------------------------------------------
@@ -187,6 +202,10 @@ class Program:
         ]
         for pump in self.pumps:
             head = f"pump {pump.statement.name}: {pump.from_stream} -> {pump.statement.target}"
+            if isinstance(pump.table_function, ForestFunction):
+                f = pump.table_function
+                lines.append(f"{head}, per row: {f.name} over {', '.join(f.numeric)} ({f.num_trees} trees, sub-sample {f.sub_sample}, shingle {f.shingle_size}) adds {', '.join(list(f.columns)[len(f.cursor):])}")  # fmt: skip
+                continue
             if pump.window is None:
                 lines.append(f"{head}, per row{' with WHERE' if pump.where else ''}")
                 continue
@@ -249,6 +268,7 @@ def compile_program(source: SourceText, time_field: str | None = None,
     input_names = {c.name: c.type.category for c in input_columns}
     plans = [_compile_one(source, pump, streams, writers, time_field, input_names) for pump in pumps]
     graph = build_graph(source, plans)
+    _check_forests_follow_the_window(source, plans, graph)
     return Program(source, streams, plans, time_field, input_columns, settings, graph)
 
 
@@ -260,7 +280,7 @@ def _compile_one(source: SourceText, pump: PumpStatement, streams: dict[str, Str
         return name
 
     folded: list[str] = []
-    plan = compile_pump(source, pump, time_field, resolve)
+    plan = compile_pump(source, pump, time_field, resolve, streams)
     if plan.from_stream == SOURCE_STREAM and not input_names:
         plan.folded_source_names = tuple(dict.fromkeys(n for n in folded if n != ROWTIME))
     base = pump.select_offset
@@ -305,6 +325,23 @@ def _compile_one(source: SourceText, pump: PumpStatement, streams: dict[str, Str
             raise source.refuse(base + node_offset(node), f'column "{name}" of {pump.target} is {column_type.spelling} but {sql_of(node)} gives {found}',
                                 f"CAST({sql_of(node)} AS {column_type.spelling}) or change the column's type")  # fmt: skip
     return plan
+
+
+def _check_forests_follow_the_window(source: SourceText, plans: list[PumpPlan], graph: PumpGraph) -> None:
+    """An RCF pump scores rows in order, so it reads only rows of the windowed pump (which come in
+    window order); rows read from the source come in no fixed order across partitions."""
+    writers: dict[str, list[PumpPlan]] = {}
+    for plan in plans:
+        writers.setdefault(plan.statement.target, []).append(plan)
+
+    def after_window(stream: str) -> bool:
+        filled = writers.get(stream, [])
+        return bool(filled) and all(p is graph.grouped or after_window(p.from_stream) for p in filled)
+
+    for plan in plans:
+        if isinstance(plan.table_function, ForestFunction) and not after_window(plan.from_stream):
+            raise source.refuse(plan.statement.offset, f"{plan.table_function.name} in pump {plan.statement.name} reads {plan.from_stream}, whose rows do not all come from a windowed pump",
+                                "count per window into an in-application stream first (GROUP BY STEP(ROWTIME BY INTERVAL '60' SECOND)) and score that stream; tidelake scores rows in window order, and source rows arrive in no fixed order across partitions")  # fmt: skip
 
 
 def load_program(

@@ -26,9 +26,10 @@ from stream_apps.kda_sql.expressions import (
     key_of,
     name_of,
 )
+from stream_apps.kda_sql.forest_functions import compile_forest
 from stream_apps.kda_sql.plans import AggregateCall, PumpPlan
 from stream_apps.kda_sql.refusals import SourceText
-from stream_apps.kda_sql.statements import PumpStatement
+from stream_apps.kda_sql.statements import PumpStatement, StreamStatement
 from stream_apps.kda_sql.table_functions import compile_table_function
 
 ROWTIME = "ROWTIME"
@@ -94,10 +95,10 @@ def _aggregate(node: exp.Expr, compiler: ExpressionCompiler) -> AggregateCall:
     )
 
 
-def compile_pump(
-    source: SourceText, pump: PumpStatement, time_field: str, resolve: Callable[[str, exp.Column], str]
-) -> PumpPlan:
-    """Check one pump against the subset and compile it. `resolve` maps the FROM stream's columns."""
+def compile_pump(source: SourceText, pump: PumpStatement, time_field: str, resolve: Callable[[str, exp.Column], str],
+                 streams: dict[str, StreamStatement] | None = None) -> PumpPlan:  # fmt: skip
+    """Check one pump against the subset and compile it. `resolve` maps the FROM stream's columns;
+    `streams` (the declared in-application streams) give a RANDOM_CUT_FOREST cursor its columns."""
     base = pump.select_offset
     text, stagger, stagger_at = _blank_stagger(source, pump)
     select = parse_select(source, text, base)
@@ -108,7 +109,9 @@ def compile_pump(
     from_ = select.args.get("from_") or select.args.get("from")
     table = from_.this if from_ is not None else None
     if isinstance(table, exp.Table) and not isinstance(table.this, exp.Identifier):
-        compiled = compile_table_function(source, pump, select, table, resolve)
+        compiled = compile_table_function(source, pump, select, table, resolve) or compile_forest(
+            source, pump, select, table, resolve, streams
+        )
         if compiled is not None:
             return compiled
         names = [
@@ -271,8 +274,6 @@ def _output_name(node: exp.Expr) -> str:
 
 #: What to use today instead of KDA's table functions (docs/kda-sql.md: refused, with a plan).
 _TABLE_FUNCTIONS = {
-    "RANDOM_CUT_FOREST": "run a TOML spec with an anomaly table (stream_apps/specs/page-view-anomalies.toml)",
-    "RANDOM_CUT_FOREST_WITH_EXPLANATION": "run a TOML spec with an anomaly table (no explanation yet)",
     "HOTSPOTS": "use a TOML spec's top:N:F aggregate for a categorical field",
 }
 _REFUSED: list[tuple[type, str, str]] = [

@@ -54,7 +54,11 @@ def test_list_shows_the_sql_apps_beside_the_toml_apps() -> None:
     done = tidelake("stream", "list", "--json")
     assert done.returncode == 0, done.stderr
     listed = json.loads(done.stdout)
-    assert [a["name"] for a in listed["sql_apps"]] == ["error-rate-1m", "page-views-1m"]
+    assert [a["name"] for a in listed["sql_apps"]] == [
+        "error-rate-1m",
+        "page-view-anomalies",
+        "page-views-1m",
+    ]
     assert len(listed["apps"]) == 6
 
 

@@ -51,7 +51,7 @@ def test_unquoted_names_fold_to_upper_case_and_quoted_names_keep_theirs() -> Non
 AT = {
     "type 'BLOB' is not supported": "BLOB", "a CREATE statement is not part": "CREATE TABLE",
     "a INSERT statement is not part": "INSERT", "JOIN is not supported": "JOIN",
-    "window W is not defined": "COUNT(*) OVER", "TABLE(RANDOM_CUT_FOREST(...)) is not supported yet": "TABLE(RANDOM",
+    "window W is not defined": "COUNT(*) OVER", "RANDOM_CUT_FOREST reads SOURCE_SQL_STREAM_001 directly": '"SOURCE_SQL_STREAM_001"',
     'aggregate STDDEV_POP("n") is not supported': "STDDEV_POP", "aggregates over different windows in one pump": "COUNT(*) OVER (ROWS 3", "subqueries are not supported": "(SELECT",
     "function HOTSPOTS is not supported": "HOTSPOTS", "CURRENT_ROW_TIMESTAMP": "CURRENT_ROW_TIMESTAMP",
     "a streaming GROUP BY needs a window": '"page";', "COUNT(*) without a window": "COUNT(*)",
@@ -95,7 +95,7 @@ AT = {
         (HEAD + PUMP + "  SELECT STREAM \"page\", 1 FROM \"SOURCE_SQL_STREAM_001\" WHERE \"page\" = 'a", (3, 71), "never closed"),
         (HEAD + PUMP + '  SELECT STREAM "page", 1 FROM "SOURCE_SQL_STREAM_001" WHERE ((;', (3, 63), "cannot read this SELECT"),
         (HEAD + PUMP + '  SELECT STREAM "page", "n" FROM TABLE(RANDOM_CUT_FOREST(CURSOR(SELECT STREAM "page", "n" FROM "SOURCE_SQL_STREAM_001")));',
-         (3, 34), "TABLE(RANDOM_CUT_FOREST(...)) is not supported yet"),
+         (3, 96), "RANDOM_CUT_FOREST reads SOURCE_SQL_STREAM_001 directly"),
         (HEAD + PUMP + '  SELECT STREAM "page", STDDEV_POP("n") FROM "SOURCE_SQL_STREAM_001" GROUP BY "page", FLOOR(ROWTIME TO HOUR);',
          (3, 25), "aggregate STDDEV_POP(\"n\") is not supported"),
     ],
