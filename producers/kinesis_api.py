@@ -56,6 +56,7 @@ from producers.kinesis_errors import ACCOUNT_ID, internal, invalid, not_found
 from producers.kinesis_iterators import ShardPosition, decode_iterator, encode_iterator
 from producers.kinesis_kafka import KafkaClients
 from producers.kinesis_quotas import THROTTLED, ShardQuotas, read_throttled_message
+from producers.kinesis_reads import LATEST, ReadAhead, ShardRead
 from producers.kinesis_registry import REGISTRY_DIR, StreamRegistry
 from producers.kinesis_requests import (
     MAX_GET_RECORDS,
@@ -152,6 +153,7 @@ class KinesisService:
             bootstrap_servers, client_id=client_id, timeout_s=timeout_s, max_readers=max_consumers
         )
         self._known: dict[str, tuple[int, float]] = {}
+        self.ahead = ReadAhead(max_pages=max_consumers)
 
     @classmethod
     def from_settings(cls, settings: Settings, *, quotas: ShardQuotas | None = None) -> KinesisService:
@@ -166,6 +168,7 @@ class KinesisService:
 
     def close(self) -> None:
         """Close the producer (after sending what it holds), every consumer and the admin client."""
+        self.ahead.forget()
         self.kafka.close()
         self.registry.close()
 
@@ -230,6 +233,7 @@ class KinesisService:
             raise AwsError("ResourceInUseException", msg)
         self.registry.put(name, mode, self.clock())
         self._known.pop(name, None)
+        self.ahead.forget(name)
         if self.quotas is not None:
             self.quotas.forget(name)
         return {}
@@ -244,6 +248,7 @@ class KinesisService:
             raise not_found(name) from exc
         self.registry.forget(name)
         self._known.pop(name, None)
+        self.ahead.forget(name)
         if self.quotas is not None:
             self.quotas.forget(name)
         return {}
@@ -391,6 +396,21 @@ class KinesisService:
         return put_records(self.kafka, stream, records, self._shards(stream), self.quotas, self.clock())
 
     # -- reading ---------------------------------------------------------------------------------
+    def _read_ahead(self, tp: TopicPartition, offset: int, limit: int) -> ShardRead | None:
+        """The page read ahead for this call, if there is one and it answers the call."""
+        page = self.ahead.take(tp, offset)
+        if page is None:
+            return None
+        try:
+            read = page.result(self.timeout_s)
+            end_now = None
+            if read.at_end and len(read.records) <= limit:  # does the shard still end there?
+                with self.kafka.reader() as reader:
+                    end_now = self.kafka.run(reader.list_offset(tp, LATEST))
+        except Exception:  # a read ahead that failed or was dropped, or no answer: the call reads itself
+            return None
+        return read if read.answers(limit, end_now) else None
+
     def get_shard_iterator(self, request: GetShardIteratorInput) -> dict[str, Any]:
         name = self._stream(request)
         shards = self._shards(name)
@@ -439,15 +459,21 @@ class KinesisService:
         if quotas is not None and not quotas.admit_read(position.stream, position.partition, self.clock()):
             raise AwsError(THROTTLED, read_throttled_message(position.stream, position.partition, ACCOUNT_ID))
         tp = TopicPartition(position.stream, position.partition)
-        with self.kafka.reader() as reader:
-            try:
-                read = self.kafka.run(
-                    reader.read(tp, position.offset, limit, min(self.timeout_s, _READ_BUDGET_S))
-                )
-            except UnknownTopicError as exc:
-                raise not_found(position.stream) from exc
-            except (AioKafkaError, TimeoutError) as exc:
-                raise internal(f"could not read {tp.topic}[{tp.partition}]: {exc!r}") from exc
+        budget_s = min(self.timeout_s, _READ_BUDGET_S)
+        read = self._read_ahead(tp, position.offset, limit)
+        if read is None:
+            with self.kafka.reader() as reader:
+                try:
+                    read = self.kafka.run(reader.read(tp, position.offset, limit, budget_s))
+                except UnknownTopicError as exc:
+                    raise not_found(position.stream) from exc
+                except (AioKafkaError, TimeoutError) as exc:
+                    raise internal(f"could not read {tp.topic}[{tp.partition}]: {exc!r}") from exc
+        if self.ahead.wanted(read):  # catching up: the next page is read while this one is answered
+            offset = read.next_offset
+            page = self.kafka.read_ahead(lambda reader: reader.read(tp, offset, limit, budget_s))
+            if page is not None:
+                self.ahead.put(tp, offset, page)
         if quotas is not None:
             quotas.charge_read(position.stream, position.partition, read.size, self.clock())
         last = read.last_timestamp_ms

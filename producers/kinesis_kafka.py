@@ -22,7 +22,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import threading
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaProducer
@@ -152,6 +152,21 @@ class KafkaClients:
             yield reader
         finally:
             self._slots.release()
+
+    def read_ahead(
+        self, read: Callable[[ShardReader], Coroutine[Any, Any, _T]]
+    ) -> concurrent.futures.Future[_T] | None:
+        """Start `read(reader)` on the loop without waiting, if a reader slot is free now (a read
+        ahead never holds up a call); its future, or None."""
+        if self.closed or self._reader is None or not self._slots.acquire(blocking=False):
+            return None
+        try:
+            future = asyncio.run_coroutine_threadsafe(read(self._reader), self._running_loop())
+        except BaseException:
+            self._slots.release()
+            raise
+        future.add_done_callback(lambda _: self._slots.release())
+        return future
 
     @contextlib.contextmanager
     def admin(self) -> Iterator[KafkaAdminClient]:

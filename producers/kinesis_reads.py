@@ -27,6 +27,9 @@ from __future__ import annotations
 
 import asyncio
 import binascii
+import concurrent.futures
+import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,14 +66,29 @@ _STALE_LEADER = (
 @dataclass
 class ShardRead:
     """What one GetRecords read: the records' JSON, where to read next, where the shard ended
-    (its last stable offset when last asked), the bytes of data and keys returned, and the last
-    record's timestamp (ms)."""
+    (its last stable offset when last asked), the bytes of data and keys returned, the last
+    record's timestamp (ms), and whether the byte cap ended it."""
 
     records: list[dict[str, Any]]
     next_offset: int
     end: int
     size: int
     last_timestamp_ms: int | None
+    full: bool = False
+
+    def answers(self, limit: int, end_now: int | None = None) -> bool:
+        """Whether a read made earlier is what a read now, with `limit`, would return: one that
+        stopped short of the shard's end (what it holds is committed and cannot change) at `limit`
+        records or at the byte cap below it; or one that read to the end, when the shard still
+        ends there (`end_now`) and it holds no more than `limit` records."""
+        count = len(self.records)
+        if self.next_offset >= self.end:
+            return end_now == self.end and count <= limit
+        return count == limit or (self.full and count < limit)
+
+    @property
+    def at_end(self) -> bool:
+        return self.next_offset >= self.end
 
 
 @dataclass
@@ -230,7 +248,7 @@ class ShardReader:
             end = max(end, fetched.end)
             if fetched.records.size_in_bytes() == 0:
                 break  # nothing more to read now
-        return ShardRead(out, next_offset, end, returned, last_ts)
+        return ShardRead(out, next_offset, end, returned, last_ts, full)
 
 
 def _is_abort_marker(batch: Any) -> bool:
@@ -239,3 +257,54 @@ def _is_abort_marker(batch: Any) -> bool:
     except StopIteration:
         return False
     return bool(ControlRecord.parse(control.key) == ABORT_MARKER)
+
+
+class ReadAhead:
+    """The next page of shards being read through in pages, read while the caller takes in the
+    page it has: a consumer catching up on a shard asks for the page after the one it got, so
+    that page is fetched and built as soon as the answer leaves (as Kafka's own consumers fetch
+    ahead), and the next call only answers.
+
+    A page is read ahead only after a page that stopped short of the shard's end, and is given
+    to a call only if it `answers` that call (the same offset and a limit it meets; records below
+    the last stable offset never change, and a page that read to the end is given only while
+    the shard still ends there), so the caller gets what a read then would have returned. Pages older than `ttl_s`, or of a deleted stream, are dropped. At most
+    `max_pages` are kept; `max_bytes` bounds the page a read-ahead follows.
+    """
+
+    def __init__(self, max_pages: int, *, ttl_s: float = 10.0, max_bytes: int = 4 * 1024 * 1024) -> None:
+        self.max_pages = max_pages
+        self.ttl_s = ttl_s
+        self.max_bytes = max_bytes
+        self._pages: dict[tuple[str, int, int], tuple[float, concurrent.futures.Future[ShardRead]]] = {}
+        self._lock = threading.Lock()
+
+    def wanted(self, read: ShardRead) -> bool:
+        """Whether the page after `read` is worth reading ahead."""
+        return bool(read.records) and read.next_offset < read.end and read.size <= self.max_bytes
+
+    def put(self, tp: TopicPartition, offset: int, page: concurrent.futures.Future[ShardRead]) -> None:
+        now = time.monotonic()
+        with self._lock:
+            self._drop_expired(now)
+            while len(self._pages) >= self.max_pages:
+                oldest = min(self._pages, key=lambda k: self._pages[k][0])
+                self._pages.pop(oldest)[1].cancel()
+            self._pages[(tp.topic, tp.partition, offset)] = (now, page)
+
+    def take(self, tp: TopicPartition, offset: int) -> concurrent.futures.Future[ShardRead] | None:
+        """The page read ahead at `offset`, if any (it is not kept: a reused iterator reads again)."""
+        with self._lock:
+            self._drop_expired(time.monotonic())
+            found = self._pages.pop((tp.topic, tp.partition, offset), None)
+        return found[1] if found is not None else None
+
+    def forget(self, stream: str | None = None) -> None:
+        """Drop the pages of `stream` (all with None)."""
+        with self._lock:
+            for key in [k for k in self._pages if stream is None or k[0] == stream]:
+                self._pages.pop(key)[1].cancel()
+
+    def _drop_expired(self, now: float) -> None:
+        for key in [k for k, (made, _) in self._pages.items() if now - made > self.ttl_s]:
+            self._pages.pop(key)[1].cancel()

@@ -454,6 +454,49 @@ def test_get_records_reads_committed_records_only(kinesis, stream, kafka_bootstr
     assert [r["Data"] for r in after["Records"]] == [b"t0", b"c2"]
 
 
+def test_a_page_read_ahead_is_only_given_when_it_is_what_a_read_would_return(kinesis, stream) -> None:
+    """A consumer catching up gets its next page read ahead (producers.kinesis_reads.ReadAhead);
+    the page must be what a read at the time of the call returns: after new records, with another
+    Limit, and after the stream was made again."""
+    name = stream(1)
+    shard = "shardId-000000000000"
+
+    def put(*values: str) -> None:
+        records = [{"Data": v.encode(), "PartitionKey": "k"} for v in values]
+        assert kinesis.put_records(StreamName=name, Records=records)["FailedRecordCount"] == 0
+
+    def data(answer: dict) -> list[str]:
+        return [r["Data"].decode() for r in answer["Records"]]
+
+    put(*(f"r{i}" for i in range(15)))
+    iterator = kinesis.get_shard_iterator(StreamName=name, ShardId=shard, ShardIteratorType="TRIM_HORIZON")[
+        "ShardIterator"
+    ]
+    first = kinesis.get_records(ShardIterator=iterator, Limit=10)  # r10-r14 are read ahead, to the end
+    assert data(first) == [f"r{i}" for i in range(10)]
+    put("r15", "r16")  # the page read ahead no longer reaches the end
+    second = kinesis.get_records(ShardIterator=first["NextShardIterator"], Limit=10)
+    assert data(second) == [f"r{i}" for i in range(10, 17)]
+    assert kinesis.get_records(ShardIterator=second["NextShardIterator"])["Records"] == []
+
+    put(*(f"s{i}" for i in range(20)))  # r0-r16, s0-s19
+    third = kinesis.get_records(ShardIterator=second["NextShardIterator"], Limit=10)  # s10-s19 read ahead
+    assert data(third) == [f"s{i}" for i in range(10)]
+    smaller = kinesis.get_records(ShardIterator=third["NextShardIterator"], Limit=4)
+    assert data(smaller) == ["s10", "s11", "s12", "s13"]
+    rest = kinesis.get_records(ShardIterator=smaller["NextShardIterator"], Limit=10)
+    assert data(rest) == [f"s{i}" for i in range(14, 20)]
+    assert data(kinesis.get_records(ShardIterator=third["NextShardIterator"], Limit=10)) == [
+        f"s{i}" for i in range(10, 20)
+    ]  # the same iterator again reads the same records
+
+    again = kinesis.get_records(ShardIterator=iterator, Limit=10)  # r10-r19 are read ahead
+    kinesis.delete_stream(StreamName=name)
+    kinesis.create_stream(StreamName=name, ShardCount=1)
+    put(*(f"n{i}" for i in range(12)))
+    assert data(kinesis.get_records(ShardIterator=again["NextShardIterator"], Limit=10)) == ["n10", "n11"]
+
+
 # -- the endpoint ----------------------------------------------------------------------------------
 def test_malformed_requests_get_aws_s_400(server, stream) -> None:
     endpoint = server[0]
