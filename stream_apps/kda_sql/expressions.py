@@ -160,6 +160,8 @@ class ExpressionCompiler:
             a = c(node.this)
             if not isinstance(node.expression, exp.Null):
                 raise self.refuse(node, f"{sql_of(node)} is not supported", "write IS NULL or IS NOT NULL")
+            if node.args.get("negate"):  # sqlglot may read `x IS NOT NULL` as Is(negate=True)
+                return lambda row: a(row) is not None
             return lambda row: a(row) is None
         if isinstance(node, exp.In):
             if node.args.get("query") is not None:
@@ -177,7 +179,11 @@ class ExpressionCompiler:
             if not isinstance(node.expression, exp.Literal):
                 raise self.refuse(node, "LIKE needs a literal pattern", "write LIKE 'prefix%'")
             pattern = like_pattern(node.expression.this)
-            return lambda row: None if (v := a(row)) is None else pattern.fullmatch(str(v)) is not None
+            # sqlglot reads `x NOT LIKE p` as Like(negate=True), not Not(Like): the NOT is this flag
+            matches = not node.args.get("negate")
+            return lambda row: (
+                None if (v := a(row)) is None else (pattern.fullmatch(str(v)) is not None) is matches
+            )
         if isinstance(node, exp.Case):
             return self._case(node)
         if isinstance(node, exp.Cast | exp.TryCast):
