@@ -40,16 +40,27 @@ INTERNAL_FAILURE = {"ErrorCode": "InternalFailure", "ErrorMessage": "Internal Se
 log = logging.getLogger(__name__)
 
 
+#: MD5 hash keys of recent partition keys (producers reuse theirs: a visitor, a device): a dict
+#: lookup instead of a digest. Emptied when it holds `_HASH_CACHE_SIZE` keys.
+_hash_cache: dict[str, int] = {}
+_HASH_CACHE_SIZE = 65_536
+
+
 def shard_partitions(records: list[Record], shards: int) -> list[int]:
     """The partition of each record (`producers.kinesis_shards`' rule, done once per call);
     InvalidArgumentException for an ExplicitHashKey outside [0, 2^128 - 1]."""
     starts = [r.start for r in hash_key_ranges(shards)]
     md5 = hashlib.md5
     find = bisect.bisect_right
+    cache = _hash_cache
+    if len(cache) > _HASH_CACHE_SIZE:
+        cache.clear()
     partitions = []
     for _, key, explicit in records:
         if explicit is None:
-            hash_key = int.from_bytes(md5(key.encode("utf-8")).digest(), "big")
+            hash_key = cache.get(key)
+            if hash_key is None:
+                hash_key = cache[key] = int.from_bytes(md5(key.encode("utf-8")).digest(), "big")
         else:
             parsed = parse_hash_key(explicit)
             if parsed is None:
@@ -104,14 +115,13 @@ def put_records(
         offsets = clients.run(_send(producer, stream, batches, clients.timeout_s))
         for batch, base in zip(batches, offsets, strict=True):
             shard = shard_name(batch.partition)
-            for index, place in enumerate(batch.places):
-                if base is None:
+            if base is None:
+                for place in batch.places:
                     results[place] = dict(INTERNAL_FAILURE)
-                else:
-                    results[place] = {
-                        "SequenceNumber": sequence_number(batch.partition, base + index),
-                        "ShardId": shard,
-                    }
+                continue
+            first = int(sequence_number(batch.partition, base))  # the batch's records follow it
+            for index, place in enumerate(batch.places):
+                results[place] = {"SequenceNumber": str(first + index), "ShardId": shard}
     return [r if r is not None else dict(INTERNAL_FAILURE) for r in results]
 
 
