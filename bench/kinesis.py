@@ -9,12 +9,15 @@ The run, identical on each side, each with a fresh 4-shard stream:
 - read them back with `GetRecords` (Limit 10,000) from `TRIM_HORIZON` of every shard, round-robin
   over the shards, until each says it is caught up (`MillisBehindLatest` 0 on a page shorter than
   the limit).
-Both phases are timed from their first call to their last answer (stream creation, the first
-connection to Kafka and the payloads' preparation are outside the put timing; `ListShards` and
+Both phases are timed from their first call to their last answer (stream creation and the
+payloads' preparation are outside the put timing; serve's Kafka producer and reader connect on the
+first PutRecords and GetRecords, inside those timings, in about 30 ms; `ListShards` and
 `GetShardIterator` are inside the get timing). Then each side must have returned every record: the
 same multiset of payloads as put (so the count and the set of event ids), or the run fails.
 
 The sides alternate `ROUNDS` times (the machine is shared) and the best run of each is reported.
+The bench's broker is new, so tidelake's first round also warms the broker's JVM (at 50,000
+records the broker's CPU for the first round's puts was 1.8x the second's).
 Rows: PutRecords records/s and GetRecords records/s, ours beside MiniStack's.
 """
 

@@ -51,7 +51,8 @@ EARLIEST, LATEST = -2, -1
 #: Kafka's isolation level read_committed (Fetch and ListOffsets).
 READ_COMMITTED = 1
 #: What one Fetch may bring back from its partition (Kafka returns a whole first batch even when
-#: it is larger, so a record of any size is read). 10,000 records of ~200 bytes take about 1 MiB.
+#: it is larger, so a record of any size is read). 10,000 records of ~200 bytes of JSON take
+#: 0.35 MiB as lz4 batches; 1 MiB and 4 MiB read 50,000 records in the same time.
 FETCH_BYTES = 4 * 1024 * 1024
 #: Errors after which the partition's leader is looked up again and the request sent once more.
 _STALE_LEADER = (
@@ -105,7 +106,8 @@ class ShardReader:
     def __init__(self, client: AIOKafkaClient, *, check_crcs: bool = True) -> None:
         self.client = client
         # The broker checks every batch's CRC when it is produced; checking again here catches a
-        # batch damaged on disk since. It costs about a millisecond per 10,000 records: kept.
+        # batch damaged on disk since. It costs 0.24 ms per 10,000 records of ~200 bytes (lz4),
+        # under 1% of a read: kept.
         self.check_crcs = check_crcs
 
     async def _leader(self, tp: TopicPartition, refresh: bool = False) -> int:
