@@ -6,8 +6,8 @@ Uses `rrcf` (robust random cut forest). A point is one row's numeric values (one
 columns); it is shingled with the previous `shingle_size - 1` points and inserted into every tree
 of a forest of `num_trees` trees holding at most `tree_size` shingles (the oldest is forgotten).
 The score is the mean collusive displacement (CoDisp) over the trees, higher = more anomalous;
-each tree's displacement is attributed to the column its deciding cut splits, so a row's
-attributions sum to its score. Scores are not numerically AWS's.
+each tree's displacement is shared among the columns by how far the point lies outside the
+bounding box it is displaced from in each, so a row's attributions sum to its score. Scores are not numerically AWS's.
 
 Deterministic across restarts: every tree draws from its own seeded generator, and every
 `tree_size` shingles the forest is rebuilt from the last `tree_size` of them. The scorer's state
@@ -84,10 +84,10 @@ class RandomCutForest:
         total = 0.0
         attribution = [0.0] * columns
         for tree in trees:
-            displacement, dimension = _codisp(tree, index)
+            displacement, shares = _codisp(tree, index)
             total += displacement
-            if dimension is not None:
-                attribution[dimension % columns] += displacement
+            for dimension, share in enumerate(shares):
+                attribution[dimension % columns] += share
         n = len(trees)
         return Score(total / n, tuple(a / n for a in attribution))
 
@@ -124,19 +124,33 @@ class RandomCutForest:
         return trees
 
 
-def _codisp(tree: Any, index: int) -> tuple[float, int | None]:
-    """rrcf's CoDisp of leaf `index` (the largest sibling/subtree size ratio on its path to the
-    root) and the cut dimension of the branch where it is largest (None for a lone leaf)."""
-    node = tree.leaves[index]
-    best, dimension = 0.0, None
+def _codisp(tree: Any, index: int) -> tuple[float, list[float]]:
+    """rrcf's CoDisp of leaf `index` (the largest ratio of a sibling's size to its own subtree's on
+    the path to the root), and that displacement shared among the dimensions in proportion to how
+    far the point lies outside the sibling's bounding box in each (how likely a random cut in that
+    dimension is to separate them); all of it to the branch's cut dimension when the point lies
+    inside the box, none for a lone leaf."""
+    import numpy as np
+
+    leaf = tree.leaves[index]
+    point = np.asarray(leaf.x, dtype=float).ravel()
+    node, best, shares = leaf, 0.0, [0.0] * len(point)
     while node.u is not None:
         parent = node.u
         sibling = parent.r if node is parent.l else parent.l
         ratio = sibling.n / node.n
-        if ratio > best or dimension is None:
-            best, dimension = ratio, int(parent.q)
+        if ratio > best or not any(shares):
+            box = np.asarray(sibling.b, dtype=float).reshape(-1, len(point))
+            gaps = np.maximum(box[0] - point, 0.0) + np.maximum(point - box[-1], 0.0)
+            total = float(gaps.sum())
+            if total > 0:
+                shares = [ratio * float(g) / total for g in gaps]
+            else:
+                shares = [0.0] * len(point)
+                shares[int(parent.q)] = ratio
+            best = ratio
         node = parent
-    return best, dimension
+    return best, shares
 
 
 class AnomalyScorer:

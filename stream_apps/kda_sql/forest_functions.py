@@ -17,8 +17,8 @@ REAL, FLOAT, DECIMAL; NULL counts as 0) are one point, scored by stream_apps/ano
 forest with a fixed seed (scores are not numerically AWS's); the forest is a sliding window of the
 last subSampleSize shingles, so timeDecay is accepted and not used. An attribution is the share of
 the score whose deciding cut split that column (they sum to the score); DIRECTION is HIGH when the
-value is at least the mean of the column's values in the forest, STRENGTH is |value - mean| over
-their range (0 when they are all equal). The function reads a stream that a windowed pump fills,
+value is at least the mean of the column's values (the forest's points and this one), STRENGTH is
+|value - mean| over their range (0 when they are all equal). The function reads a stream that a windowed pump fills,
 so that its rows come in window order; the forests are part of the app's snapshot.
 """
 
@@ -92,7 +92,7 @@ class ForestFunction:
             for i, name in enumerate(self.numeric):
                 item = {"ATTRIBUTION_SCORE": f"{score.attribution[i]:.4f}"}
                 if self.directional:
-                    values = [p[i] for p in recent] or [point[i]]
+                    values = [p[i] for p in recent] + [point[i]]
                     mean = sum(values) / len(values)
                     spread = max(values) - min(values)
                     item["STRENGTH"] = f"{abs(point[i] - mean) / spread if spread else 0.0:.4f}"
