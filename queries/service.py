@@ -252,7 +252,9 @@ class QueryService:
             if self._utility(execution) or self._ddl(execution):
                 return
             sql, values = self._statement(execution)
-            result = self.engine.run(sql, values, control=execution.control)
+            result = self.engine.run(
+                sql, values, control=execution.control, database=execution.context.get("Database")
+            )
             execution.bytes_scanned = result.bytes_scanned
             execution.engine_ms = result.engine_ms
             execution.rows_scanned = result.rows_scanned

@@ -248,9 +248,10 @@ def _reset_athena(query: QueryService) -> dict[str, Any]:
 
 def connect_athena(glue: GlueService, engine: Engine, service: QueryService) -> None:
     """Athena reads and writes Glue's catalog: the engine makes Glue's own tables queryable by name
-    (`Engine.attach_glue`) and StartQueryExecution runs DDL against Glue (`queries.athena_ddl`)."""
+    (`Engine.attach_glue`) and StartQueryExecution runs DDL against Glue (`queries.athena_ddl`),
+    and CREATE TABLE AS SELECT on this engine into the results folder (awswrangler's ctas_approach)."""
     engine.attach_glue(glue.stored_sources)
-    service.ddl = AthenaDdl(glue).run
+    service.ddl = AthenaDdl(glue, engine=engine, results=service.results.folder).run
 
 
 @contextlib.contextmanager

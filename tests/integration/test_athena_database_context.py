@@ -16,13 +16,6 @@ from tests.integration.test_athena_ddl import LAKE, SALES_CSV, SALES_DDL, Stack
 
 pytestmark = pytest.mark.integration
 
-#: queries/service.py does not yet hand QueryExecutionContext.Database to Engine.run(database=...)
-#: (a one-line change its owner was asked for); strict, so the test fails once it does and the
-#: mark must go
-NEEDS_SERVICE = pytest.mark.xfail(
-    strict=True, reason="queries/service.py must pass execution.context['Database'] to Engine.run"
-)
-
 
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[Stack]:
@@ -41,12 +34,10 @@ def test_qualified_names_work_from_any_database(stack: Stack) -> None:
     assert stack.ok("SELECT count(*) AS n FROM uploads.sales", "uploads") == [["n"], ["3"]]
 
 
-@NEEDS_SERVICE
 def test_boto3_bare_name_in_the_context_database(stack: Stack) -> None:
     assert stack.ok("SELECT count(*) AS n FROM sales", "uploads") == [["n"], ["3"]]
 
 
-@NEEDS_SERVICE
 def test_pyathena_schema_name_is_the_database_of_bare_names(stack: Stack) -> None:
     url = stack.athena.meta.endpoint_url
     cursor = connect(

@@ -311,7 +311,6 @@ def serve(
 
     from core.lake import LAKE_BUCKET
     from queries.api import create_app, is_loopback, known_hosts
-    from queries.athena_ddl import AthenaDdl
     from queries.results import ResultStore
     from queries.s3_api import RESULTS_BUCKET, s3_app, s3_in_front
     from queries.service import QueryService
@@ -352,8 +351,6 @@ def serve(
         )
         with aws_services(settings, shard_quotas=q.shard_quotas) as aws:
             connect_athena(aws.glue, engine, service)
-            # CREATE TABLE AS SELECT into the results bucket (awswrangler's ctas_approach), on this engine
-            service.ddl = AthenaDdl(aws.glue, engine=engine, results=results_dir).run
             try:
                 err_console.print(
                     f"tidelake serve: http://{q.host}:{q.port} (lake {engine.lake}, results {results_dir}); "
