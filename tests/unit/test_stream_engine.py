@@ -315,3 +315,35 @@ def test_a_null_event_time_is_dead_lettered_even_as_the_first_record_of_a_batch(
         (2, "bad-event-time"),
     ]
     assert (engine.counters.errors, engine.counters.windowed) == (2, 1)
+
+
+def test_a_restored_anomaly_scorer_scores_as_an_uninterrupted_one() -> None:
+    """The TOML [anomaly] scorer's state (the app's snapshot) rebuilds its forest exactly, across the
+    forest's rebuild every tree_size shingles."""
+    import pickle
+
+    from stream_apps.anomaly import AnomalyScorer
+
+    counts = [100 + (i * 7) % 11 for i in range(80)]
+    counts[50] = 900
+    whole = []
+    scorer = AnomalyScorer(num_trees=10, tree_size=16, shingle_size=3)
+    for count in counts:
+        row = {"count": count}
+        scorer(row)
+        whole.append(row["anomaly_score"])
+    for cut in (9, 33, 55):
+        first = AnomalyScorer(num_trees=10, tree_size=16, shingle_size=3)
+        scores = []
+        for count in counts[:cut]:
+            row = {"count": count}
+            first(row)
+            scores.append(row["anomaly_score"])
+        restored = AnomalyScorer(num_trees=10, tree_size=16, shingle_size=3)
+        restored.restore(pickle.loads(pickle.dumps(first.state())))
+        for count in counts[cut:]:
+            row = {"count": count}
+            restored(row)
+            scores.append(row["anomaly_score"])
+        assert scores == whole
+    assert max(range(len(whole)), key=whole.__getitem__) in (50, 51, 52)
