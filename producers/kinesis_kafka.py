@@ -117,6 +117,7 @@ class KafkaClients:
             max_request_size=MAX_REQUEST_BYTES + 1024 * 1024,
             request_timeout_ms=timeout_ms,
         )
+        # the producer makes its own client; this class is that client's with one method changed
         producer.client.__class__ = _AllTopicsClient
         try:
             await asyncio.wait_for(producer.start(), self.timeout_s)
