@@ -316,6 +316,7 @@ def serve(
     from queries.service import QueryService
     from tidelake.aws_endpoint import aws_endpoint
     from tidelake.aws_services import aws_services, connect_athena
+    from tidelake.cross_site import CrossSiteWriteGuard
     from tidelake.status import collect_status
 
     overrides: dict[str, Any] = {
@@ -369,22 +370,25 @@ def serve(
                         markup=False,
                         highlight=False,
                     )
-                # S3 (REST) outermost, so that virtual-hosted bucket names reach it; then the JSON
-                # services by X-Amz-Target; then Athena, the REST API and the console.
-                app = s3_in_front(
-                    s3_app(settings, api_token, hosts),
-                    aws_endpoint(
-                        create_app(
-                            service,
-                            api_token,
-                            pipeline=lambda: collect_status(settings).to_dict(),
+                # A browser's write from another site is refused first (tidelake.cross_site); then
+                # S3 (REST), so that virtual-hosted bucket names reach it; then the JSON services by
+                # X-Amz-Target; then Athena, the REST API and the console.
+                app = CrossSiteWriteGuard(
+                    s3_in_front(
+                        s3_app(settings, api_token, hosts),
+                        aws_endpoint(
+                            create_app(
+                                service,
+                                api_token,
+                                pipeline=lambda: collect_status(settings).to_dict(),
+                                allowed_hosts=hosts,
+                            ),
+                            aws.tables,
+                            token=api_token,
                             allowed_hosts=hosts,
+                            admin=aws.admin_routes(service),  # POST /_tidelake/reset and /flush, for tests
                         ),
-                        aws.tables,
-                        token=api_token,
-                        allowed_hosts=hosts,
-                        admin=aws.admin_routes(service),  # POST /_tidelake/reset and /flush, for tests
-                    ),
+                    )
                 )
                 uvicorn.run(app, host=q.host, port=q.port, log_level="warning")
             finally:
