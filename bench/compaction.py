@@ -52,7 +52,7 @@ from queries import named
 from queries.engine import Engine, Limits
 from sinks.compactor import DEFAULT_INTERVAL_S, BackgroundCompactor
 from sinks.config import load_shipped
-from sinks.delivery import Planner
+from sinks.planning import Planner
 from sinks.records import RecordColumns
 
 SAMPLE = REPO_ROOT / "data" / "zanbil-access-10k" / "access-10k.log"

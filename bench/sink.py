@@ -32,7 +32,8 @@ from core.lake import is_visible_file
 from core.settings import load_settings
 from core.topics import TopicSpec
 from sinks.config import parse_config
-from sinks.stream import CONSUMER_TUNING, DeliveryStream
+from sinks.consumer import CONSUMER_TUNING
+from sinks.stream import DeliveryStream
 
 EVENTS = 1_000_000
 PARTITIONS = 4

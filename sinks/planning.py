@@ -1,4 +1,4 @@
-"""A delivery plan: the files one flush writes for one Kafka partition's records.
+"""Planning a flush: the files one flush writes for one Kafka partition's records.
 
 Records go through the transform hook (if any), the format conversion, and the prefix template;
 rows are grouped by prefix into one file each, and records that fail on the way are grouped by

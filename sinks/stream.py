@@ -19,122 +19,50 @@ thread when they are done, and the next flush waits for the previous one, so off
 committed in order. Nothing converted ahead is committed before its flush: a crash loses only work.
 
 A write error stops the stream before step 4, so nothing is committed and nothing is lost. A broker
-outage is ridden out (`_ride_out`): a poll or the commit of step 4 that cannot reach Kafka is
+outage is ridden out (`sinks.committing`): a poll or the commit of step 4 that cannot reach Kafka is
 retried with backoff for up to `max_outage_s` (state `retrying`), while the files stay listed in
-the manifest. Whether the commit lands late, or never because the stream
-stops (or a rebalance hands the partition on) first, the records stay exactly-once: a committed
-range is never written again, and an uncommitted one is rolled forward from its manifest by the
-next owner, which rewrites the same files under the same names. Before a
-rebalance takes partitions away, their buffer is flushed (`on_partitions_revoked`); when partitions
-are assigned, an unfinished flush found in a manifest is rolled forward before new records go on.
+the manifest. Before a rebalance takes partitions away, their buffer is flushed
+(`on_partitions_revoked`); when partitions are assigned, an unfinished flush found in a manifest is
+rolled forward before new records go on (`sinks.recovery`). The consumer, its client settings and
+its rebalance listener are in `sinks.consumer`; the plan of step 1 is `sinks.planning`'s.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-import re
-import sys
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
-from typing import TypeVar
 
-from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
+from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
-from kafka.errors import CommitFailedError, KafkaError
-from kafka.structs import OffsetAndMetadata
+from kafka.errors import KafkaError
 
-from core.errors import BrokerUnavailable, ConfigError, SinkWriteError
+from core.errors import BrokerUnavailable
 from core.settings import Settings
 from core.status_board import RETRYING, RUNNING
 from core.throttle import Throttle
 from sinks import buffering, transform
 from sinks.buffering import Buffer
+from sinks.committing import DEFAULT_MAX_OUTAGE_S, Committer
 from sinks.config import DeliveryStreamConfig
+from sinks.consumer import CLOSE_TIMEOUT_MS, RebalanceListener, connect
 from sinks.conversion import Conversion
-from sinks.delivery import PartitionPlan, Planner
 from sinks.manifest import Manifest, ManifestStore
 from sinks.metrics import WAITING_FOR_PARTITIONS, SinkSummary
 from sinks.ownership import DatasetClaims
+from sinks.planning import PartitionPlan, Planner
 from sinks.records import RecordColumns
+from sinks.recovery import Partition, Recovery
+from sinks.switch_interval import switch_interval
 from sinks.writer import sync_folders, write_parquet
 
 log = logging.getLogger(__name__)
-_T = TypeVar("_T")
 #: Poll at least this often, so a stop request or an idle interval is seen quickly.
 MAX_POLL_WAIT_S = 0.25
-#: How long closing the consumer may take (kafka-python's LeaveGroup). A member that stops while its
-#: group is still joining waits, on the same connection, for the join the broker holds back until a
-#: dead member's session expires (30 s): `--max-idle 2` then took 15-30 s more to exit. Leaving the
-#: group is best effort either way (the group drops a member that did not leave when its session ends).
-CLOSE_TIMEOUT_MS = 3_000
-#: How long a delivery stream rides out a broker outage (commits retried) before it gives up.
-DEFAULT_MAX_OUTAGE_S = 120.0
-#: Backoff between commit attempts during an outage: doubles from the first to the last.
-COMMIT_RETRY_BACKOFF_S = (0.5, 5.0)
-#: Client settings shared with the benchmark's read-and-discard baseline (same client, same fetches).
-CONSUMER_TUNING = {
-    "max_poll_records": 10_000,
-    "max_partition_fetch_bytes": 8 << 20,
-    "fetch_max_bytes": 64 << 20,
-    "fetch_min_bytes": 1,
-    "fetch_max_wait_ms": 100,
-    # Records of aborted transactions never reach the lake, nor those of open ones: stream apps
-    # write their final rows in transactions (exactly-once from stream app to lake).
-    "isolation_level": "read_committed",
-}
-
-#: Python's thread switch interval while a delivery stream runs (default 5 ms). The consumer thread
-#: decodes records in pure Python and never waits, so each time the writer thread comes back from
-#: Arrow (which releases the GIL) it waited up to the whole interval for the GIL: a 200k-record
-#: flush took 2.1 s beside a busy thread instead of 0.45 s alone; with 1 ms it takes 0.9 s.
-SWITCH_INTERVAL_S = 0.001
-
-Partition = tuple[str, int]
-
-
-class _SwitchInterval:
-    """Lowers `sys.setswitchinterval` while at least one stream runs in the process, then restores it."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._running = 0
-        self._saved = sys.getswitchinterval()
-
-    def __enter__(self) -> None:
-        with self._lock:
-            if self._running == 0:
-                self._saved = sys.getswitchinterval()
-                sys.setswitchinterval(min(self._saved, SWITCH_INTERVAL_S))
-            self._running += 1
-
-    def __exit__(self, *_exc: object) -> None:
-        with self._lock:
-            self._running -= 1
-            if self._running == 0:
-                sys.setswitchinterval(self._saved)
-
-
-_switch_interval = _SwitchInterval()
-
-
-class _Rebalance(ConsumerRebalanceListener):
-    """kafka-python 3 runs listeners on its IO thread while the main thread waits in `poll`, and
-    refuses blocking consumer calls there: the revoke flush writes its files inline and sends its
-    commit asynchronously. If that commit is lost, the next owner finds the manifest and rolls the
-    flush forward, so the files stay exactly-once either way."""
-
-    def __init__(self, stream: DeliveryStream) -> None:
-        self.stream = stream
-
-    def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        self.stream._on_revoked(revoked)
-
-    def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        self.stream._on_assigned(assigned)
 
 
 class DeliveryStream:
@@ -166,10 +94,10 @@ class DeliveryStream:
         )
         self.summary = SinkSummary(config.name)
         self.on_progress = on_progress
-        self._consumer: KafkaConsumer | None = None
-        self._recovering: dict[Partition, Manifest] = {}
-        self._recovery_checked: set[Partition] = set()
-        self._recovery_records: dict[Partition, RecordColumns] = {}
+        #: Unfinished flushes of a crashed run, rolled forward from their manifests.
+        self.recovery = Recovery(self.manifests)
+        #: Step 4 of a flush, riding out broker outages (polls go through it too).
+        self.committer = Committer(config.name, self.manifests, self.summary, self._set_state)
         self._latest_timestamp: dict[Partition, int] = {}
         self._failed = False
         self._writer: ThreadPoolExecutor | None = None
@@ -177,7 +105,6 @@ class DeliveryStream:
         #: Format conversions of the buffered batches, running ahead in the writer thread.
         self._conversions: dict[Partition, list[Future[Conversion]]] = {}
         self._stop: threading.Event | None = None
-        self._max_outage_s = DEFAULT_MAX_OUTAGE_S
         self._flush_requested = threading.Event()
 
     # -- the loop --------------------------------------------------------------------------------
@@ -200,8 +127,9 @@ class DeliveryStream:
         writes anything there: at the start for the datasets it knows, else before that flush)."""
         self.claim_known_datasets()
         self._stop = stop_event or threading.Event()
-        self._max_outage_s = max_outage_s
-        with _switch_interval:
+        self.committer.stop = self._stop
+        self.committer.max_outage_s = max_outage_s
+        with switch_interval:
             return self._run(self._stop, max_idle_s, max_records)
 
     def request_flush(self) -> None:
@@ -220,7 +148,9 @@ class DeliveryStream:
                 self.claims.claim(self.config.dataset_of(topic))
 
     def _run(self, stop: threading.Event, max_idle_s: float | None, max_records: int | None) -> SinkSummary:
-        consumer = self._connect()
+        listener = RebalanceListener(self._on_revoked, self._on_assigned)
+        consumer = connect(self.config, self.settings.kafka, self.claims, listener)
+        self.committer.consumer = consumer
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"sink-{self.config.name}")
         clock = self._clock
         last_record = clock()
@@ -241,7 +171,7 @@ class DeliveryStream:
                     wait_s = max(0.0, min(wait_s, max_idle_s - (clock() - last_record)))
                 polled_at = time.monotonic()
                 poll = functools.partial(consumer.poll, timeout_ms=int(wait_s * 1000))
-                batch = self._ride_out("read records", poll, unreachable)
+                batch = self.committer.ride_out("read records", poll, unreachable)
                 if not batch and not consumer.assignment():
                     # no partitions yet: kafka-python's poll may return at once, again and again,
                     # while the group is not joined; wait out the poll's time here instead of spinning
@@ -256,7 +186,8 @@ class DeliveryStream:
                 now = clock()
                 if batch:
                     last_record = now
-                self._check_recovery_done(consumer)
+                for key in self.recovery.settled(consumer):
+                    self._finish_recovery(key)
                 if self._inflight is not None and self._inflight[0].done():
                     self._complete_inflight()
                 reason = self.buffer.due(now, idle=not batch)
@@ -271,7 +202,7 @@ class DeliveryStream:
                 if (
                     max_records is not None
                     and self.summary.records_in >= max_records
-                    and not self._recovering
+                    and not self.recovery.pending
                 ):
                     break
                 if max_idle_s is not None and now - last_record >= max_idle_s:
@@ -288,7 +219,7 @@ class DeliveryStream:
                 self._inflight = None
             self._writer.shutdown(wait=True)
             self._writer = None
-            self.summary.buffered = self.buffer.records + sum(len(r) for r in self._recovery_records.values())
+            self.summary.buffered = self.buffer.records + self.recovery.buffered
             self.summary.stopped_monotonic = time.monotonic()
             try:
                 consumer.close(autocommit=False, timeout_ms=CLOSE_TIMEOUT_MS)
@@ -296,68 +227,14 @@ class DeliveryStream:
                 log.warning("closing the consumer of %s: %s", self.config.name, exc)
         return self.summary
 
-    def _connect(self) -> KafkaConsumer:
-        kafka = self.settings.kafka
-        try:
-            consumer = KafkaConsumer(
-                bootstrap_servers=kafka.bootstrap_servers,
-                client_id=f"{kafka.client_id}-sink-{self.config.name}",
-                group_id=self.config.consumer_group,
-                group_instance_id=self.config.instance_id,
-                session_timeout_ms=self.config.session_timeout_ms,
-                enable_auto_commit=False,
-                auto_offset_reset=self.config.auto_offset_reset,
-                request_timeout_ms=kafka.request_timeout_ms,
-                **CONSUMER_TUNING,
-            )
-        except KafkaError as exc:
-            msg = (
-                f"delivery stream {self.config.name}: no Kafka broker answers at {kafka.bootstrap_servers} "
-                f"({exc.__class__.__name__}); start one with `tidelake broker start` or set TIDELAKE_KAFKA__BOOTSTRAP_SERVERS"
-            )
-            raise BrokerUnavailable(msg) from exc
-        listener = _Rebalance(self)
-        if self.config.topic_pattern:
-            consumer.subscribe(pattern=self.config.topic_pattern, listener=listener)
-        else:
-            consumer.subscribe(topics=self.config.topics, listener=listener)
-        # kafka-python (3.0) snapshots the subscribed topics' partitions only when metadata arrives
-        # after `subscribe`. A first join before that assigns with an empty snapshot: either no
-        # partitions, never revisited, or a second rebalance right away that can stall for good
-        # (about 1 start in 3 right after the topic was made). One metadata round trip first.
-        try:
-            topics = consumer.topics()
-        except KafkaError as exc:
-            consumer.close(autocommit=False)
-            msg = f"delivery stream {self.config.name}: cannot read the cluster's metadata ({exc.__class__.__name__}: {exc}); check the broker"
-            raise BrokerUnavailable(msg) from exc
-        if self.config.topic_pattern and not self.config.dataset:
-            pattern = re.compile(self.config.topic_pattern)
-            try:  # the datasets of the topics that match now; later ones are claimed before their flush
-                for topic in sorted(t for t in topics if pattern.match(t)):
-                    self.claims.claim(self.config.dataset_of(topic))
-            except ConfigError:
-                consumer.close(autocommit=False)
-                raise
-        self._consumer = consumer
-        return consumer
-
     def _accept(self, key: Partition, records: list[ConsumerRecord]) -> None:
         if not records:
             return
         self.summary.records_in += len(records)
         self._latest_timestamp[key] = records[-1].timestamp
-        pending = self._recovering.get(key)
-        if pending is not None and not self._recovery_records.get(key) and records[0].offset > pending.end:
-            self._drop_stale(key)
-            pending = None
-        if pending is not None:
-            redo = [r for r in records if r.offset <= pending.end]
-            records = records[len(redo) :]
-            collected = self._recovery_records.setdefault(key, RecordColumns(*key))
-            collected.extend(redo)
-            if records or (redo and redo[-1].offset >= pending.end):
-                self._finish_recovery(key)
+        records, roll_forward = self.recovery.accept(key, records)
+        if roll_forward:
+            self._finish_recovery(key)
         if records:
             self.buffer.add(key[0], key[1], records)
             self._convert_ahead(key)
@@ -370,33 +247,6 @@ class DeliveryStream:
         batch = self.buffer.by_partition[key].values.last_batch()
         future = self._writer.submit(self.planner.convert_batch, key[0], batch)
         self._conversions.setdefault(key, []).append(future)
-
-    def _check_recovery_done(self, consumer: KafkaConsumer) -> None:
-        """Settle unfinished flushes that no record will settle: a range already committed on an
-        idle partition (stale), or a range whose last offsets hold no records (transaction markers).
-        Decided from the committed offset and the log end, never from the fetch position, which
-        can run ahead of the records handed to us."""
-        for key, pending in list(self._recovering.items()):
-            tp = TopicPartition(*key)
-            if key not in self._recovery_checked:
-                self._recovery_checked.add(key)
-                try:
-                    committed = consumer.committed(tp)
-                except KafkaError:
-                    committed = None
-                if committed is not None and committed > pending.end:
-                    self._drop_stale(key)
-                    continue
-            collected = self._recovery_records.get(key)
-            high = consumer.highwater(tp)
-            if collected and high is not None and collected.last_offset + 1 >= high:
-                self._finish_recovery(key)  # everything the log holds up to its end was read
-
-    def _drop_stale(self, key: Partition) -> None:
-        """The manifest's range was committed before the crash (it died between steps 4 and 5)."""
-        self._recovering.pop(key, None)
-        self._recovery_records.pop(key, None)
-        self.manifests.delete(*key)
 
     def _update_lag(self, consumer: KafkaConsumer) -> None:
         """Kinesis's MillisBehindLatest: 0 when caught up, else age of the last record read."""
@@ -443,8 +293,7 @@ class DeliveryStream:
         self._complete_inflight()
         # this flush converts here, beside nothing: conversions ahead share the dataset's schema
         wait([f for futures in self._conversions.values() for f in futures])
-        pending = self._recovering.pop(key)
-        records = self._recovery_records.pop(key, RecordColumns(*key))
+        pending, records = self.recovery.take(key)
         plans = self._plan_and_write({key: records}, {key: pending.files}, pending)
         self._finish(plans, buffering.RECOVERY)
         self.summary.recovered_flushes += 1
@@ -508,8 +357,8 @@ class DeliveryStream:
     def _finish(self, plans: list[PartitionPlan], reason: str, *, in_listener: bool = False) -> None:
         """Steps 4-5: commit the offsets, then forget the manifests; count what was delivered."""
         if in_listener:  # blocking calls are refused on kafka-python's IO thread
-            self._commit_async(plans)
-        elif self._commit(plans):
+            self.committer.commit_async(plans)
+        elif self.committer.commit(plans):
             for plan in plans:
                 self.manifests.delete(plan.topic, plan.partition)
         for plan in plans:
@@ -532,115 +381,13 @@ class DeliveryStream:
             if self.on_progress is not None:
                 self.on_progress(self.summary)
 
-    def _commit(self, plans: list[PartitionPlan]) -> bool:
-        """Commit the offsets after `plans`; True when they are committed. During a broker outage
-        the commit is retried with backoff for up to `max_outage_s` (state `retrying`); after that,
-        or when the stream is asked to stop meanwhile, SinkWriteError (the manifest finishes it)."""
-        if self._consumer is None or not plans:
-            return True
-        offsets = {TopicPartition(p.topic, p.partition): OffsetAndMetadata(p.end + 1, "", -1) for p in plans}
-        consumer = self._consumer
-
-        def gave_up(exc: KafkaError, why: str) -> Exception:
-            return SinkWriteError(
-                f"delivery stream {self.config.name}: files are written but the offsets could not be "
-                f"committed ({exc.__class__.__name__}: {exc}; gave up: {why}); the next run finishes "
-                "the flush from its manifest"
-            )
-
-        try:
-            self._ride_out("commit offsets", lambda: consumer.commit(offsets), gave_up)
-        except CommitFailedError as exc:
-            # The group moved on: the new owner finds our manifest and rolls the flush forward.
-            self.summary.commit_failures += 1
-            log.warning(
-                "%s: commit failed after a rebalance (%s); the new owner will finish it",
-                self.config.name,
-                exc,
-            )
-            self._set_state(RUNNING)
-            return False
-        self._set_state(RUNNING)
-        return True
-
-    def _ride_out(
-        self, what: str, call: Callable[[], _T], gave_up: Callable[[KafkaError, str], Exception]
-    ) -> _T:
-        """`call()`, retried with backoff while Kafka cannot be reached (state `retrying`), for up to
-        `max_outage_s`; after that, or when the stream is asked to stop meanwhile, `gave_up(error,
-        why)` is raised. Every Kafka call of the loop goes through it (a poll meets an outage as
-        often as a commit). CommitFailedError (the group moved on) is not an outage: it is raised."""
-        began = time.monotonic()
-        backoff_s, max_backoff_s = COMMIT_RETRY_BACKOFF_S
-        while True:
-            try:
-                return call()
-            except CommitFailedError:
-                raise
-            except KafkaError as exc:
-                outage_s = time.monotonic() - began
-                stopping = self._stop is not None and self._stop.is_set()
-                if stopping or outage_s + backoff_s > self._max_outage_s:
-                    why = "the stream was stopped" if stopping else f"after {outage_s:.0f} s of retries"
-                    raise gave_up(exc, why) from exc
-                self._set_state(RETRYING)
-                log.warning(
-                    "%s: cannot %s (%s); retrying in %.1f s (broker outage for %.0f s of at most %.0f s)",
-                    self.config.name,
-                    what,
-                    exc.__class__.__name__,
-                    backoff_s,
-                    outage_s,
-                    self._max_outage_s,
-                )
-                if self._stop is not None:
-                    self._stop.wait(backoff_s)
-                else:
-                    time.sleep(backoff_s)
-                backoff_s = min(backoff_s * 2, max_backoff_s)
-
-    def _commit_async(self, plans: list[PartitionPlan]) -> None:
-        if self._consumer is None or not plans:
-            return
-        offsets = {TopicPartition(p.topic, p.partition): OffsetAndMetadata(p.end + 1, "", -1) for p in plans}
-        ranges = {(p.topic, p.partition): (p.start, p.end) for p in plans}
-
-        def done(_offsets: object, response: object) -> None:
-            if isinstance(response, BaseException):
-                self.summary.commit_failures += 1
-                log.warning(
-                    "%s: commit on rebalance failed (%s); the new owner will finish it",
-                    self.config.name,
-                    response,
-                )
-                return
-            for (topic, partition), (start, end) in ranges.items():
-                current = self.manifests.read(topic, partition)
-                if current is not None and (current.start, current.end) == (
-                    start,
-                    end,
-                ):  # not a newer owner's
-                    self.manifests.delete(topic, partition)
-
-        self._consumer.commit_async(offsets, callback=done)
-
     # -- rebalances ------------------------------------------------------------------------------
 
     def _on_revoked(self, revoked: set[TopicPartition]) -> None:
         if self._failed:
             return
         self._flush(buffering.REBALANCE, in_listener=True)
-        for tp in revoked:
-            key = (tp.topic, tp.partition)
-            self._recovering.pop(key, None)
-            self._recovery_records.pop(key, None)
+        self.recovery.forget(revoked)
 
     def _on_assigned(self, assigned: set[TopicPartition]) -> None:
-        """Note unfinished flushes (no Kafka calls here: this runs on kafka-python's IO thread).
-        Whether one is stale shows from the first record handed over (`_accept`) or from the
-        committed offset (`_check_recovery_done`)."""
-        for tp in assigned:
-            pending = self.manifests.read(tp.topic, tp.partition)
-            if pending is not None:
-                self._recovering[(tp.topic, tp.partition)] = pending
-                self._recovery_checked.discard((tp.topic, tp.partition))
+        self.recovery.note_assigned(assigned)

@@ -11,8 +11,8 @@ from kafka.consumer.fetcher import ConsumerRecord
 from core.dead_letters import DeadLetter
 from producers.records import Reject
 from sinks.config import parse_config
-from sinks.delivery import Planner
 from sinks.error_records import ERROR_SCHEMA, ErrorRecord, encode_payload, error_table
+from sinks.planning import Planner
 from sinks.records import RecordColumns
 
 ARRIVAL_MS = int(dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.UTC).timestamp() * 1000)

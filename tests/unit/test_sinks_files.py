@@ -15,7 +15,7 @@ from core.lake import data_file_name, parse_data_file_name
 from sinks.config import load_config_file, load_shipped, parse_config, shipped_names
 from sinks.manifest import Manifest, ManifestStore
 from sinks.schemas import DatasetSchema
-from sinks.stream import SWITCH_INTERVAL_S, _SwitchInterval
+from sinks.switch_interval import SWITCH_INTERVAL_S, _SwitchInterval
 from sinks.writer import sync_folders, write_parquet
 
 

@@ -19,7 +19,7 @@ from core.events import ClickstreamEvent
 from core.topics import LATE_EVENTS
 from sinks.config import load_shipped, parse_config
 from sinks.conversion import Conversion, convert
-from sinks.delivery import PartitionPlan, Planner
+from sinks.planning import PartitionPlan, Planner
 from sinks.records import RecordColumns
 from sinks.schemas import DatasetSchema, written_type
 from sinks.writer import write_parquet
