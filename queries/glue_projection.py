@@ -14,7 +14,7 @@ projection", "Use dynamic ID partitioning", "Specify custom S3 storage locations
 - **integer**: `projection.<key>.range` `min,max` (inclusive, may be negative or have leading zeros,
   within a Java long), optional `.interval` (positive, default 1) and `.digits` (zero-padded width).
 - **date**: `projection.<key>.format` (a Java DateTimeFormatter pattern; tidelake reads the letters
-  `y u M d H m s S`, quoted text and punctuation), `.range` of two dates in that format or
+  `y u M d H m s S`, quoted text and punctuation: `queries.projection_dates`), `.range` of two dates in that format or
   `NOW[+|-<n><unit>]` (units YEARS, MONTHS, WEEKS, DAYS, HOURS, MINUTES, SECONDS, singular or
   plural, any case; UTC), optional `.interval` (default 1) and `.interval.unit` (YEARS, MONTHS,
   WEEKS, DAYS, HOURS, MINUTES, SECONDS, MILLIS; required when the format is finer than a day, else
@@ -29,20 +29,24 @@ Filters narrow the values before any folder is looked at: `partitions(constraint
 values that satisfy each (operator, literal) constraint compared in the key's declared type
 (string, integer, date, timestamp). A constraint whose literal cannot be compared is ignored (it
 only narrows). At most `MAX_VALUES` values are enumerated per key and `MAX_PARTITIONS` partitions
-returned (tidelake's limits; AWS states none), else ProjectionError says which key to filter.
-Config errors are ProjectionError (a QueryError) naming the property, when the table is queried.
+returned (tidelake's limits; AWS states none), else ProjectionError says which key to filter; both
+are counted arithmetically first (a key no constraint narrows is never enumerated to be counted).
+`.interval` and `.digits` are ASCII integers of at most 19 digits (a Java long's), `.digits` <= 19.
+Config errors are ProjectionError (a QueryError) naming the property, when the table is queried:
+parse_projection and Projection.partitions raise nothing else, so one table's bad properties fail
+only the queries that read it (Glue stores Parameters as given, as AWS's does).
 """
 
 from __future__ import annotations
 
-import calendar
 import re
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from itertools import product
 from typing import Any
 
 from core.errors import QueryError
+from queries.projection_dates import DatePattern, add_units, steps_between
 
 #: Enumerated values per projected key, and partitions per query and table (tidelake's limits).
 MAX_VALUES = 1_000_000
@@ -50,12 +54,11 @@ MAX_PARTITIONS = 100_000
 _JAVA_LONG = (-(2**63), 2**63 - 1)
 _UNITS = ("YEARS", "MONTHS", "WEEKS", "DAYS", "HOURS", "MINUTES", "SECONDS", "MILLIS")
 _NOW = re.compile(
-    r"^\s*NOW\s*(?:([+-])\s*(\d+)\s*(YEAR|MONTH|WEEK|DAY|HOUR|MINUTE|SECOND)S?\s*)?$", re.IGNORECASE
+    r"^\s*NOW\s*(?:([+-])\s*([0-9]+)\s*(YEAR|MONTH|WEEK|DAY|HOUR|MINUTE|SECOND)S?\s*)?$", re.IGNORECASE
 )
 _HIVE_UNSAFE = set("\"#%'*/:=?\\{[]^\x7f")
 _INTEGER_TYPES = ("tinyint", "smallint", "int", "integer", "bigint")
-_MONTHS = [calendar.month_abbr[i] for i in range(1, 13)]
-_MONTH_NAMES = [calendar.month_name[i] for i in range(1, 13)]
+_MAX_DIGITS = 19  # `projection.<key>.digits` and `.interval`: a Java long has 19 digits
 
 Constraint = tuple[str, Any]  # ("=", v) | ("!=", v) | ("<", v) ... | ("in", (v, ...))
 
@@ -71,138 +74,6 @@ def constraint_violation(column: str) -> ProjectionError:
         "must contain only static equality conditions, and at least one such condition must be present."
     )
     return ProjectionError(msg)
-
-
-# -- dates in a Java DateTimeFormatter pattern -------------------------------------------------------
-@dataclass(frozen=True)
-class DatePattern:
-    """A Java DateTimeFormatter pattern as tokens: (letter, width) or ('', literal text)."""
-
-    pattern: str
-    tokens: tuple[tuple[str, Any], ...]
-
-    @classmethod
-    def parse(cls, pattern: str, column: str) -> DatePattern:
-        tokens: list[tuple[str, Any]] = []
-        i = 0
-        while i < len(pattern):
-            char = pattern[i]
-            if char == "'" and pattern[i + 1 : i + 2] == "'":
-                tokens.append(("", "'"))  # '' is a quote
-                i += 2
-            elif char == "'":
-                text, j = [], i + 1
-                while True:
-                    if j >= len(pattern):
-                        raise _bad(column, "format", f"{pattern!r} has an unclosed quote")
-                    if pattern[j] == "'" and pattern[j + 1 : j + 2] == "'":
-                        text.append("'")
-                        j += 2
-                    elif pattern[j] == "'":
-                        break
-                    else:
-                        text.append(pattern[j])
-                        j += 1
-                tokens.append(("", "".join(text)))
-                i = j + 1
-            elif char.isalpha():
-                run = len(pattern[i:]) - len(pattern[i:].lstrip(char))
-                if char not in "yuMdHmsS" or (char == "M" and run > 4):
-                    msg = (
-                        f"{pattern!r}: pattern letter {char!r} is not read by tidelake (y u M d H m s S are)"
-                    )
-                    raise _bad(column, "format", msg)
-                tokens.append(("y" if char == "u" else char, run))
-                i += run
-            else:
-                tokens.append(("", char))
-                i += 1
-        if not any(letter for letter, _ in tokens):
-            raise _bad(column, "format", f"{pattern!r} holds no date field")
-        return cls(pattern, tuple(tokens))
-
-    def letters(self) -> set[str]:
-        return {letter for letter, _ in self.tokens if letter}
-
-    def format(self, moment: datetime) -> str:
-        out = []
-        for letter, width in self.tokens:
-            if not letter:
-                out.append(width)
-            elif letter == "y":
-                out.append(f"{moment.year % 100:02d}" if width == 2 else f"{moment.year:0{width}d}")
-            elif letter == "M" and width >= 3:
-                out.append((_MONTHS if width == 3 else _MONTH_NAMES)[moment.month - 1])
-            elif letter == "S":
-                out.append(f"{moment.microsecond:06d}"[:width].ljust(width, "0"))
-            else:
-                value = {
-                    "M": moment.month,
-                    "d": moment.day,
-                    "H": moment.hour,
-                    "m": moment.minute,
-                    "s": moment.second,
-                }[letter]
-                out.append(f"{value:0{width}d}")
-        return "".join(out)
-
-    def read(self, text: str) -> datetime | None:
-        """The UTC moment `text` spells in this pattern (missing fields at their start), or None."""
-        regex, names = [], []
-        for letter, width in self.tokens:
-            if not letter:
-                regex.append(re.escape(width))
-                continue
-            names.append((letter, width))
-            if letter == "M" and width >= 3:
-                regex.append("(" + "|".join(_MONTHS if width == 3 else _MONTH_NAMES) + ")")
-            elif letter == "y" and width != 2:
-                regex.append(rf"(-?\d{{{width},9}})")
-            elif width == 1:
-                regex.append(r"(\d{1,2})")
-            else:
-                regex.append(rf"(\d{{{width}}})")
-        found = re.fullmatch("".join(regex), text.strip())
-        if found is None:
-            return None
-        parts = {"y": 1970, "M": 1, "d": 1, "H": 0, "m": 0, "s": 0, "S": 0}
-        for (letter, width), value in zip(names, found.groups(), strict=True):
-            if letter == "M" and width >= 3:
-                parts["M"] = (_MONTHS if width == 3 else _MONTH_NAMES).index(value) + 1
-            elif letter == "y" and width == 2:
-                parts["y"] = 2000 + int(value)
-            elif letter == "S":
-                parts["S"] = int(value.ljust(6, "0")[:6])
-            else:
-                parts[letter] = int(value)
-        try:
-            return datetime(
-                parts["y"], parts["M"], parts["d"], parts["H"], parts["m"], parts["s"], parts["S"], tzinfo=UTC
-            )
-        except ValueError:
-            return None
-
-
-def add_units(moment: datetime, count: int, unit: str) -> datetime:
-    """`moment` plus `count` (may be negative) calendar `unit`s (a month's day is clamped: Jan 31 + 1
-    month = Feb 28/29, as Java's ZonedDateTime.plus does)."""
-    if unit in ("YEARS", "MONTHS"):
-        months = moment.month - 1 + count * (12 if unit == "YEARS" else 1)
-        year, month = moment.year + months // 12, months % 12 + 1
-        if not 1 <= year <= 9999:
-            raise OverflowError(year)
-        return moment.replace(
-            year=year, month=month, day=min(moment.day, calendar.monthrange(year, month)[1])
-        )
-    step = {
-        "WEEKS": timedelta(weeks=1),
-        "DAYS": timedelta(days=1),
-        "HOURS": timedelta(hours=1),
-        "MINUTES": timedelta(minutes=1),
-        "SECONDS": timedelta(seconds=1),
-        "MILLIS": timedelta(milliseconds=1),
-    }[unit]
-    return moment + step * count
 
 
 # -- one key's projection ------------------------------------------------------------------------------
@@ -248,33 +119,69 @@ class KeyProjection:
             return self._integers(keeps)
         return self._dates(keeps, now)
 
+    def exact_count(self, constraints: list[Constraint], now: datetime) -> int | None:
+        """How many values the key has when no constraint narrows it (arithmetic, nothing is
+        enumerated), else None; ProjectionError when that is more than MAX_VALUES."""
+        if self.kind == "injected" or _Filter(self.athena_type, constraints).checks:
+            return None
+        if self.kind == "enum":
+            return len(self.enum_values)
+        if self.kind == "integer":
+            count = (self.high - self.low) // self.interval + 1
+        else:
+            low, high = self._dates_span(now)
+            count = steps_between(low, high, self.interval, self.unit)
+        if count > MAX_VALUES:
+            raise _too_many(self.name)
+        return count
+
     def _integers(self, keeps: _Filter) -> list[ProjectedValue]:
         low, high = self.low, self.high
-        if self.athena_type in _INTEGER_TYPES:
-            lower, upper = keeps.bounds()
-            if lower is not None and lower > low:
-                low = low + -(-(lower - low) // self.interval) * self.interval
-            if upper is not None:
-                high = min(high, upper)
-        if (high - low) // self.interval + 1 > MAX_VALUES:
-            raise _too_many(self.name)
+        equal = keeps.equal_values() if self.athena_type in (*_INTEGER_TYPES, "string") else None
+        if equal is not None:  # only these can match: no need to walk the range
+            numbers: set[int] = set()
+            for value in equal:
+                try:
+                    number = int(str(value).strip())
+                except ValueError:
+                    continue
+                if low <= number <= high and (number - low) % self.interval == 0:
+                    numbers.add(number)
+            candidates: Any = sorted(numbers)
+        else:
+            if self.athena_type in _INTEGER_TYPES:
+                lower, upper = keeps.bounds()
+                if lower is not None and lower > low:
+                    low = low + -(-(lower - low) // self.interval) * self.interval
+                if upper is not None:
+                    high = min(high, upper)
+            if (high - low) // self.interval + 1 > MAX_VALUES:
+                raise _too_many(self.name)
+            candidates = range(low, high + 1, self.interval)
         out = []
-        for number in range(low, high + 1, self.interval):
+        for number in candidates:
             text = f"{number:0{self.digits}d}" if self.digits else str(number)
             if keeps(text):
                 out.append(ProjectedValue(text, str(number)))
         return out
 
+    def _dates_span(self, now: datetime) -> tuple[datetime, datetime]:
+        low, high = (self._bound(text, now) for text in self.date_range)
+        return low, high
+
     def _dates(self, keeps: _Filter, now: datetime) -> list[ProjectedValue]:
         if self.pattern is None:
             raise ProjectionError(f"partition projection of column {self.name}: no date format")
-        low, high = (self._bound(text, now) for text in self.date_range)
+        low, high = self._dates_span(now)
+        count = steps_between(low, high, self.interval, self.unit)
+        if count > MAX_VALUES:
+            raise _too_many(self.name)
         out: list[ProjectedValue] = []
-        for step in range(MAX_VALUES + 1):
+        for step in range(count):
             try:
                 moment = add_units(low, step * self.interval, self.unit)
             except OverflowError:
-                break
+                return out  # past year 9999: the values there are are all of them
             if moment > high:
                 return out
             text = self.pattern.format(moment)
@@ -286,7 +193,7 @@ class KeyProjection:
                 column = text
             if keeps(column):
                 out.append(ProjectedValue(text, column))
-        raise _too_many(self.name)
+        return out
 
     def _bound(self, text: str, now: datetime) -> datetime:
         if self.pattern is None:
@@ -295,8 +202,13 @@ class KeyProjection:
         if relative:
             moment = now.astimezone(UTC)
             if relative.group(1):
-                count = int(relative.group(2)) * (1 if relative.group(1) == "+" else -1)
-                moment = add_units(moment, count, relative.group(3).upper() + "S")
+                digits = relative.group(2).lstrip("0")[:20]  # more than 19 digits is past any date
+                count = int(digits or "0") * (1 if relative.group(1) == "+" else -1)
+                try:
+                    moment = add_units(moment, count, relative.group(3).upper() + "S")
+                except OverflowError:
+                    msg = f"{text.strip()!r} is outside the dates tidelake reads (years 1-9999)"
+                    raise _bad(self.name, "range", msg) from None
         else:
             found = self.pattern.read(text)
             if found is None:
@@ -326,11 +238,29 @@ class Projection:
     template: str | None = None
 
     def partitions(self, constraints: dict[str, list[Constraint]], now: datetime) -> list[ProjectedPartition]:
-        """Every partition whose values satisfy `constraints` (key name, lower case -> constraints)."""
-        per_key = [key.values(constraints.get(key.name.lower(), []), now) for key in self.keys]
+        """Every partition whose values satisfy `constraints` (key name, lower case -> constraints).
+        Keys no constraint narrows are counted, not enumerated, before the limits are checked."""
+        try:
+            return self._partitions(constraints, now)
+        except (ValueError, ArithmeticError) as exc:  # a value no check foresaw: this table's error
+            raise ProjectionError(
+                f"partition projection cannot enumerate this table's partitions: {exc}"
+            ) from exc
+
+    def _partitions(
+        self, constraints: dict[str, list[Constraint]], now: datetime
+    ) -> list[ProjectedPartition]:
+        given = [constraints.get(key.name.lower(), []) for key in self.keys]
+        counts = [key.exact_count(c, now) for key, c in zip(self.keys, given, strict=True)]
+        per_key: dict[int, list[ProjectedValue]] = {}
+        for index, key in enumerate(self.keys):  # the narrowed keys first: they may hold nothing
+            if counts[index] is None:
+                per_key[index] = key.values(given[index], now)
+                if not per_key[index]:
+                    return []
         total = 1
-        for values in per_key:
-            total *= len(values)
+        for index, count in enumerate(counts):
+            total *= len(per_key[index]) if count is None else count
         if total > MAX_PARTITIONS:
             names = ", ".join(k.name for k in self.keys)
             msg = (
@@ -338,9 +268,14 @@ class Projection:
                 f"({MAX_PARTITIONS:,}); filter the partition keys ({names}) in the WHERE clause"
             )
             raise ProjectionError(msg)
+        if total == 0:
+            return []
+        for index, key in enumerate(self.keys):
+            if index not in per_key:
+                per_key[index] = key.values(given[index], now)
         return [
             ProjectedPartition([v.path for v in combo], [v.column for v in combo])
-            for combo in product(*per_key)
+            for combo in product(*(per_key[i] for i in range(len(self.keys))))
         ]
 
     def location(self, table_location: str, partition: ProjectedPartition) -> str:
@@ -371,7 +306,10 @@ def parse_projection(parameters: dict[str, str], keys: list[tuple[str, str]]) ->
         return None
     if not keys:
         raise ProjectionError("partition projection is enabled on a table without PARTITIONED BY keys")
-    projected = [_key(name, kind.strip().lower(), props) for name, kind in keys]
+    try:
+        projected = [_key(name, kind.strip().lower(), props) for name, kind in keys]
+    except (ValueError, ArithmeticError) as exc:  # a value no check foresaw: this table's error
+        raise ProjectionError(f"partition projection cannot read this table's properties: {exc}") from exc
     template = parameters.get("storage.location.template")
     if template is not None:
         for name, _ in keys:
@@ -397,7 +335,7 @@ def _key(name: str, athena_type: str, props: dict[str, str]) -> KeyProjection:
     if kind == "integer":
         bounds = _pair(name, props, prefix + "range")
         try:
-            low, high = (int(b.strip()) for b in bounds)
+            low, high = (_long(b) for b in bounds)
         except ValueError:
             raise _bad(name, "range", f"{props[prefix + 'range']!r} is not two integers, min,max") from None
         if not (_JAVA_LONG[0] <= low <= high <= _JAVA_LONG[1]):
@@ -407,7 +345,10 @@ def _key(name: str, athena_type: str, props: dict[str, str]) -> KeyProjection:
     if kind == "date":
         if prefix + "format" not in props:
             raise _bad(name, "format", "is required for a date projection")
-        pattern = DatePattern.parse(props[prefix + "format"], name)
+        try:
+            pattern = DatePattern.parse(props[prefix + "format"])
+        except ValueError as exc:
+            raise _bad(name, "format", str(exc)) from None
         unit_text = props.get(prefix + "interval.unit", "").strip().upper()
         if unit_text and unit_text not in _UNITS:
             raise _bad(name, "interval.unit", f"{unit_text!r} is not one of {', '.join(_UNITS)}")
@@ -439,9 +380,22 @@ def _positive(name: str, props: dict[str, str], prop: str, label: str) -> int | 
     text = props.get(prop)
     if text is None:
         return None
-    if not text.strip().isdigit() or int(text) < 1:
-        raise _bad(name, label, f"{text!r} is not a positive integer")
-    return int(text)
+    digits = text.strip()
+    if not (digits.isascii() and digits.isdigit()) or len(digits) > _MAX_DIGITS or int(digits) < 1:
+        shown = text if len(text) <= 40 else text[:40] + "..."
+        raise _bad(name, label, f"{shown!r} is not a positive integer of at most {_MAX_DIGITS} digits")
+    if label == "digits" and int(digits) > _MAX_DIGITS:
+        raise _bad(name, label, f"{digits} is more than {_MAX_DIGITS} (a Java long has {_MAX_DIGITS} digits)")
+    return int(digits)
+
+
+def _long(text: str) -> int:
+    """An integer range bound: ASCII digits with an optional sign; ValueError otherwise."""
+    digits = text.strip()
+    unsigned = digits[1:] if digits[:1] in ("+", "-") else digits
+    if not (unsigned.isascii() and unsigned.isdigit()) or len(unsigned) > 40:
+        raise ValueError(text)
+    return int(digits)
 
 
 def _bad(column: str, prop: str, detail: str) -> ProjectionError:
@@ -474,6 +428,15 @@ class _Filter:
             except (ValueError, TypeError):
                 continue  # a literal not comparable in this type narrows nothing
             self.checks.append((op, typed))
+
+    def equal_values(self) -> set[Any] | None:
+        """The values `=` and `IN` constraints allow (their intersection), None when there are none."""
+        allowed: set[Any] | None = None
+        for op, value in self.checks:
+            if op in ("=", "in"):
+                given = set(value) if op == "in" else {value}
+                allowed = given if allowed is None else allowed & given
+        return allowed
 
     def bounds(self) -> tuple[Any, Any]:
         """(largest lower bound, smallest upper bound) the constraints set, None where none."""
