@@ -94,3 +94,31 @@ def test_injected_device_ids_come_from_the_where(stack: Stack) -> None:
         "CONSTRAINT_VIOLATION: For the injected projected partition column device_id, the WHERE clause "
         "must contain only static equality conditions, and at least one such condition must be present."
     )
+
+
+def test_a_table_with_properties_tidelake_refuses_fails_only_its_own_queries(stack: Stack) -> None:
+    # the reviewer's DDL: '²' passes str.isdigit but not int(); a year a million years from now
+    stack.ok(
+        "CREATE EXTERNAL TABLE logs.bad_interval (x string) PARTITIONED BY (dt string) STORED AS PARQUET "
+        "LOCATION 's3://tidelake-lake/bad/' TBLPROPERTIES ('projection.enabled'='true', "
+        "'projection.dt.type'='integer', 'projection.dt.range'='0,5', 'projection.dt.interval'='²')"
+    )
+    stack.ok(
+        "CREATE EXTERNAL TABLE logs.bad_range (x string) PARTITIONED BY (dt string) STORED AS PARQUET "
+        "LOCATION 's3://tidelake-lake/bad/' TBLPROPERTIES ('projection.enabled'='true', "
+        "'projection.dt.type'='date', 'projection.dt.format'='yyyy-MM-dd', "
+        "'projection.dt.range'='2020-01-01,NOW+1000000YEARS')"
+    )
+    assert stack.ok("SELECT 1 AS one") == [["one"], ["1"]]
+    assert stack.failed("SELECT count(*) FROM logs.bad_interval") == (
+        "partition projection of column dt: projection.dt.interval '²' is not a positive integer of at "
+        "most 19 digits"
+    )
+    assert stack.failed("SELECT count(*) FROM logs.bad_range") == (
+        "partition projection of column dt: projection.dt.range 'NOW+1000000YEARS' is outside the dates "
+        "tidelake reads (years 1-9999)"
+    )
+    stack.ok(DEVICE_DDL)
+    assert stack.ok("SELECT count(*) AS n FROM logs.device_events WHERE device_id = 'none'") == [["n"], ["0"]]
+    stack.ok("DROP TABLE logs.bad_interval")
+    assert stack.ok("SELECT 2 AS two") == [["two"], ["2"]]
