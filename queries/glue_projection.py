@@ -41,11 +41,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from itertools import product
 from typing import Any
 
 from core.errors import QueryError
+from queries.projection_compare import INTEGER_TYPES, Constraint, Filter, text_of
 from queries.projection_dates import DatePattern, add_units, steps_between
 
 #: Enumerated values per projected key, and partitions per query and table (tidelake's limits).
@@ -57,10 +58,7 @@ _NOW = re.compile(
     r"^\s*NOW\s*(?:([+-])\s*([0-9]+)\s*(YEAR|MONTH|WEEK|DAY|HOUR|MINUTE|SECOND)S?\s*)?$", re.IGNORECASE
 )
 _HIVE_UNSAFE = set("\"#%'*/:=?\\{[]^\x7f")
-_INTEGER_TYPES = ("tinyint", "smallint", "int", "integer", "bigint")
 _MAX_DIGITS = 19  # `projection.<key>.digits` and `.interval`: a Java long has 19 digits
-
-Constraint = tuple[str, Any]  # ("=", v) | ("!=", v) | ("<", v) ... | ("in", (v, ...))
 
 
 class ProjectionError(QueryError):
@@ -103,14 +101,14 @@ class KeyProjection:
 
     def values(self, constraints: list[Constraint], now: datetime) -> list[ProjectedValue]:
         """The key's values that satisfy every constraint, in order."""
-        keeps = _Filter(self.athena_type, constraints)
+        keeps = Filter(self.athena_type, constraints)
         if self.kind == "injected":
             equal = [c for c in constraints if c[0] in ("=", "in")]
             if not equal or len(equal) != len(constraints):
                 raise constraint_violation(self.name)
             chosen: list[str] | None = None
             for op, value in equal:
-                given = [_text(v) for v in (value if op == "in" else (value,))]
+                given = [text_of(v) for v in (value if op == "in" else (value,))]
                 chosen = given if chosen is None else [v for v in chosen if v in given]
             return [ProjectedValue(v, v) for v in dict.fromkeys(chosen or [])]
         if self.kind == "enum":
@@ -122,7 +120,7 @@ class KeyProjection:
     def exact_count(self, constraints: list[Constraint], now: datetime) -> int | None:
         """How many values the key has when no constraint narrows it (arithmetic, nothing is
         enumerated), else None; ProjectionError when that is more than MAX_VALUES."""
-        if self.kind == "injected" or _Filter(self.athena_type, constraints).checks:
+        if self.kind == "injected" or Filter(self.athena_type, constraints).checks:
             return None
         if self.kind == "enum":
             return len(self.enum_values)
@@ -135,9 +133,9 @@ class KeyProjection:
             raise _too_many(self.name)
         return count
 
-    def _integers(self, keeps: _Filter) -> list[ProjectedValue]:
+    def _integers(self, keeps: Filter) -> list[ProjectedValue]:
         low, high = self.low, self.high
-        equal = keeps.equal_values() if self.athena_type in (*_INTEGER_TYPES, "string") else None
+        equal = keeps.equal_values() if self.athena_type in (*INTEGER_TYPES, "string") else None
         if equal is not None:  # only these can match: no need to walk the range
             numbers: set[int] = set()
             for value in equal:
@@ -149,7 +147,7 @@ class KeyProjection:
                     numbers.add(number)
             candidates: Any = sorted(numbers)
         else:
-            if self.athena_type in _INTEGER_TYPES:
+            if self.athena_type in INTEGER_TYPES:
                 lower, upper = keeps.bounds()
                 if lower is not None and lower > low:
                     low = low + -(-(lower - low) // self.interval) * self.interval
@@ -169,7 +167,7 @@ class KeyProjection:
         low, high = (self._bound(text, now) for text in self.date_range)
         return low, high
 
-    def _dates(self, keeps: _Filter, now: datetime) -> list[ProjectedValue]:
+    def _dates(self, keeps: Filter, now: datetime) -> list[ProjectedValue]:
         if self.pattern is None:
             raise ProjectionError(f"partition projection of column {self.name}: no date format")
         low, high = self._dates_span(now)
@@ -408,91 +406,3 @@ def _too_many(column: str) -> ProjectionError:
         "(tidelake's limit); narrow its range or interval, or filter it in the WHERE clause"
     )
     return ProjectionError(msg)
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M:%S")
-    return str(value)
-
-
-class _Filter:
-    """Whether a key's value (its column text) satisfies constraints, compared in `athena_type`."""
-
-    def __init__(self, athena_type: str, constraints: list[Constraint]) -> None:
-        self.convert = _converter(athena_type)
-        self.checks: list[tuple[str, Any]] = []
-        for op, value in constraints:
-            try:
-                typed = tuple(self.convert(v) for v in value) if op == "in" else self.convert(value)
-            except (ValueError, TypeError):
-                continue  # a literal not comparable in this type narrows nothing
-            self.checks.append((op, typed))
-
-    def equal_values(self) -> set[Any] | None:
-        """The values `=` and `IN` constraints allow (their intersection), None when there are none."""
-        allowed: set[Any] | None = None
-        for op, value in self.checks:
-            if op in ("=", "in"):
-                given = set(value) if op == "in" else {value}
-                allowed = given if allowed is None else allowed & given
-        return allowed
-
-    def bounds(self) -> tuple[Any, Any]:
-        """(largest lower bound, smallest upper bound) the constraints set, None where none."""
-        lower = upper = None
-        for op, value in self.checks:
-            if op in ("=", ">", ">="):
-                candidate = value + 1 if op == ">" and isinstance(value, int) else value
-                lower = candidate if lower is None else max(lower, candidate)
-            if op in ("=", "<", "<="):
-                candidate = value - 1 if op == "<" and isinstance(value, int) else value
-                upper = candidate if upper is None else min(upper, candidate)
-        return lower, upper
-
-    def __call__(self, text: str) -> bool:
-        if not self.checks:
-            return True
-        try:
-            value = self.convert(text)
-        except (ValueError, TypeError):
-            return True
-        for op, bound in self.checks:
-            if op == "in":
-                ok = value in bound
-            else:
-                ok = {
-                    "=": value == bound,
-                    "!=": value != bound,
-                    "<": value < bound,
-                    "<=": value <= bound,
-                    ">": value > bound,
-                    ">=": value >= bound,
-                }[op]
-            if not ok:
-                return False
-        return True
-
-
-def _converter(athena_type: str) -> Any:
-    if athena_type in _INTEGER_TYPES:
-        return lambda v: v if isinstance(v, int) and not isinstance(v, bool) else int(str(v).strip())
-    if athena_type == "date":
-        return lambda v: (
-            v.date() if isinstance(v, datetime) else v if isinstance(v, date) else date.fromisoformat(str(v))
-        )
-    if athena_type == "timestamp":
-        return lambda v: (
-            v.replace(tzinfo=None)
-            if isinstance(v, datetime)
-            else datetime(v.year, v.month, v.day)
-            if isinstance(v, date)
-            else datetime.fromisoformat(str(v))
-        )
-
-    def text(v: Any) -> str:
-        if not isinstance(v, str):
-            raise TypeError(v)  # DuckDB would cast; tidelake does not guess, so no narrowing
-        return v
-
-    return text

@@ -23,7 +23,7 @@ from typing import Any
 import sqlglot
 from sqlglot import exp
 
-from queries.glue_projection import Constraint
+from queries.projection_compare import Constraint
 
 _OPS: dict[type[exp.Expression], str] = {
     exp.EQ: "=",
