@@ -50,6 +50,9 @@ from sinks.firehose_flush import flush_delivery_stream
 
 #: How long a reset waits for the delivery streams it deleted to stop (each flushes first).
 RESET_TIMEOUT_S = 60.0
+#: Flushes that may wait at once: each holds one of the endpoint's worker threads while it waits, and
+#: more would starve every other action (a reviewer stalled ListStreams for 21 s with 42 of them).
+MAX_CONCURRENT_FLUSHES = 2
 
 
 class ResetInput(AwsModel):
@@ -71,6 +74,10 @@ class AwsServices:
     glue: GlueService
     quotas: ShardQuotas | None = None
     tables: dict[str, ActionTable] = field(default_factory=dict)
+    _resetting: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _flushes: threading.BoundedSemaphore = field(
+        default_factory=lambda: threading.BoundedSemaphore(MAX_CONCURRENT_FLUSHES), repr=False
+    )
 
     def describe(self) -> list[str]:
         """One line per service for serve's banner."""
@@ -98,12 +105,13 @@ class AwsServices:
         "QueryExecutions": 0, "NamedQueries": 0, "PreparedStatements": 0, "WorkGroups": [...]}.
         An execution still running after its stop stays listed. Raises AwsError when a stream will
         not stop."""
-        removed: dict[str, Any] = {"DeliveryStreams": self._reset_firehose()}
-        removed["KinesisStreams"] = self._reset_kinesis(set(keep_streams or []))
-        removed.update(self._reset_glue())
-        removed["LakeEntries"] = _empty_folder(self.firehose.settings.lake.root)
-        removed.update(_reset_athena(query))
-        return removed
+        with self._resetting:  # one reset at a time: two would delete the same entries under each other
+            removed: dict[str, Any] = {"DeliveryStreams": self._reset_firehose()}
+            removed["KinesisStreams"] = self._reset_kinesis(set(keep_streams or []))
+            removed.update(self._reset_glue())
+            removed["LakeEntries"] = _empty_folder(self.firehose.settings.lake.root)
+            removed.update(_reset_athena(query))
+            return removed
 
     def _reset_firehose(self) -> list[str]:
         names = _all_pages(
@@ -178,8 +186,11 @@ class AwsServices:
                     databases.append(db)
         return {"GlueTables": tables, "GlueDatabases": databases}
 
-    def admin_routes(self, query: QueryService) -> ActionTable:
-        """`tidelake serve`'s test routes by name (`POST /_tidelake/<name>`, JSON in and out)."""
+    def admin_routes(self, query: QueryService, *, enabled: bool = True) -> ActionTable:
+        """`tidelake serve`'s test routes by name (`POST /_tidelake/<name>`, JSON in and out). Off
+        unless serve runs with `--test-routes` (the pytest plugin does): reset deletes every stream
+        and the whole lake, which no demo or shared broker should allow by default. Off, each route
+        answers 404 saying how to turn it on."""
 
         def reset(body: bytes) -> dict[str, Any]:
             request = parse_request(ResetInput, body or b"{}")
@@ -187,9 +198,30 @@ class AwsServices:
 
         def flush(body: bytes) -> dict[str, Any]:
             request = parse_request(FlushInput, body)
-            return flush_delivery_stream(self.firehose, request.DeliveryStreamName, request.TimeoutSeconds)
+            if not self._flushes.acquire(blocking=False):
+                msg = f"{MAX_CONCURRENT_FLUSHES} flushes are already waiting; try again when one has answered"
+                raise AwsError("ServiceUnavailableException", msg, 503)
+            try:
+                return flush_delivery_stream(
+                    self.firehose, request.DeliveryStreamName, request.TimeoutSeconds
+                )
+            finally:
+                self._flushes.release()
 
+        if not enabled:
+            return {name: _test_route_off(name) for name in ("reset", "flush")}
         return {"reset": reset, "flush": flush}
+
+
+def _test_route_off(name: str) -> Any:
+    def off(body: bytes) -> dict[str, Any]:
+        msg = (
+            f"POST /_tidelake/{name} is off: it empties the stack, so serve answers it only when started "
+            "with --test-routes (the pytest plugin's stack is)"
+        )
+        raise AwsError("ResourceNotFoundException", msg, 404)
+
+    return off
 
 
 def _all_pages(page: Any, names_key: str, more_key: str) -> list[str]:
@@ -212,9 +244,16 @@ def _empty_folder(root: Path) -> list[str]:
         if entry.is_symlink() or not entry.is_dir():
             entry.unlink(missing_ok=True)
         else:
-            shutil.rmtree(entry)
+            shutil.rmtree(entry, onerror=_gone_already)
         removed.append(entry.name)
     return removed
+
+
+def _gone_already(function: Any, path: str, excinfo: Any) -> None:
+    """rmtree's error handler (`onerror`, Python 3.11): an entry a sink or a query removed meanwhile
+    is not an error; anything else is raised."""
+    if not isinstance(excinfo[1], FileNotFoundError):
+        raise excinfo[1]
 
 
 def _reset_athena(query: QueryService) -> dict[str, Any]:

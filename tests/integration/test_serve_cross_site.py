@@ -1,5 +1,6 @@
 """Against a real `tidelake serve` on loopback (no token): a web page's cross-site POST can neither
-reset the stack nor delete lake objects through S3, while boto3 still can."""
+reset the stack nor delete lake objects through S3, while boto3 still can; and reset itself is off
+unless serve runs with --test-routes."""
 
 from __future__ import annotations
 
@@ -38,6 +39,11 @@ def test_cross_site_reset_and_s3_delete_are_refused_and_boto3_still_deletes(serv
 
     assert (reset.status_code, reset.json()["__type"]) == (403, "AccessDeniedException")
     assert delete.status_code == 403
+    assert (lake / "victim" / "a.txt").read_text() == "keep me"
+
+    off = httpx.post(f"{url}/_tidelake/reset", content=b"{}")  # as a test would, on a serve without the flag
+    assert (off.status_code, off.json()["__type"]) == (404, "ResourceNotFoundException")
+    assert "--test-routes" in off.json()["message"]
     assert (lake / "victim" / "a.txt").read_text() == "keep me"
 
     s3 = aws_client("s3", url)

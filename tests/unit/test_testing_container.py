@@ -19,7 +19,7 @@ def test_container_serves_the_aws_endpoint_on_its_exposed_port_with_a_token():
     assert container.image.endswith(IMAGE_TAG)
     assert container.ports == {"8080": None} and PORT == 8080
     assert container._command == [
-        "serve", "--host", "0.0.0.0", "--port", "8080", "--token", "tidelake-test",
+        "serve", "--host", "0.0.0.0", "--port", "8080", "--token", "tidelake-test", "--test-routes",
         "--allowed-host", "localhost", "--allowed-host", "127.0.0.1",
     ]  # fmt: skip
     assert container.token == "tidelake-test"

@@ -91,3 +91,56 @@ def test_emptying_the_lake_unlinks_links_and_never_follows_them(tmp_path):
     assert list(lake.iterdir()) == []
     assert [p.name for p in outside.iterdir()] == ["keep.parquet"]
     assert (outside / "keep.parquet").read_bytes() == b"mine"
+
+
+def test_test_routes_are_off_unless_serve_turns_them_on():
+    from core.aws_json import AwsError
+    from tidelake.aws_services import AwsServices
+
+    services = AwsServices(kinesis=None, firehose=None, glue=None)  # type: ignore[arg-type]
+    for name, route in services.admin_routes(None, enabled=False).items():  # type: ignore[arg-type]
+        with pytest.raises(AwsError) as refused:
+            route(b"{}")
+        assert (refused.value.code, refused.value.status) == ("ResourceNotFoundException", 404)
+        assert (
+            f"POST /_tidelake/{name} is off" in refused.value.text and "--test-routes" in refused.value.text
+        )
+
+
+def test_a_third_waiting_flush_is_refused_with_503_and_the_first_two_finish(monkeypatch):
+    import threading
+
+    from core.aws_json import AwsError
+    from tidelake import aws_services
+    from tidelake.aws_services import MAX_CONCURRENT_FLUSHES, AwsServices
+
+    release, started = threading.Event(), threading.Semaphore(0)
+
+    def waiting_flush(firehose, name, timeout_s):
+        started.release()
+        release.wait(10)
+        return {"DeliveryStreamName": name}
+
+    monkeypatch.setattr(aws_services, "flush_delivery_stream", waiting_flush)
+    flush = AwsServices(kinesis=None, firehose=None, glue=None).admin_routes(None)["flush"]  # type: ignore[arg-type]
+    answers: list[dict] = []
+    waiting = [
+        threading.Thread(
+            target=lambda n=n: answers.append(flush(f'{{"DeliveryStreamName": "s{n}"}}'.encode()))
+        )
+        for n in range(MAX_CONCURRENT_FLUSHES)
+    ]
+    for thread in waiting:
+        thread.start()
+    for _ in waiting:
+        assert started.acquire(timeout=10)
+    with pytest.raises(AwsError) as busy:
+        flush(b'{"DeliveryStreamName": "late"}')
+    assert (busy.value.code, busy.value.status) == ("ServiceUnavailableException", 503)
+    release.set()
+    for thread in waiting:
+        thread.join(10)
+    assert sorted(a["DeliveryStreamName"] for a in answers) == ["s0", "s1"]
+    assert flush(b'{"DeliveryStreamName": "after"}') == {
+        "DeliveryStreamName": "after"
+    }  # a slot is free again

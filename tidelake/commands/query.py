@@ -299,6 +299,15 @@ def serve(
             "caller can make serve import code. Env: TIDELAKE_QUERY__FIREHOSE_HOOK_MODULES.",
         ),
     ] = None,
+    test_routes: Annotated[
+        bool,
+        typer.Option(
+            "--test-routes",
+            help="Answer POST /_tidelake/reset (empty every stream, delivery stream, Glue table and the whole "
+            "lake) and /_tidelake/flush, for tests (docs/testing.md; the pytest plugin turns them on). "
+            "Default: off, so no caller can wipe a demo.",
+        ),
+    ] = False,
     lake: LakeOption = None,
     bootstrap_servers: BootstrapOption = None,
 ) -> None:
@@ -386,7 +395,9 @@ def serve(
                             aws.tables,
                             token=api_token,
                             allowed_hosts=hosts,
-                            admin=aws.admin_routes(service),  # POST /_tidelake/reset and /flush, for tests
+                            admin=aws.admin_routes(
+                                service, enabled=test_routes
+                            ),  # POST /_tidelake/reset and /flush, for tests
                         ),
                     )
                 )

@@ -61,7 +61,7 @@ class TidelakeContainer(DockerContainer):
         super().__init__(image, **kwargs)
         self.token = token
         self.port = PORT
-        command = ["serve", "--host", "0.0.0.0", "--port", str(PORT), "--token", token]
+        command = ["serve", "--host", "0.0.0.0", "--port", str(PORT), "--token", token, "--test-routes"]
         for host in allowed_hosts:
             command += ["--allowed-host", host]
         self.with_command(command)

@@ -300,7 +300,7 @@ def _start_serve(
     python_path: Sequence[Path],
 ) -> subprocess.Popen[bytes]:
     command = [sys.executable, "-m", "tidelake.cli", "serve", "--port", str(port), "--lake", str(lake)]
-    command += ["--bootstrap-servers", bootstrap]
+    command += ["--bootstrap-servers", bootstrap, "--test-routes"]
     for module in hook_modules:
         command += ["--firehose-hook-module", module]
     paths = [str(p) for p in python_path] + [
