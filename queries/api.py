@@ -156,7 +156,7 @@ def create_app(
     actions = athena_actions(service)
 
     @app.post("/", include_in_schema=False)
-    async def athena(request: Request, x_amz_target: Annotated[str | None, Header()] = None) -> JSONResponse:
+    async def athena(request: Request, x_amz_target: Annotated[str | None, Header()] = None) -> Response:
         try:
             authorized(request.headers.get("authorization"))
         except HTTPException:
@@ -250,5 +250,5 @@ def create_app(
     return app
 
 
-def _amz_error(code: str, message: str, status: int) -> JSONResponse:
+def _amz_error(code: str, message: str, status: int) -> Response:
     return error_response(AwsError(code, message, status))
