@@ -19,6 +19,9 @@ from __future__ import annotations
 _LEAD = 49 * 10**54
 _PARTITION_UNIT = 10**24
 _DIGITS = 56
+#: Kafka's partitions are int32 and its offsets int64 (and AFTER_SEQUENCE_NUMBER reads offset + 1).
+_PARTITIONS_END = 2**31
+_OFFSETS_END = 2**63 - 1
 
 
 def sequence_number(partition: int, offset: int) -> str:
@@ -31,8 +34,11 @@ def sequence_number(partition: int, offset: int) -> str:
 
 def parse_sequence_number(text: str) -> tuple[int, int] | None:
     """`(partition, offset)` of a sequence number made by `sequence_number`, or None for any
-    other string (wrong length, not decimal, not starting with 49)."""
+    other string (wrong length, not decimal, not starting with 49, or a partition or offset past
+    what Kafka can hold: int32 partitions, int64 offsets)."""
     if len(text) != _DIGITS or not text.isascii() or not text.isdigit() or not text.startswith("49"):
         return None
     partition, offset = divmod(int(text) - _LEAD, _PARTITION_UNIT)
+    if partition >= _PARTITIONS_END or offset >= _OFFSETS_END:
+        return None
     return partition, offset

@@ -6,7 +6,7 @@ from producers.kinesis_sequence import parse_sequence_number, sequence_number
 
 
 @pytest.mark.parametrize(
-    ("partition", "offset"), [(0, 0), (0, 1), (3, 1187), (499, 2**63 - 1), (10**30 - 1, 10**24 - 1)]
+    ("partition", "offset"), [(0, 0), (0, 1), (3, 1187), (499, 2**63 - 2), (2**31 - 1, 10**18)]
 )
 def test_round_trip(partition: int, offset: int) -> None:
     text = sequence_number(partition, offset)
@@ -48,3 +48,17 @@ def test_out_of_range() -> None:
         sequence_number(-1, 0)
     with pytest.raises(ValueError):
         sequence_number(0, 10**24)
+
+
+@pytest.mark.parametrize(
+    ("partition", "offset", "parsed"),
+    [
+        (0, 2**63 - 2, (0, 2**63 - 2)),  # the last offset AFTER_SEQUENCE_NUMBER can still step past
+        (0, 2**63 - 1, None),  # offset + 1 would leave Kafka's int64 (GetRecords answered 500)
+        (0, 10**24 - 1, None),
+        (2**31 - 1, 5, (2**31 - 1, 5)),
+        (2**31, 5, None),  # Kafka's partitions are int32
+    ],
+)
+def test_sequence_numbers_past_kafkas_ranges_are_not_parsed(partition: int, offset: int, parsed) -> None:
+    assert parse_sequence_number(sequence_number(partition, offset)) == parsed
