@@ -425,7 +425,11 @@ class WindowEngine:
         program = self.spec.program
         if program is not None:
             results = [agg.result(acc) for agg, acc in zip(self.aggs, accs, strict=True)]
-            rows = program.rows(key, start, end, results, own, self.program_state)
+            try:
+                rows = program.rows(key, start, end, results, own, self.program_state)
+            except ValueError as exc:  # the program's RowError: the window's row cannot be computed
+                rows = []
+                self._window_rejected(key, start, end, results, exc)
             if final:
                 self.counters.windows_closed += 1
             self._emit_rows(f"{'' if key is None else key}|{self._format_time(start)}".encode(), rows)
@@ -467,6 +471,23 @@ class WindowEngine:
             offset=offset,
         )
         self.outbox.errors.append((key, raw or b"", letter.headers()))
+
+    def _window_rejected(self, key: Any, start: int, end: int, results: list[Any], exc: Exception) -> None:
+        """Dead-letter a closed window whose output row a program cannot compute (a failed CAST, a
+        division by zero): no one record gave it, so the letter's value is the window (its key,
+        bounds and aggregate results) and its reason; the app counts an error and goes on."""
+        self.counters.errors += 1
+        window = {"key": key, "window_start": self._format_time(start), "window_end": self._format_time(end),
+                  "aggregates": results}  # fmt: skip
+        letter = DeadLetter(
+            error_type=getattr(exc, "error_type", MALFORMED_RECORD),
+            message=f"window {window['window_start']} to {window['window_end']} of key {key!r}: {exc}",
+            process=stream_app_process(self.spec.name),
+            time=dt.datetime.now(dt.UTC),
+            topic=self.spec.source,
+        )
+        value = orjson.dumps(window, default=str)
+        self.outbox.errors.append((f"{'' if key is None else key}".encode(), value, letter.headers()))
 
     def _format_time(self, us: int) -> str:
         text = self._time_text.get(us)

@@ -59,10 +59,30 @@ def parse_select(source: SourceText, text: str, offset: int) -> exp.Expr:
         ) from error
     except TokenError as error:
         raise source.refuse(offset, f"cannot read this SELECT: {error}", "see docs/kda-sql.md") from error
+    except RecursionError:
+        raise source.refuse(offset, *_TOO_DEEP) from None
     statements = [s for s in parsed if s is not None]
     if len(statements) != 1:
         raise source.refuse(offset, "a pump has one SELECT", "end the statement with ;")
     return statements[0]
+
+
+#: Deeper expressions (a chain of 300 `+`) are refused: compiling and evaluating them recurses per level.
+MAX_EXPRESSION_DEPTH = 256
+_TOO_DEEP = (
+    f"this SELECT is nested too deeply; at most {MAX_EXPRESSION_DEPTH} levels of operators and functions",
+    "compute a part in a pump of its own into an in-application stream and read that stream",
+)
+
+
+def check_depth(source: SourceText, node: exp.Expr, offset: int) -> None:
+    """Refuse a parsed SELECT deeper than MAX_EXPRESSION_DEPTH (counted without recursing)."""
+    stack: list[tuple[exp.Expr, int]] = [(node, 1)]
+    while stack:
+        current, depth = stack.pop()
+        if depth > MAX_EXPRESSION_DEPTH:
+            raise source.refuse(offset + node_offset(current), *_TOO_DEEP)
+        stack.extend((child, depth + 1) for child in current.iter_expressions())
 
 
 def node_offset(node: exp.Expr) -> int:

@@ -36,10 +36,19 @@ from stream_apps.kda_sql.plans import PumpPlan
 from stream_apps.kda_sql.pump_graph import PumpGraph, build_graph
 from stream_apps.kda_sql.pumps import ROWTIME, compile_pump
 from stream_apps.kda_sql.refusals import SourceText
-from stream_apps.kda_sql.statements import PumpStatement, StreamStatement, parse_statements
-from stream_apps.kda_sql.type_checks import fits, infer
+from stream_apps.kda_sql.statements import (
+    NESTED_TOO_DEEPLY,
+    SPLIT_IT,
+    PumpStatement,
+    StreamStatement,
+    parse_statements,
+)
+from stream_apps.kda_sql.type_checks import failing_cast, fits, infer, instead_of
 
 _SETTING = re.compile(r"^\s*--\s*tidelake:\s*([a-z_]+)\s*=\s*(.+?)\s*$", re.MULTILINE)
+#: KDA's limit on application code (AWS, Kinesis Data Analytics API Reference, CreateApplication:
+#: `ApplicationCode`, length 0 to 102400).
+MAX_PROGRAM_CHARS = 102_400
 SETTINGS = ("source", "sink_topic", "time_field", "allowed_lateness", "idle_timeout", "name")
 
 
@@ -238,6 +247,13 @@ def program_settings(text: str) -> dict[str, str]:
 def compile_program(source: SourceText, time_field: str | None = None,
                     input_columns: tuple[InputColumn, ...] = ()) -> Program:  # fmt: skip
     """Read, check and compile a program; SqlRefused (a ConfigError) names the line and column."""
+    if source.text.startswith("\ufeff"):  # a byte-order mark is not part of the program
+        source = SourceText(source.text[1:], source.name)
+    if len(source.text) > MAX_PROGRAM_CHARS:
+        raise source.refuse(
+            MAX_PROGRAM_CHARS, f"the program has {len(source.text):,} characters, more than {MAX_PROGRAM_CHARS:,}",
+            "KDA's application code is at most 102,400 characters (CreateApplication's ApplicationCode); split it into several apps",
+        )  # fmt: skip
     settings = program_settings(source.text)
     time_field = time_field or settings.get("time_field") or "event_time"
     statements = parse_statements(source)
@@ -266,7 +282,12 @@ def compile_program(source: SourceText, time_field: str | None = None,
                                 f'declare it: CREATE OR REPLACE STREAM "{pump.target}" (...)')  # fmt: skip
     writers = {pump.target for pump in pumps}
     input_names = {c.name: c.type.category for c in input_columns}
-    plans = [_compile_one(source, pump, streams, writers, time_field, input_names) for pump in pumps]
+    plans = []
+    for pump in pumps:
+        try:
+            plans.append(_compile_one(source, pump, streams, writers, time_field, input_names))
+        except RecursionError:  # a safety net: check_nesting and check_depth refuse these first
+            raise source.refuse(pump.offset, NESTED_TOO_DEEPLY, SPLIT_IT) from None
     graph = build_graph(source, plans)
     _check_forests_follow_the_window(source, plans, graph)
     return Program(source, streams, plans, time_field, input_columns, settings, graph)
@@ -320,10 +341,16 @@ def _compile_one(source: SourceText, pump: PumpStatement, streams: dict[str, Str
                             "select one item per column, in the stream's column order")  # fmt: skip
     for name, (_, _, node) in zip(names, select, strict=True):
         column_type = declared[name].type
+        failing = failing_cast(node, category)
+        if failing is not None:
+            cast, to = failing
+            inner = sql_of(cast.this)
+            raise source.refuse(base + node_offset(cast), f"{sql_of(cast)} fails for every row: a TIMESTAMP is not {'a BOOLEAN' if to == 'boolean' else 'a number'}",
+                                f"write UNIX_TIMESTAMP({inner}) (milliseconds since 1970-01-01) or make the column TIMESTAMP" if to != "boolean" else "compare the timestamp instead")  # fmt: skip
         found = infer(node, category)
         if not fits(column_type.category, found):
             raise source.refuse(base + node_offset(node), f'column "{name}" of {pump.target} is {column_type.spelling} but {sql_of(node)} gives {found}',
-                                f"CAST({sql_of(node)} AS {column_type.spelling}) or change the column's type")  # fmt: skip
+                                instead_of(column_type.spelling, column_type.category, str(found), sql_of(node)))  # fmt: skip
     return plan
 
 
@@ -334,9 +361,22 @@ def _check_forests_follow_the_window(source: SourceText, plans: list[PumpPlan], 
     for plan in plans:
         writers.setdefault(plan.statement.target, []).append(plan)
 
+    known: dict[str, bool] = {}
+
     def after_window(stream: str) -> bool:
-        filled = writers.get(stream, [])
-        return bool(filled) and all(p is graph.grouped or after_window(p.from_stream) for p in filled)
+        """Every row of `stream` comes from the windowed pump: each stream is worked out once,
+        with a stack instead of recursion (the graph has no cycle: build_graph refused them)."""
+        stack = [stream]
+        while stack:
+            current = stack[-1]
+            filled = writers.get(current, [])
+            waiting = [p.from_stream for p in filled if p is not graph.grouped and p.from_stream not in known]
+            if waiting:
+                stack.extend(waiting)
+                continue
+            stack.pop()
+            known[current] = bool(filled) and all(p is graph.grouped or known[p.from_stream] for p in filled)
+        return known[stream]
 
     for plan in plans:
         if isinstance(plan.table_function, ForestFunction) and not after_window(plan.from_stream):
@@ -349,11 +389,27 @@ def load_program(
 ) -> Program:
     """Read a `.sql` file and compile it (ConfigError names the file, line and column)."""
     try:
-        text = path.read_text()
+        data = path.read_bytes()
     except OSError as exc:
         msg = f"cannot read KDA SQL program {path}: {exc.strerror}"
         raise ConfigError(msg) from exc
-    return compile_program(SourceText(text, str(path)), time_field, input_columns)
+    return compile_program(SourceText(decode_program(data, str(path)), str(path)), time_field, input_columns)
+
+
+def decode_program(data: bytes, name: str) -> str:
+    """A program's bytes as UTF-8 text without a leading byte-order mark; bytes that are not UTF-8
+    are refused with their byte offset (and line and column of the text before them)."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        before = data[: exc.start].decode("utf-8", errors="replace")
+        raise SourceText(before, name).refuse(
+            len(before),
+            f"byte {exc.start} (0x{data[exc.start]:02x}) is not UTF-8 text",
+            "save the program as UTF-8",
+        ) from exc
 
 
 __all__ = ["DESTINATION_STREAM", "SOURCE_STREAM", "Program", "compile_program", "load_program"]

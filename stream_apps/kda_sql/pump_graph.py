@@ -24,6 +24,8 @@ class PumpGraph:
     readers: dict[str, list[PumpPlan]]
     output: str
     grouped: PumpPlan | None
+    #: How many pumps the walk from the source followed: each pump once (no path is walked twice).
+    visits: int = 0
 
 
 def build_graph(source: SourceText, plans: list[PumpPlan]) -> PumpGraph:
@@ -38,21 +40,7 @@ def build_graph(source: SourceText, plans: list[PumpPlan]) -> PumpGraph:
             f"no pump reads {SOURCE_STREAM}",
             f'read the input: FROM "{SOURCE_STREAM}"',
         )
-    reached: set[str] = set()
-    order: list[str] = []
-
-    def visit(stream: str, path: tuple[str, ...]) -> None:
-        for plan in readers.get(stream, []):
-            target = plan.statement.target
-            if target in path or target == SOURCE_STREAM:
-                raise source.refuse(plan.statement.offset, f"pump {plan.statement.name} closes a cycle through {target}",
-                                    "pumps flow from the input stream to an output stream, never back")  # fmt: skip
-            reached.add(plan.statement.name)
-            if target not in order:
-                order.append(target)
-            visit(target, (*path, target))
-
-    visit(SOURCE_STREAM, (SOURCE_STREAM,))
+    reached, order, visits = _walk(source, readers)
     unreached = [p for p in plans if p.statement.name not in reached]
     if unreached:
         plan = unreached[0]
@@ -74,4 +62,38 @@ def build_graph(source: SourceText, plans: list[PumpPlan]) -> PumpGraph:
                 raise source.refuse(grouped[0].statement.offset, f"the windowed pump {grouped[0].statement.name} reads {stream}, which several pumps fill",
                                     "give the window one path from the input (one pump into each stream before it)")  # fmt: skip
             stream = writers[stream][0].from_stream
-    return PumpGraph(readers, outputs[0], grouped[0] if grouped else None)
+    return PumpGraph(readers, outputs[0], grouped[0] if grouped else None, visits)
+
+
+def _walk(source: SourceText, readers: dict[str, list[PumpPlan]]) -> tuple[set[str], list[str], int]:
+    """Depth-first from the source, each stream entered once (a stack, no recursion): the pumps
+    reached, the streams in the order first reached, and how many pumps were followed. A pump
+    into a stream still on the current path (or into the source) closes a cycle and is refused;
+    a stream already finished cannot lead back to the path, or the cycle would have been found
+    from it, so skipping it refuses exactly what following every path did."""
+    reached: set[str] = set()
+    order: list[str] = []
+    finished: set[str] = set()
+    on_path = {SOURCE_STREAM}
+    stack = [(SOURCE_STREAM, iter(readers.get(SOURCE_STREAM, [])))]
+    visits = 0
+    while stack:
+        stream, pending = stack[-1]
+        plan = next(pending, None)
+        if plan is None:
+            stack.pop()
+            on_path.discard(stream)
+            finished.add(stream)
+            continue
+        visits += 1
+        target = plan.statement.target
+        if target in on_path or target == SOURCE_STREAM:
+            raise source.refuse(plan.statement.offset, f"pump {plan.statement.name} closes a cycle through {target}",
+                                "pumps flow from the input stream to an output stream, never back")  # fmt: skip
+        reached.add(plan.statement.name)
+        if target in finished:
+            continue
+        order.append(target)
+        on_path.add(target)
+        stack.append((target, iter(readers.get(target, []))))
+    return reached, order, visits

@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 from sqlglot import exp
 
-from stream_apps.kda_sql.dialect import Step, node_offset, parse_select, sql_of
+from stream_apps.kda_sql.dialect import Step, check_depth, node_offset, parse_select, sql_of
 from stream_apps.kda_sql.expressions import (
     ExpressionCompiler,
     interval_seconds,
@@ -102,6 +102,7 @@ def compile_pump(source: SourceText, pump: PumpStatement, time_field: str, resol
     base = pump.select_offset
     text, stagger, stagger_at = _blank_stagger(source, pump)
     select = parse_select(source, text, base)
+    check_depth(source, select, base)
     if not isinstance(select, exp.Select):
         raise source.refuse(base, f"a pump's query must be one SELECT STREAM, not {type(select).__name__.upper()}",
                             "write one SELECT STREAM per pump; several pumps may insert into one stream")  # fmt: skip
@@ -173,15 +174,15 @@ def compile_pump(source: SourceText, pump: PumpStatement, time_field: str, resol
         return plan
     plan.window = window
     plan.keys = [(key_of(k), row_compiler.compile(k)) for k in keys]
-    seen: dict[str, int] = {}
+    seen: dict[exp.Expr, int] = {}
     for node in aggregate_nodes:
-        if key_of(node) not in seen:
-            seen[key_of(node)] = len(plan.aggregates)
+        if node not in seen:
+            seen[node] = len(plan.aggregates)
             plan.aggregates.append(_aggregate(node, row_compiler))
-    substitutions = {key_of(k): f"__g{i}" for i, k in enumerate(keys)}
-    substitutions.update((sql, f"__a{i}") for sql, i in seen.items())
+    substitutions: dict[exp.Expr, str] = {k: f"__g{i}" for i, k in enumerate(keys)}
+    substitutions.update((node, f"__a{i}") for node, i in seen.items())
     if window_item is not None:
-        substitutions[key_of(window_item)] = "__ws"
+        substitutions[window_item] = "__ws"
 
     def ungrouped(name: str, column: exp.Column) -> str:
         raise source.refuse(base + node_offset(column), f"column {sql_of(column)} is neither in GROUP BY nor aggregated",
@@ -236,10 +237,10 @@ def _sliding(source: SourceText, base: int, select: exp.Select, overs: list[exp.
         plan.window = ("sliding", int(interval_seconds(source, base, start) * 1_000_000))
     keys = list(window.args.get("partition_by") or [])
     plan.keys = [(key_of(k), row_compiler.compile(k)) for k in keys]
-    substitutions = {key_of(k): f"__g{i}" for i, k in enumerate(keys)}
+    substitutions: dict[exp.Expr, str] = {k: f"__g{i}" for i, k in enumerate(keys)}
     for over in overs:
-        if key_of(over) not in substitutions:
-            substitutions[key_of(over)] = f"__a{len(plan.aggregates)}"
+        if over not in substitutions:
+            substitutions[over] = f"__a{len(plan.aggregates)}"
             plan.aggregates.append(_aggregate(over.this, row_compiler))
     own = ExpressionCompiler(source, base, row_compiler.resolve, substitutions)
     plan.select = [(_output_name(e), own.compile(e), e) for e in select.expressions]

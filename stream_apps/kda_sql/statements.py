@@ -21,6 +21,12 @@ _CREATE = re.compile(r"CREATE\s+(?:OR\s+REPLACE\s+)?(STREAM|PUMP)\b", re.IGNOREC
 _NAME = re.compile(r"\s*(" + _IDENT + r")")
 _PUMP_BODY = re.compile(r"\s+AS\s+INSERT\s+INTO\s+(" + _IDENT + r")\s*", re.IGNORECASE)
 _SELECT_STREAM = re.compile(r"SELECT\s+(STREAM)\b", re.IGNORECASE)
+_NESTING_TOKEN = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|[A-Za-z_][A-Za-z0-9_$]*|[()]")
+#: How deeply parentheses, CASE ... END and NOT may nest: sqlglot's parser recurses per level and
+#: ran out of Python's stack at 50 parentheses, 60 CASEs or 150 NOTs; 32 is more than programs use.
+MAX_NESTING = 32
+NESTED_TOO_DEEPLY = f"nested too deeply; at most {MAX_NESTING} levels of parentheses, CASE and NOT"
+SPLIT_IT = "compute a part in a pump of its own into an in-application stream and read that stream"
 
 
 def identifier(token: str) -> str:
@@ -194,10 +200,33 @@ def _bad_name(source: SourceText, offset: int, item: str) -> str:
     raise source.refuse(offset, f"{item!r} is not a column name", 'write a name, e.g. "page"')
 
 
+def check_nesting(source: SourceText, offset: int, text: str) -> None:
+    """Refuse a statement whose parentheses, CASE ... END and runs of NOT nest more than
+    MAX_NESTING levels, at the token that goes past it (before sqlglot recurses into it)."""
+    parens = cases = nots = 0
+    for token in _NESTING_TOKEN.finditer(text):
+        word = token.group(0).upper()
+        if word == "NOT":
+            nots += 1
+        else:
+            nots = 0
+            if word == "(":
+                parens += 1
+            elif word == ")":
+                parens = max(parens - 1, 0)
+            elif word == "CASE":
+                cases += 1
+            elif word == "END":
+                cases = max(cases - 1, 0)
+        if parens + cases + nots > MAX_NESTING:
+            raise source.refuse(offset + token.start(), NESTED_TOO_DEEPLY, SPLIT_IT)
+
+
 def parse_statements(source: SourceText) -> list[StreamStatement | PumpStatement]:
     """Every statement of the program, in order; anything but CREATE STREAM / PUMP is refused."""
     statements: list[StreamStatement | PumpStatement] = []
     for offset, text in split_statements(source):
+        check_nesting(source, offset, text)
         head = _CREATE.match(text)
         if not head:
             word = text.split(None, 1)[0].upper()

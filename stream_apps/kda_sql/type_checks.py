@@ -80,3 +80,23 @@ def fits(column: str, value: str | None) -> bool:
     if value is None or value == column:
         return True
     return {column, value} <= {"integer", "number"}
+
+
+def failing_cast(node: exp.Expr, column: Callable[[str], str | None]) -> tuple[exp.Expr, str] | None:
+    """The first CAST in `node` that fails for every value (a TIMESTAMP cast to a number or a
+    BOOLEAN) and the category it casts to; None when there is none."""
+    for cast in node.find_all(exp.Cast, exp.TryCast):
+        to = _CAST.get(cast.args["to"].this.name)
+        if to in ("integer", "number", "boolean") and infer(cast.this, column) == "timestamp":
+            return cast, to
+    return None
+
+
+def instead_of(column_spelling: str, column_category: str, found: str, sql: str) -> str:
+    """What to write when `sql` (of category `found`) cannot fill a column: a CAST only where one
+    can succeed."""
+    if found == "timestamp" and column_category in ("integer", "number"):
+        return f"change the column's type to TIMESTAMP, or write UNIX_TIMESTAMP({sql}) (milliseconds since 1970-01-01)"
+    if found == "timestamp" and column_category == "boolean":
+        return "change the column's type to TIMESTAMP"
+    return f"CAST({sql} AS {column_spelling}) or change the column's type"
