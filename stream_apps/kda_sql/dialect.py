@@ -76,13 +76,14 @@ _TOO_DEEP = (
 
 
 def check_depth(source: SourceText, node: exp.Expr, offset: int) -> None:
-    """Refuse a parsed SELECT deeper than MAX_EXPRESSION_DEPTH (counted without recursing)."""
-    stack: list[tuple[exp.Expr, int]] = [(node, 1)]
+    """Refuse a parsed SELECT deeper than MAX_EXPRESSION_DEPTH (counted without recursing), at the
+    start of its clause or item that goes past it."""
+    stack: list[tuple[exp.Expr, int, exp.Expr]] = [(child, 2, child) for child in node.iter_expressions()]
     while stack:
-        current, depth = stack.pop()
+        current, depth, item = stack.pop()
         if depth > MAX_EXPRESSION_DEPTH:
-            raise source.refuse(offset + node_offset(current), *_TOO_DEEP)
-        stack.extend((child, depth + 1) for child in current.iter_expressions())
+            raise source.refuse(offset + node_offset(item), *_TOO_DEEP)
+        stack.extend((child, depth + 1, item) for child in current.iter_expressions())
 
 
 def node_offset(node: exp.Expr) -> int:
