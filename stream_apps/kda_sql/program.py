@@ -31,7 +31,7 @@ from stream_apps.kda_sql.columns import to_timestamp
 from stream_apps.kda_sql.dialect import node_offset, sql_of
 from stream_apps.kda_sql.forest_functions import ForestFunction, Forests
 from stream_apps.kda_sql.functions import EPOCH
-from stream_apps.kda_sql.inputs import DESTINATION_STREAM, SOURCE_STREAM, InputColumn
+from stream_apps.kda_sql.inputs import DESTINATION_STREAM, SOURCE_STREAM, InputColumn, RejectedRecord
 from stream_apps.kda_sql.plans import PumpPlan
 from stream_apps.kda_sql.pump_graph import PumpGraph, build_graph
 from stream_apps.kda_sql.pumps import ROWTIME, compile_pump
@@ -49,6 +49,8 @@ _SETTING = re.compile(r"^\s*--\s*tidelake:\s*([a-z_]+)\s*=\s*(.+?)\s*$", re.MULT
 #: KDA's limit on application code (AWS, Kinesis Data Analytics API Reference, CreateApplication:
 #: `ApplicationCode`, length 0 to 102400).
 MAX_PROGRAM_CHARS = 102_400
+#: Output columns whose declared type a JSON value must fit (text columns take any value as text).
+_CHECKED_CATEGORIES = frozenset({"integer", "number", "boolean", "timestamp"})
 SETTINGS = ("source", "sink_topic", "time_field", "allowed_lateness", "idle_timeout", "name")
 
 
@@ -202,7 +204,21 @@ class Program:
         return dict(zip(self.target_columns(pump), values, strict=True))
 
     def _typed(self, env: dict[str, Any]) -> dict[str, Any]:
-        return {c.name: c.type.output(env.get(c.name)) for c in self.output.columns}
+        """The output row, each value as its declared column's type. A JSON value that is not of a
+        number, BOOLEAN or TIMESTAMP column's type (`"8f4a..."` into INTEGER) rejects the record
+        (RejectedRecord, dead-lettered naming the column), as KDA sent such rows to its error
+        stream. Text columns take any value as text; their length is not enforced (docs/kda-sql.md)."""
+        row = {}
+        for column in self.output.columns:
+            value = env.get(column.name)
+            if isinstance(value, str | int | float) and column.type.category in _CHECKED_CATEGORIES:
+                try:
+                    value = column.type.coerce(value)
+                except ValueError as exc:
+                    msg = f'column "{column.name}" of {self.output.name} is {column.type.spelling}: {exc}'
+                    raise RejectedRecord(msg) from exc
+            row[column.name] = column.type.output(value)
+        return row
 
     def explain(self) -> list[str]:
         """The plan in words: input, each pump (window, keys, aggregates, filters), the output."""
