@@ -6,8 +6,9 @@ use (PEP 562 `__getattr__`), so `import core` does no work and loads neither pyd
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from core.lazy_names import lazy_names
 
 if TYPE_CHECKING:
     from core.errors import (
@@ -60,14 +61,4 @@ __all__ = [
     "stream_app_group",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    module = _SOURCES.get(name)
-    if module is None:
-        msg = f"module {__name__!r} has no attribute {name!r}"
-        raise AttributeError(msg)
-    return getattr(importlib.import_module(module), name)
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_names(__name__, _SOURCES, __all__)

@@ -12,8 +12,9 @@ use (PEP 562 `__getattr__`): `import sinks` imports neither kafka-python nor pya
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from core.lazy_names import lazy_names
 
 if TYPE_CHECKING:
     from sinks.compactor import BackgroundCompactor
@@ -53,14 +54,4 @@ __all__ = [
     "shipped_names",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    module = _SOURCES.get(name)
-    if module is None:
-        msg = f"module {__name__!r} has no attribute {name!r}"
-        raise AttributeError(msg)
-    return getattr(importlib.import_module(module), name)
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_names(__name__, _SOURCES, __all__)
