@@ -68,13 +68,26 @@ def worker_process(spec_file: Path, bootstrap: str, state_dir: Path, tick_s: flo
                    extra: tuple[str, ...] = (),
                    env_extra: dict[str, str] | None = None) -> Iterator[subprocess.Popen[str]]:  # fmt: skip
     """`tidelake stream run SPEC` in a subprocess; stopped (SIGTERM, then SIGKILL) on exit."""
-    env = dict(os.environ, TIDELAKE_STREAM__TICK_S=str(tick_s), TIDELAKE_STREAM__CHECKPOINT_INTERVAL_S="0.2")
-    env.update(env_extra or {})
-    command = [sys.executable, "-m", "tidelake.cli", "stream", "run", str(spec_file), "-b", bootstrap,
-               "--state-dir", str(state_dir), "--json", *extra]  # fmt: skip
+    env = {
+        "TIDELAKE_STREAM__TICK_S": str(tick_s),
+        "TIDELAKE_STREAM__CHECKPOINT_INTERVAL_S": "0.2",
+        **(env_extra or {}),
+    }
+    with stream_run(bootstrap, state_dir, str(spec_file), *extra, env=env) as process:
+        yield process
+
+
+@contextmanager
+def stream_run(bootstrap: str, state_dir: Path, *args: str,
+               env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[str]]:  # fmt: skip
+    """`tidelake stream run ARGS -b BOOTSTRAP --state-dir DIR --json` in a subprocess, with `env`
+    added to this process's environment; stopped (SIGTERM, then SIGKILL) on exit."""
+    command = [sys.executable, "-m", "tidelake.cli", "stream", "run", *args, "-b", bootstrap,
+               "--state-dir", str(state_dir), "--json"]  # fmt: skip
     process = subprocess.Popen(
-        command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+        command, cwd=REPO, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
     try:
         yield process
     finally:

@@ -24,7 +24,7 @@ from core.topics import dlq_topic
 from producers.parsing import parse_file
 from stream_apps.catalog import shipped_specs
 from tests.stream_events import clickstream
-from tests.stream_kafka import REPO, TopicReader, produce, produce_raw, stop_and_summary
+from tests.stream_kafka import REPO, TopicReader, produce, produce_raw, stop_and_summary, stream_run
 from tests.stream_oracle import expected_rows, row_sort_key
 
 pytestmark = pytest.mark.integration
@@ -37,24 +37,8 @@ FAST = {"TIDELAKE_STREAM__TICK_S": "0.2", "TIDELAKE_STREAM__CHECKPOINT_INTERVAL_
 def sql_worker(bootstrap: str, state_dir: Path, *args: str,
                env_extra: dict[str, str] | None = None) -> Iterator[subprocess.Popen[str]]:  # fmt: skip
     """`tidelake stream run --sql ...` in a subprocess; stopped (SIGTERM, then SIGKILL) on exit."""
-    env = dict(os.environ, **FAST, **(env_extra or {}))
-    command = [sys.executable, "-m", "tidelake.cli", "stream", "run", *args, "-b", bootstrap,
-               "--state-dir", str(state_dir), "--json"]  # fmt: skip
-    process = subprocess.Popen(
-        command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    try:
+    with stream_run(bootstrap, state_dir, *args, env={**FAST, **(env_extra or {})}) as process:
         yield process
-    finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
-        process.stdout.close()  # type: ignore[union-attr]
-        process.stderr.close()  # type: ignore[union-attr]
 
 
 @pytest.fixture(scope="module")
