@@ -95,3 +95,16 @@ def node_offset(node: exp.Expr) -> int:
 def sql_of(node: exp.Expr) -> str:
     """A node as KDA SQL text (STEP(x BY INTERVAL ...) included): for messages and GROUP BY matching."""
     return node.sql(dialect=KdaSql)
+
+
+def table_call(table: exp.Table) -> tuple[str, exp.Anonymous | None]:
+    """The function a `FROM TABLE(fn(...))` calls: (its name in upper case, the call), or ("", None)
+    when the table is not such a call."""
+    call = (
+        table.this.expressions[0]
+        if isinstance(table.this, exp.Anonymous) and table.this.expressions
+        else None
+    )
+    if not isinstance(call, exp.Anonymous):
+        return "", None
+    return str(call.this).upper(), call

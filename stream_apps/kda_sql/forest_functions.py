@@ -32,7 +32,7 @@ from typing import Any
 from sqlglot import exp
 
 from stream_apps.anomaly import RandomCutForest
-from stream_apps.kda_sql.dialect import node_offset, sql_of
+from stream_apps.kda_sql.dialect import node_offset, sql_of, table_call
 from stream_apps.kda_sql.expressions import ExpressionCompiler, name_of
 from stream_apps.kda_sql.inputs import SOURCE_STREAM
 from stream_apps.kda_sql.plans import PumpPlan
@@ -136,13 +136,8 @@ def compile_forest(source: SourceText, pump: PumpStatement, select: exp.Select, 
     """The plan of `SELECT ... FROM TABLE(RANDOM_CUT_FOREST[_WITH_EXPLANATION](CURSOR(...), ...))`,
     or None when the function is another one. The cursor reads an in-application stream by name."""
     base = pump.select_offset
-    call = (
-        table.this.expressions[0]
-        if isinstance(table.this, exp.Anonymous) and table.this.expressions
-        else None
-    )
-    name = str(call.this).upper() if isinstance(call, exp.Anonymous) else ""
-    if name not in (RCF, RCF_EXPLAINED) or call is None:
+    name, call = table_call(table)
+    if call is None or name not in (RCF, RCF_EXPLAINED):
         return None
     args = list(call.expressions)
     most = 6 if name == RCF_EXPLAINED else 5

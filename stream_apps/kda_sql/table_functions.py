@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlglot import exp
 
-from stream_apps.kda_sql.dialect import node_offset, sql_of
+from stream_apps.kda_sql.dialect import node_offset, sql_of, table_call
 from stream_apps.kda_sql.expressions import ExpressionCompiler, name_of
 from stream_apps.kda_sql.plans import AggregateCall, PumpPlan
 from stream_apps.kda_sql.refusals import SourceText
@@ -66,13 +66,8 @@ def compile_table_function(source: SourceText, pump: PumpStatement, select: exp.
                            resolve: Callable[[str, exp.Column], str]) -> PumpPlan | None:  # fmt: skip
     """The plan of `SELECT ... FROM TABLE(fn(CURSOR(...), ...))`, or None when fn is not one of these."""
     base = pump.select_offset
-    call = (
-        table.this.expressions[0]
-        if isinstance(table.this, exp.Anonymous) and table.this.expressions
-        else None
-    )
-    name = str(call.this).upper() if isinstance(call, exp.Anonymous) else ""
-    if name not in (TOP_K, COUNT_DISTINCT) or call is None:
+    name, call = table_call(table)
+    if call is None or name not in (TOP_K, COUNT_DISTINCT):
         return None
     args = list(call.expressions)
     usage = f"write {name}(CURSOR(SELECT STREAM * FROM \"S\"), 'column', {'K, ' if name == TOP_K else ''}window_seconds)"
