@@ -91,15 +91,20 @@ def stream_run(bootstrap: str, state_dir: Path, *args: str,
     try:
         yield process
     finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
+        terminate(process, timeout_s=30)
         process.stdout.close()  # type: ignore[union-attr]
         process.stderr.close()  # type: ignore[union-attr]
+
+
+def terminate(process: subprocess.Popen[str], timeout_s: float) -> None:
+    """SIGTERM a child still running and wait up to `timeout_s`, then SIGKILL it."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
 
 
 class TopicReader:

@@ -34,6 +34,7 @@ from tests.stream_kafka import (
     produce,
     produce_raw,
     stop_and_summary,
+    terminate,
     worker_process,
     write_spec,
 )
@@ -84,13 +85,7 @@ def user_worker(bootstrap: str, spec_file: Path, state_dir: Path, pings: str,
     try:
         yield process
     finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
+        terminate(process, timeout_s=60)
 
 
 def _stop(process: subprocess.Popen[str], log: Path) -> None:
