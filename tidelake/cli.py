@@ -12,7 +12,7 @@ import typer
 
 from core.errors import TidelakeError
 from core.logs import setup_logging
-from tidelake.commands import broker, demo, produce, query, sink, stack, status, stream, topics
+from tidelake.commands import broker, demo, flink, produce, query, sink, stack, status, stream, topics
 from tidelake.commands.options import err_console
 
 app = typer.Typer(
@@ -25,6 +25,7 @@ app = typer.Typer(
 )
 app.add_typer(broker.app, name="broker")
 app.add_typer(topics.app, name="topics")
+app.add_typer(flink.app, name="flink")
 for commands in (produce, stream, sink, query, status, stack, demo):
     commands.register(app)
 
