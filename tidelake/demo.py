@@ -25,7 +25,15 @@ from core.settings import Settings
 from core.status_board import RUNNING
 from core.topics import CLICKSTREAM_EVENTS, stream_app_group
 from tidelake.diagnosis import Finding, diagnose
-from tidelake.stack import DELIVERY_STREAMS, STREAM_APPS, DownReport, Stack, StackProcess, stack_topics
+from tidelake.stack import (
+    DEFAULT_STREAM_RUNTIME,
+    DELIVERY_STREAMS,
+    STREAM_APPS,
+    DownReport,
+    Stack,
+    StackProcess,
+    stack_topics,
+)
 from tidelake.status import PipelineStatus, collect_status, lake_datasets
 from tidelake.supervisor import Supervisor
 
@@ -53,6 +61,8 @@ class DemoOptions:
     fresh: bool = False
     serve_port: int = 8080
     partitions: int = 4
+    #: What hosts the stream apps: "faust" (default) or "aiokafka" (`tidelake.stack.STREAM_RUNTIMES`).
+    stream_runtime: str = DEFAULT_STREAM_RUNTIME
     drain_timeout_s: float = 120.0
     #: The drain is over when the pipeline has been quiet (caught up, windows closed, buffers
     #: flushed) for this long: long enough for a row in flight between two processes to show.
@@ -131,7 +141,7 @@ class Demo:
         self.options = options
         self.stack = Stack(
             settings, console_port=options.serve_port, partitions=options.partitions,
-            broker_configured=broker_configured,
+            broker_configured=broker_configured, stream_runtime=options.stream_runtime,
         )  # fmt: skip
         #: The replay of one pass: the demo's own child, not part of the stack.
         self.supervisor = Supervisor(self.stack.log_dir)

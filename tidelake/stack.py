@@ -46,10 +46,26 @@ STREAM_APPS = (
     "page-view-anomalies",
 )
 DELIVERY_STREAMS = ("clickstream-events", "analytics", "late-events", "dead-letters")
+#: What hosts the stack's stream apps (`tidelake stream run --runtime`): Faust by default, the
+#: framework the mission names; aiokafka, our own consumer loop, for volume (docs/stream_apps.md).
+STREAM_RUNTIMES = ("faust", "aiokafka")
+DEFAULT_STREAM_RUNTIME = "faust"
 #: How long `up` waits for every process to show it runs.
 READY_TIMEOUT_S = 180.0
 #: How long `down` waits after SIGTERM before it SIGKILLs a process group.
 STOP_TIMEOUT_S = 20.0
+
+
+def running_stream_runtime(processes: Iterable[StackProcess]) -> str | None:
+    """The runtime the running stream apps were started with (`--runtime X` in their arguments;
+    none: aiokafka, the stack's runtime before Faust became its default); None with no stream app."""
+    runtimes = set()
+    for process in processes:
+        if process.kind == "stream":
+            args = process.args
+            given = args.index("--runtime") + 1 if "--runtime" in args else 0
+            runtimes.add(args[given] if 0 < given < len(args) else "aiokafka")
+    return "+".join(sorted(runtimes)) or None
 
 
 def stack_topics(partitions: int) -> list[TopicSpec]:
@@ -226,9 +242,14 @@ class Stack:
     """The stack of one runtime state dir. Safe to construct: nothing happens until a call."""
 
     def __init__(
-        self, settings: Settings, *, console_port: int = 8080, partitions: int = 4, broker_configured: bool
-    ) -> None:
+        self, settings: Settings, *, console_port: int = 8080, partitions: int = 4, broker_configured: bool,
+        stream_runtime: str = DEFAULT_STREAM_RUNTIME,
+    ) -> None:  # fmt: skip
+        if stream_runtime not in STREAM_RUNTIMES:
+            msg = f"stream runtime {stream_runtime!r} is unknown; use one of {', '.join(STREAM_RUNTIMES)}"
+            raise ConfigError(msg)
         self.settings = settings
+        self.stream_runtime = stream_runtime
         self.console_port = console_port
         self.partitions = partitions
         self.broker_configured = broker_configured
@@ -275,7 +296,10 @@ class Stack:
     def wanted(self) -> list[tuple[str, list[str]]]:
         """(name, `tidelake` arguments) of every process the stack runs."""
         return [
-            *((f"stream-{app}", ["stream", "run", app]) for app in STREAM_APPS),
+            *(
+                (f"stream-{app}", ["stream", "run", app, "--runtime", self.stream_runtime])
+                for app in STREAM_APPS
+            ),
             *((f"sink-{stream}", ["sink", "run", stream]) for stream in DELIVERY_STREAMS),
             # merges the small files of closed hours, atomically for readers (docs/sinks.md)
             ("compactor", ["sink", "compact", "--watch", "--all"]),
@@ -296,8 +320,9 @@ class Stack:
                     ("lake", record.lake, lake),
                     ("console port", record.console_port, self.console_port),
                     ("Kafka", record.bootstrap_servers, self._bootstrap_wanted()),
+                    ("stream runtime", running_stream_runtime(alive), self.stream_runtime),
                 )
-                if str(theirs) != str(ours) and ours is not None
+                if theirs is not None and ours is not None and str(theirs) != str(ours)
             ]
             if differs:
                 msg = (

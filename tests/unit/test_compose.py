@@ -25,7 +25,7 @@ COMPOSE = Path(__file__).resolve().parents[2] / "docker-compose.yml"
 
 #: The variables the file may interpolate (`NAME=value docker compose up`); a new one needs a row here
 #: and in the e2e test's table.
-INTERPOLATED = {"REPLAY_SPEED"}
+INTERPOLATED = {"REPLAY_SPEED", "STREAM_RUNTIME"}
 _VARIABLE = re.compile(r"\$(?:\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}|(?P<dollar>\$))")
 
 

@@ -16,7 +16,15 @@ from typer.testing import CliRunner
 from core.errors import ConfigError
 from core.settings import load_settings
 from tidelake.cli import app
-from tidelake.stack import PortNeed, Stack, StackProcess, StackRecord, check_ports, start_ticks
+from tidelake.stack import (
+    PortNeed,
+    Stack,
+    StackProcess,
+    StackRecord,
+    check_ports,
+    running_stream_runtime,
+    start_ticks,
+)
 
 
 def _stack(tmp_path: Path) -> Stack:
@@ -147,3 +155,38 @@ def test_status_describes_the_running_stacks_kafka_and_lake_unless_told_otherwis
     )
     monkeypatch.setenv("TIDELAKE_LAKE__ROOT", str(tmp_path / "mine"))
     assert of_running_stack(settings, bootstrap_given=False, lake_given=False).lake.root == settings.lake.root
+
+
+def test_the_stack_runs_its_stream_apps_on_faust_unless_asked_for_aiokafka(tmp_path: Path) -> None:
+    settings = load_settings(lake={"root": tmp_path / "lake"}, runtime={"state_dir": tmp_path / "state"})
+    streams = [args for name, args in _stack(tmp_path).wanted() if name.startswith("stream-")]
+    assert streams[0] == ["stream", "run", "page-views-1m", "--runtime", "faust"]
+    assert {tuple(args[3:]) for args in streams} == {("--runtime", "faust")}
+    assert len(streams) == 6
+    on_aiokafka = Stack(settings, broker_configured=True, stream_runtime="aiokafka")
+    assert [a for n, a in on_aiokafka.wanted() if n == "stream-error-rate-1m"] == [
+        ["stream", "run", "error-rate-1m", "--runtime", "aiokafka"]
+    ]
+    with pytest.raises(ConfigError, match="stream runtime 'flink' is unknown; use one of faust, aiokafka"):
+        Stack(settings, broker_configured=True, stream_runtime="flink")
+
+
+def test_a_running_stack_on_another_stream_runtime_is_named_before_anything_starts(tmp_path: Path) -> None:
+    """A stack started before Faust was the default has no --runtime in its stream apps' arguments:
+    they run on aiokafka, and `up` on Faust must not start a second set beside them."""
+    stack = _stack(tmp_path)
+    me, ticks = os.getpid(), start_ticks(os.getpid())
+    record = StackRecord("127.0.0.1:9092", str((tmp_path / "lake").resolve()), 8080)
+    record.processes = [
+        StackProcess("stream-page-views-1m", ["stream", "run", "page-views-1m"], me, ticks, "s.log"),
+        StackProcess("serve", ["serve"], me, ticks, "serve.log"),
+    ]
+    stack.save(record)
+    with pytest.raises(ConfigError, match=r"with stream runtime aiokafka \(asked: faust\): stop it first"):
+        stack.preflight()
+    assert running_stream_runtime(record.processes) == "aiokafka"
+    record.processes[0] = StackProcess(
+        "stream-page-views-1m", ["stream", "run", "page-views-1m", "--runtime", "faust"], me, ticks, "s.log"
+    )
+    assert running_stream_runtime(record.processes) == "faust"
+    assert running_stream_runtime(record.processes[1:]) is None

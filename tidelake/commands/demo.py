@@ -21,7 +21,13 @@ from tidelake.commands.options import (
     console,
     print_json,
 )
-from tidelake.commands.stack import BrokerPortOption, stack_settings, summary_lines
+from tidelake.commands.stack import (
+    DEFAULT_RUNTIME,
+    BrokerPortOption,
+    StreamRuntimeOption,
+    stack_settings,
+    summary_lines,
+)
 from tidelake.demo import DEFAULT_SAMPLE, DEFAULT_SPEED, Answer, Demo, DemoOptions, ReplayPlan, plan_replay
 from tidelake.status import PipelineStatus
 
@@ -106,6 +112,7 @@ def register(app: typer.Typer) -> None:
         broker_port: BrokerPortOption = None,
         bootstrap_servers: BootstrapOption = None,
         lake: LakeOption = None,
+        runtime: StreamRuntimeOption = DEFAULT_RUNTIME,
         json_out: JsonOption = False,
     ) -> None:
         """Run the whole pipeline on a real clickstream: start it as `tidelake up` does (Kafka, the
@@ -116,7 +123,7 @@ def register(app: typer.Typer) -> None:
         settings, configured = stack_settings(bootstrap_servers, lake, broker_port)
         options = DemoOptions(
             sample=sample, speed=None if max_speed else speed, loop=loop, fresh=fresh,
-            serve_port=port if port is not None else console_port,
+            serve_port=port if port is not None else console_port, stream_runtime=runtime.value,
         )  # fmt: skip
         demo = Demo(settings, options, broker_configured=configured)
         say = (lambda *_: None) if json_out else console.print
