@@ -9,6 +9,7 @@ import sys
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from core.errors import TidelakeError
 from core.logs import setup_logging
@@ -43,7 +44,10 @@ def main() -> None:
     try:
         app()
     except TidelakeError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True)
+        # the message as written: rich would read "[anomaly]" in it as markup and drop it
+        err_console.print(
+            f"[bold red]error:[/] {escape(str(exc))}", markup=True, highlight=False, soft_wrap=True
+        )
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         err_console.print("interrupted")
