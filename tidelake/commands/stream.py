@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -42,6 +43,7 @@ class Runtime(StrEnum):
 
     aiokafka = "aiokafka"
     faust = "faust"
+    flink = "flink"
 
 
 def register(root: typer.Typer) -> None:
@@ -202,6 +204,22 @@ def _summary(progress: Progress) -> Table:
     return table
 
 
+def _flink_worker(spec: AppSpec, options: WorkerOptions, rest_url: str | None, parallelism: int | None,
+                  on_progress: Callable[[Progress], None]) -> StreamWorker:  # fmt: skip
+    """The Flink runtime's worker; ConfigError (run `tidelake flink fetch`) when it is not installed,
+    FlinkUnsupported (a ConfigError) when Flink SQL cannot express the app."""
+    from stream_apps.flink_runtime import FlinkOptions, FlinkWorker, rest_address
+    from stream_apps.flink_sql import compile_flink_sql
+    from tidelake.flink_install import installed
+
+    compile_flink_sql(spec, bootstrap_servers=options.bootstrap_servers)  # refuse before anything starts
+    if rest_url is not None:
+        rest_address(rest_url)
+    install = installed()
+    flink = FlinkOptions(install.python, install.connector_jar, parallelism=parallelism, rest_url=rest_url)
+    return FlinkWorker(spec, options, flink, on_progress=on_progress)
+
+
 @app.command("run")
 def run(
     app_or_spec: Annotated[
@@ -343,9 +361,30 @@ def run(
             "--runtime",
             case_sensitive=False,
             help="aiokafka: our own micro-batch consumer loop (fast, the default). faust: the same "
-            "windows hosted in a Faust app (agent, timer, Faust topics); slower, same rows.",
+            "windows hosted in a Faust app (agent, timer, Faust topics); slower, same rows. flink: the "
+            "app compiled to Flink SQL and run by Apache Flink, Amazon Managed Service for Apache "
+            "Flink's engine, on PyFlink's local mini-cluster (`tidelake flink fetch` installs it).",
         ),
     ] = Runtime.aiokafka,
+    flink_rest: Annotated[
+        str | None,
+        typer.Option(
+            "--flink-rest",
+            metavar="URL",
+            help="With --runtime flink: submit the job to the Flink cluster at this REST endpoint "
+            "(http://HOST:8081) and return, instead of running it here.",
+        ),
+    ] = None,
+    parallelism: Annotated[
+        int | None,
+        typer.Option(
+            "--parallelism",
+            metavar="N",
+            min=1,
+            help="With --runtime flink: the job's parallelism (Flink subtasks).",
+            show_default="one per source partition",
+        ),
+    ] = None,
     bootstrap_servers: BootstrapOption = None,
     json_output: JsonOption = False,
 ) -> None:
@@ -400,10 +439,15 @@ def run(
         if live is not None:
             live.update(_status(progress), refresh=True)
 
+    if (flink_rest is not None or parallelism is not None) and runtime is not Runtime.flink:
+        msg = "--flink-rest and --parallelism go with --runtime flink"
+        raise ConfigError(msg)
     if runtime is Runtime.faust:
         from stream_apps.faust_runtime import FaustWorker  # Faust is slow to import: only when asked
 
         worker: StreamWorker = FaustWorker(spec, options, on_progress=on_progress)
+    elif runtime is Runtime.flink:
+        worker = _flink_worker(spec, options, flink_rest, parallelism, on_progress)
     else:
         worker = StreamWorker(spec, options, on_progress=on_progress)
 
