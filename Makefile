@@ -20,15 +20,16 @@ TEST_WORKERS ?= 2
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml $(LOCK) tidelake/resources/kafka-pom.xml tools/install-system-deps.sh
+$(STAMP): pyproject.toml $(LOCK) tidelake/resources/kafka-pom.xml tidelake/resources/flink-pom.xml tools/install-system-deps.sh
 	./tools/install-system-deps.sh chromium
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet uv==$(UV_VERSION)
 	$(UV) pip install --python $(PY) --quiet --constraint $(LOCK) -e '.[$(EXTRAS)]'
 	$(TIDELAKE) broker fetch
+	$(TIDELAKE) flink fetch  # PyFlink in a venv of its own + Flink's Kafka connector (--runtime flink)
 	touch $(STAMP)
 
-install: $(STAMP) ## Create .venv, install tidelake and its extras at the locked versions, fetch Kafka's jars
+install: $(STAMP) ## Create .venv, install tidelake and its extras at the locked versions, fetch Kafka's jars and Flink
 
 lock: ## Refresh requirements.lock: the newest versions pyproject's ranges allow (then run make test)
 	@test -x $(UV) || { $(PYTHON) -m venv $(VENV) && $(PY) -m pip install --quiet uv==$(UV_VERSION); }
