@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from stream_apps.engine import Counters, Outbox, Record, WindowEngine
     from stream_apps.faust_runtime import FaustWorker
     from stream_apps.faust_windows import FaustWindows
+    from stream_apps.flink_sql import FlinkScript, FlinkUnsupported, compile_flink_sql
     from stream_apps.spec import AppSpec, load_spec, spec_from_mapping
     from stream_apps.windows import WindowSpec, parse_window
     from stream_apps.worker import Progress, StreamWorker, WorkerOptions
@@ -36,6 +37,8 @@ _SOURCES = {
     "Counters": "stream_apps.engine",
     "FaustWindows": "stream_apps.faust_windows",
     "FaustWorker": "stream_apps.faust_runtime",
+    "FlinkScript": "stream_apps.flink_sql",
+    "FlinkUnsupported": "stream_apps.flink_refusals",
     "Outbox": "stream_apps.engine",
     "Progress": "stream_apps.worker",
     "Record": "stream_apps.engine",
@@ -43,6 +46,7 @@ _SOURCES = {
     "WindowEngine": "stream_apps.engine",
     "WindowSpec": "stream_apps.windows",
     "WorkerOptions": "stream_apps.worker",
+    "compile_flink_sql": "stream_apps.flink_sql",
     "load_spec": "stream_apps.spec",
     "parse_aggregate": "stream_apps.aggregates",
     "parse_window": "stream_apps.windows",
@@ -57,6 +61,8 @@ __all__ = [
     "Counters",
     "FaustWindows",
     "FaustWorker",
+    "FlinkScript",
+    "FlinkUnsupported",
     "Outbox",
     "Progress",
     "Record",
@@ -64,6 +70,7 @@ __all__ = [
     "WindowEngine",
     "WindowSpec",
     "WorkerOptions",
+    "compile_flink_sql",
     "load_spec",
     "parse_aggregate",
     "parse_window",

@@ -22,9 +22,10 @@ SURFACES = {
         "ShardQuota", "StreamClient", "put_records_with_retry",
     ],
     "stream_apps": [
-        "Aggregate", "AppSpec", "Counters", "FaustWindows", "FaustWorker", "Outbox", "Progress", "Record",
-        "StreamWorker", "WindowEngine", "WindowSpec", "WorkerOptions", "load_spec", "parse_aggregate",
-        "parse_window", "resolve_spec", "shipped_specs", "spec_from_mapping",
+        "Aggregate", "AppSpec", "Counters", "FaustWindows", "FaustWorker", "FlinkScript", "FlinkUnsupported",
+        "Outbox", "Progress", "Record", "StreamWorker", "WindowEngine", "WindowSpec", "WorkerOptions",
+        "compile_flink_sql", "load_spec", "parse_aggregate", "parse_window", "resolve_spec", "shipped_specs",
+        "spec_from_mapping",
     ],
     "sinks": [
         "BackgroundCompactor", "DeliveryStream", "DeliveryStreamConfig", "ParquetOptions", "SinkSummary",
