@@ -13,7 +13,19 @@ from rich.markup import escape
 
 from core.errors import TidelakeError
 from core.logs import setup_logging
-from tidelake.commands import broker, demo, flink, produce, query, sink, stack, status, stream, topics
+from tidelake.commands import (
+    broker,
+    demo,
+    flink,
+    produce,
+    query,
+    sink,
+    stack,
+    status,
+    stream,
+    stream_export,
+    topics,
+)
 from tidelake.commands.options import err_console
 
 app = typer.Typer(
@@ -29,6 +41,7 @@ app.add_typer(topics.app, name="topics")
 app.add_typer(flink.app, name="flink")
 for commands in (produce, stream, sink, query, status, stack, demo):
     commands.register(app)
+stream_export.register(stream.app)
 
 
 @app.callback()
