@@ -11,7 +11,7 @@ from pathlib import Path
 from bench.harness import BenchContext, Comparison, append_results, bench_broker, console, print_comparisons
 
 #: In the order `make bench` runs them; a module that does not exist yet is reported and skipped.
-BENCHMARKS = ["replay", "stream", "sink", "query", "compaction", "kinesis", "firehose", "stack"]
+BENCHMARKS = ["replay", "stream", "flink", "sink", "query", "compaction", "kinesis", "firehose", "stack"]
 
 
 def main(argv: list[str] | None = None) -> int:

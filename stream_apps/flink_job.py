@@ -23,8 +23,9 @@ SIGTERM or SIGINT cancels the job and exits 0 (Flink keeps the retained checkpoi
 resumes from the newest). On a remote cluster (`execution.target` = remote) it exits once the job
 is submitted: the cluster runs it.
 
-Explain mode: every script's CREATE statements run in one TableEnvironment (one JVM) and the INSERT
-goes through Flink's planner (`EXPLAIN`); one line per script, {"event": "explained", "app": ...,
+Explain mode: every script's CREATE statements run in one TableEnvironment (one JVM), each script in
+a database of its own (two scripts may name the same tables), and the INSERT goes through Flink's
+planner (`EXPLAIN`); one line per script, {"event": "explained", "app": ...,
 "plan": ...} or {"event": "failed", "app": ..., "statement": ..., "error": ...}. Nothing runs.
 
 Exit codes: 0 done (cancelled, explained, submitted), 1 the job failed or a statement was refused.
@@ -85,11 +86,13 @@ def error_text(exc: BaseException) -> str:
 def explain(scripts: list[dict[str, Any]], settings: dict[str, str]) -> int:
     t_env = table_environment(settings)
     failures = 0
-    for script in scripts:
+    for number, script in enumerate(scripts):
         app = script["app"]
         _, statements = split_script(script["statements"])
         current = ""
         try:
+            t_env.execute_sql(f"CREATE DATABASE script_{number}")
+            t_env.use_database(f"script_{number}")
             for current in statements[:-1]:
                 t_env.execute_sql(current)
             current = statements[-1]

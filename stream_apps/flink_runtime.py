@@ -154,6 +154,15 @@ def job_file(statements: tuple[str, ...] | list[str], app: str, settings: dict[s
     }
 
 
+def explain_job(scripts: dict[str, tuple[str, ...]], connector_jar: Path) -> dict[str, Any]:
+    """The runner's input to EXPLAIN each app's INSERT (`{app: statements}`) in one JVM."""
+    return {
+        "scripts": [{"app": app, "statements": list(statements)} for app, statements in scripts.items()],
+        "settings": {"pipeline.jars": connector_jar.resolve().as_uri()},
+        "explain": True,
+    }
+
+
 def runner_command(python: Path, job_path: Path) -> list[str]:
     return [str(python), str(JOB_SCRIPT), str(job_path)]
 
@@ -169,14 +178,23 @@ class FlinkWorker(StreamWorker):
         self.job_id = ""
         self.job_state = "SUBMITTING"
         self.error = ""
+        #: Seconds between two readings of the source group's offsets (progress, lag).
+        self.lag_every_s = LAG_EVERY_S
+        #: time.monotonic() when the job reached RUNNING (benchmarks time from there too).
+        self.running_at: float | None = None
         self._read = 0
         self._lag = 0
         self._final_state = RUNNING
 
     def progress(self) -> FlinkProgress:
+        """`state` is what `tidelake status` shows: running while the job runs, else Flink's job
+        state in lower case (created, restarting, failing, ...), stopped once the run has ended."""
+        state = self._final_state
+        if state != STOPPED and self.job_state != "RUNNING":
+            state = self.job_state.lower()
         return FlinkProgress(
             self.spec.name, self._read, 0, 0, 0, 0, 0, 0, 0, "-", round(time.monotonic() - self.started, 3),
-            state=self._final_state, job_id=self.job_id, job_state=self.job_state, lag=self._lag,
+            state=state, job_id=self.job_id, job_state=self.job_state, lag=self._lag,
         )  # fmt: skip
 
     def _group_offsets(self, partitions: list[int]) -> tuple[int, int]:
@@ -198,7 +216,7 @@ class FlinkWorker(StreamWorker):
         shutil.rmtree(checkpoint_root(self.options.state_dir, self.spec.name), ignore_errors=True)
         delete_consumer_groups(self.options.bootstrap_servers, [flink_group(self.spec.name)])
 
-    async def run(self) -> Progress:
+    async def run(self) -> FlinkProgress:
         """Run the job until `stop()` (local), or until the cluster has accepted it (remote)."""
         from stream_apps.flink_sql import compile_flink_sql  # refusals (FlinkUnsupported) come first
 
@@ -245,7 +263,7 @@ class FlinkWorker(StreamWorker):
         try:
             while True:
                 reading = asyncio.ensure_future(process.stdout.readline())
-                done, _ = await asyncio.wait({reading, stopping}, timeout=LAG_EVERY_S,
+                done, _ = await asyncio.wait({reading, stopping}, timeout=self.lag_every_s,
                                              return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
                 if stopping in done and process.returncode is None:
                     reading.cancel()
@@ -260,7 +278,7 @@ class FlinkWorker(StreamWorker):
                 else:
                     reading.cancel()
                 now = time.monotonic()
-                if now - last_lag >= LAG_EVERY_S:
+                if now - last_lag >= self.lag_every_s:
                     await self._poll_lag(partitions)
                     last_lag = now
                 if self.on_progress is not None:
@@ -278,6 +296,8 @@ class FlinkWorker(StreamWorker):
         kind = event.get("event")
         if kind == "state":
             self.job_state = str(event["state"])
+            if self.job_state == "RUNNING" and self.running_at is None:
+                self.running_at = time.monotonic()
         elif kind == "submitted":
             self.job_state = "SUBMITTED" if self.flink.rest_url else "CREATED"
         elif kind == "cancelled":
