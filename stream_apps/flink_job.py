@@ -10,7 +10,7 @@ JOB.json is what `stream_apps.flink_runtime.job_file` writes:
      "settings": {"pipeline.jars": "file:///.../flink-sql-connector-kafka-5.0.0-2.2.jar", ...},
      "explain": false}
 
-Run mode (one script): the script's SET lines become the job's configuration, then `settings` (the
+Run mode: the script's SET lines become the job's configuration, then `settings` (the
 runtime's: connector jar, parallelism, checkpoint folder, restore path, remote target) override
 them, since a TableEnvironment takes its cluster and checkpoint configuration when it is created.
 The CREATE statements run, the INSERT is submitted, and one JSON line per event goes to stdout:
@@ -19,7 +19,8 @@ The CREATE statements run, the INSERT is submitted, and one JSON line per event 
     {"event": "state", "app": ..., "job_id": "...", "state": "RUNNING"}      (each change)
     {"event": "cancelled", ...} | {"event": "failed", ..., "error": "..."}
 
-SIGTERM or SIGINT cancels the job and exits 0 (Flink keeps the retained checkpoints: a restart
+Several scripts run as several jobs in one JVM (`run`'s docstring; the tests use it to start one
+JVM for many apps). SIGTERM or SIGINT cancels the jobs and exits 0 (Flink keeps the retained checkpoints: a restart
 resumes from the newest). On a remote cluster (`execution.target` = remote) it exits once the job
 is submitted: the cluster runs it.
 
@@ -33,6 +34,7 @@ Exit codes: 0 done (cancelled, explained, submitted), 1 the job failed or a stat
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import signal
@@ -104,24 +106,42 @@ def explain(scripts: list[dict[str, Any]], settings: dict[str, str]) -> int:
     return 1 if failures else 0
 
 
-def run(script: dict[str, Any], settings: dict[str, str]) -> int:
-    app = script["app"]
-    script_settings, statements = split_script(script["statements"])
+def run(scripts: list[dict[str, Any]], settings: dict[str, str]) -> int:
+    """Submit each script's INSERT as a job of its own and follow them until they end or a signal
+    cancels them. Several scripts share one JVM and one configuration (the first script's SET
+    lines, then `settings`; each script's own SET lines go into its table config, e.g. its
+    pipeline.name) and each gets a database of its own."""
+    script_settings, _ = split_script(scripts[0]["statements"])
     t_env = table_environment({**script_settings, **settings})
-    current = ""
-    try:
-        for current in statements[:-1]:
-            t_env.execute_sql(current)
-        current = statements[-1]
-        result = t_env.execute_sql(current)
-    except Exception as exc:
-        emit("failed", app=app, statement=current, error=error_text(exc))
-        return 1
-    client = result.get_job_client()
-    job_id = str(client.get_job_id())
-    emit("submitted", app=app, job_id=job_id)
+    clients: dict[str, Any] = {}
+    for number, script in enumerate(scripts):
+        app = script["app"]
+        own_settings, statements = split_script(script["statements"])
+        current = ""
+        try:
+            if len(scripts) > 1:
+                t_env.execute_sql(f"CREATE DATABASE script_{number}")
+                t_env.use_database(f"script_{number}")
+                for key, value in own_settings.items():
+                    t_env.get_config().set(key, value)
+            for current in statements[:-1]:
+                t_env.execute_sql(current)
+            current = statements[-1]
+            result = t_env.execute_sql(current)
+        except Exception as exc:
+            emit("failed", app=app, statement=current, error=error_text(exc))
+            for client in clients.values():
+                client.cancel().result()
+            return 1
+        clients[app] = result.get_job_client()
+        emit("submitted", app=app, job_id=str(clients[app].get_job_id()))
     if settings.get("execution.target") == "remote":
         return 0
+    return follow(clients)
+
+
+def follow(clients: dict[str, Any]) -> int:
+    """Report each job's state changes until every job has ended; SIGTERM/SIGINT cancels them."""
     stopping: list[int] = []
 
     def on_signal(signum: int, frame: Any) -> None:
@@ -129,32 +149,43 @@ def run(script: dict[str, Any], settings: dict[str, str]) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    state = ""
+    states = dict.fromkeys(clients, "")
+    failed = False
     while True:
         if stopping:
-            try:
-                client.cancel().result()
-            except Exception as exc:  # already over: report the state it ended in
-                emit("failed", app=app, job_id=job_id, error=error_text(exc), detail=str(exc)[:3000])
-                return 1
-            emit("cancelled", app=app, job_id=job_id)
-            return 0
-        try:
-            status = client.get_job_status().result()  # a pyflink JobStatus enum
-            now = str(getattr(status, "name", status))
-        except Exception as exc:
-            emit("failed", app=app, job_id=job_id, error=error_text(exc))
-            return 1
-        if now != state:
-            state = now
-            emit("state", app=app, job_id=job_id, state=state)
-        if state in TERMINAL_STATES:
-            if state == "FAILED":
+            for app, client in clients.items():
+                job_id = str(client.get_job_id())
+                if states[app] in TERMINAL_STATES:
+                    continue
                 try:
-                    client.get_job_execution_result().result()
-                except Exception as exc:
+                    client.cancel().result()
+                except Exception as exc:  # it ended meanwhile: report how
+                    failed = True
                     emit("failed", app=app, job_id=job_id, error=error_text(exc))
-            return 0 if state == "FINISHED" else 1
+                    continue
+                emit("cancelled", app=app, job_id=job_id)
+            return 1 if failed else 0
+        for app, client in clients.items():
+            if states[app] in TERMINAL_STATES:
+                continue
+            job_id = str(client.get_job_id())
+            try:
+                status = client.get_job_status().result()  # a pyflink JobStatus enum
+                now = str(getattr(status, "name", status))
+            except Exception as exc:
+                emit("failed", app=app, job_id=job_id, error=error_text(exc))
+                now = "FAILED"
+            if now != states[app]:
+                states[app] = now
+                emit("state", app=app, job_id=job_id, state=now)
+                if now == "FAILED":
+                    failed = True
+                    with contextlib.suppress(Exception):
+                        client.get_job_execution_result().result()
+                elif now == "CANCELED":
+                    failed = True
+        if all(state in TERMINAL_STATES for state in states.values()):
+            return 1 if failed else 0
         time.sleep(POLL_S)
 
 
@@ -170,10 +201,7 @@ def main(argv: list[str]) -> int:
     settings = {str(k): str(v) for k, v in job.get("settings", {}).items()}
     if job.get("explain"):
         return explain(job["scripts"], settings)
-    if len(job["scripts"]) != 1:
-        print("run mode takes one script", file=sys.stderr)
-        return 2
-    return run(job["scripts"][0], settings)
+    return run(job["scripts"], settings)
 
 
 if __name__ == "__main__":
