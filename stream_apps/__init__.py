@@ -22,10 +22,12 @@ from core.lazy_names import lazy_names
 if TYPE_CHECKING:
     from stream_apps.aggregates import Aggregate, parse_aggregate
     from stream_apps.catalog import resolve_spec, shipped_specs
-    from stream_apps.engine import Counters, Outbox, Record, WindowEngine
+    from stream_apps.engine import WindowEngine
     from stream_apps.faust_runtime import FaustWorker
     from stream_apps.faust_windows import FaustWindows
     from stream_apps.flink_sql import FlinkScript, FlinkUnsupported, compile_flink_sql
+    from stream_apps.outbox import Counters, Outbox
+    from stream_apps.records import Record
     from stream_apps.spec import AppSpec, load_spec, spec_from_mapping
     from stream_apps.windows import WindowSpec, parse_window
     from stream_apps.worker import Progress, StreamWorker, WorkerOptions
@@ -34,14 +36,14 @@ if TYPE_CHECKING:
 _SOURCES = {
     "Aggregate": "stream_apps.aggregates",
     "AppSpec": "stream_apps.spec",
-    "Counters": "stream_apps.engine",
+    "Counters": "stream_apps.outbox",
     "FaustWindows": "stream_apps.faust_windows",
     "FaustWorker": "stream_apps.faust_runtime",
     "FlinkScript": "stream_apps.flink_sql",
     "FlinkUnsupported": "stream_apps.flink_refusals",
-    "Outbox": "stream_apps.engine",
+    "Outbox": "stream_apps.outbox",
     "Progress": "stream_apps.worker",
-    "Record": "stream_apps.engine",
+    "Record": "stream_apps.records",
     "StreamWorker": "stream_apps.worker",
     "WindowEngine": "stream_apps.engine",
     "WindowSpec": "stream_apps.windows",

@@ -13,11 +13,15 @@ So whichever transaction Kafka holds as committed, its snapshot is on disk, and 
 exactly that one (`choose` has the rules): a newer file belongs to a transaction that never
 committed (its rows were aborted), an older one to a state already superseded. The file is local and
 trusted (pickle).
+
+A pickle names each class of the state by its module path, so a class that moves keeps its old
+path in `MOVED_CLASSES`: snapshots written before the move still load.
 """
 
 from __future__ import annotations
 
 import fcntl
+import io
 import os
 import pickle
 import re
@@ -30,6 +34,28 @@ PENDING, CONFIRMED = ".pending", ".pickle"
 _NAME = re.compile(r"snapshot-(\d+)(\.pending|\.pickle)")
 #: The single snapshot file of tidelake before transactions; read as a confirmed generation 0.
 LEGACY_FILE = "snapshot.pickle"
+#: (module, name) a snapshot may name -> where that class lives now. stream_apps/engine.py held these
+#: until it was split into records, watermarks, window_state and outbox (issue 19); snapshots written
+#: before that name the old paths, and must still resume the app where it stopped.
+MOVED_CLASSES = {
+    ("stream_apps.engine", "Counters"): ("stream_apps.outbox", "Counters"),
+    ("stream_apps.engine", "Outbox"): ("stream_apps.outbox", "Outbox"),
+    ("stream_apps.engine", "OpenWindow"): ("stream_apps.window_state", "OpenWindow"),
+}
+
+
+class _SnapshotUnpickler(pickle.Unpickler):
+    """Reads a snapshot, finding a moved class (`MOVED_CLASSES`) where it lives now."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        module, name = MOVED_CLASSES.get((module, name), (module, name))
+        return super().find_class(module, name)
+
+
+def read_snapshot(data: bytes) -> dict[str, Any]:
+    """The state a snapshot file's bytes hold, whichever module layout wrote it."""
+    state: dict[str, Any] = _SnapshotUnpickler(io.BytesIO(data)).load()
+    return state
 
 
 def choose(committed: int | None, pending: set[int], confirmed: set[int]) -> int | None:
@@ -105,7 +131,7 @@ class StateFolder:
         state = None
         if chosen is not None:
             path = self._path_of(chosen, pending)
-            state = pickle.loads(path.read_bytes())
+            state = read_snapshot(path.read_bytes())
             if state.get("fingerprint") != fingerprint:
                 msg = (
                     f"the state in {self.path} was written by a different spec ({state.get('fingerprint')!r}); "

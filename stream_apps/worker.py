@@ -53,8 +53,10 @@ from core.topics import LATE_EVENTS, TopicSpec, dlq_topic, stream_app_group
 from stream_apps.anomaly import make_row_hook
 from stream_apps.checkpoint import StateFolder
 from stream_apps.durations import format_time_us
-from stream_apps.engine import NEVER, Outbox, WindowEngine
+from stream_apps.engine import WindowEngine
+from stream_apps.outbox import Outbox
 from stream_apps.spec import AppSpec
+from stream_apps.watermarks import NEVER
 
 log = logging.getLogger(__name__)
 

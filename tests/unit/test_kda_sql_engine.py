@@ -12,12 +12,13 @@ import pyarrow as pa
 import pytest
 
 from stream_apps.catalog import shipped_specs, shipped_sql
-from stream_apps.engine import Record, WindowEngine
+from stream_apps.engine import WindowEngine
 from stream_apps.kda_sql.apps import program_spec, sql_app_spec
 from stream_apps.kda_sql.columns import SqlType
 from stream_apps.kda_sql.inputs import InputColumn
 from stream_apps.kda_sql.program import compile_program
 from stream_apps.kda_sql.refusals import SourceText
+from stream_apps.records import Record
 from stream_apps.spec import AppSpec
 from tests.stream_events import clickstream
 from tests.stream_oracle import expected_rows

@@ -13,10 +13,11 @@ import pytest
 
 from stream_apps.anomaly import AnomalyScorer, make_row_hook
 from stream_apps.catalog import shipped_specs, shipped_sql
-from stream_apps.engine import Record, WindowEngine
+from stream_apps.engine import WindowEngine
 from stream_apps.kda_sql.apps import sql_app_spec
 from stream_apps.kda_sql.program import compile_program
 from stream_apps.kda_sql.refusals import SourceText, SqlRefused
+from stream_apps.records import Record
 from stream_apps.spec import AppSpec
 from tests.stream_events import clickstream
 from tests.stream_oracle import expected_rows, row_sort_key

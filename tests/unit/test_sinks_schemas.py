@@ -23,7 +23,8 @@ from sinks.planning import PartitionPlan, Planner
 from sinks.records import RecordColumns
 from sinks.schemas import DatasetSchema, written_type
 from sinks.writer import write_parquet
-from stream_apps.engine import Record, WindowEngine
+from stream_apps.engine import WindowEngine
+from stream_apps.records import Record
 from stream_apps.spec import spec_from_mapping
 
 ARRIVAL_MS = int(dt.datetime(2026, 11, 30, 12, 0, tzinfo=dt.UTC).timestamp() * 1000)

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from core.dead_letters import DeadLetter
-from stream_apps.engine import Record, WindowEngine
+from stream_apps.engine import WindowEngine
+from stream_apps.records import Record
 from stream_apps.spec import spec_from_mapping
 from tests.stream_events import clickstream
 from tests.stream_oracle import expected_rows, last_per_window, row_sort_key
