@@ -4,9 +4,10 @@ The pumps run from `SOURCE_SQL_STREAM_001` through in-application streams to one
 (the stream no pump reads), per-row pumps and at most one windowed pump (its window is the app's);
 pump_graph.py says which shapes are accepted.
 
-`Program` is what the window engine calls (stream_apps/engine.py): `prepare(event, t_us)` turns a
+`Program` is what the window engine calls: `prepare(event, t_us)` (stream_apps/engine.py) turns a
 source record into the windowed pump's key and aggregate arguments (or a per-row program's output
-rows), `rows(key, start_us, end_us, results, own, state)` turns a closed window into output rows;
+rows), `rows(key, start_us, end_us, results, own, state)` (stream_apps/outbox.py, as the closed
+window's rows are formatted) turns a closed window into output rows;
 `new_state()` gives the engine the program's own state (the forests of RANDOM_CUT_FOREST pumps,
 which score the rows after the window), which the engine keeps in the app's snapshot. Rows are dicts
 named by the output stream's declared columns, in declared order, typed by them.
