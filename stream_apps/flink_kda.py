@@ -25,6 +25,7 @@ from stream_apps.flink_windows import Query
 from stream_apps.kda_sql.dialect import Step, parse_select, sql_of
 from stream_apps.kda_sql.expressions import interval_seconds
 from stream_apps.kda_sql.inputs import SOURCE_STREAM
+from stream_apps.kda_sql.refusals import SourceText
 from stream_apps.spec import AppSpec
 
 _COMPARISONS = {exp.EQ: "=", exp.NEQ: "<>", exp.GT: ">", exp.GTE: ">=", exp.LT: "<", exp.LTE: "<="}
@@ -42,7 +43,7 @@ _OUTPUT_TYPES = {
 class _Translator:
     """Flink SQL text of one pump's expressions; `columns` collects the source columns read."""
 
-    def __init__(self, spec: AppSpec, source_text: object, base: int) -> None:
+    def __init__(self, spec: AppSpec, source_text: SourceText, base: int) -> None:
         self.spec = spec
         self.program = spec.program
         self.source_text = source_text
@@ -134,8 +135,8 @@ class _Translator:
             return f"COUNT({self.sql(inner)})"
         if isinstance(node, exp.Avg) and not isinstance(node.this, exp.Distinct):
             return f"AVG(CAST({self.sql(node.this, numeric=True)} AS DOUBLE))"
-        for kind, name in _AGGREGATES.items():
-            if isinstance(node, kind) and not isinstance(node.this, exp.Distinct):
+        for aggregate, name in _AGGREGATES.items():
+            if isinstance(node, aggregate) and not isinstance(node.this, exp.Distinct):
                 return f"{name}({self.sql(node.this, numeric=name == 'SUM')})"
         raise self.refuse(node)
 

@@ -83,9 +83,9 @@ def aggregate_sql(agg: Aggregate, types: Mapping[str, str]) -> tuple[str, str]:
         return f"COUNT(DISTINCT {field})", "BIGINT"
     if kind == "sum":
         to = "BIGINT" if kind_of in _INTEGRAL or kind_of == "BOOLEAN" else "DOUBLE"
-        return f"SUM(CAST({field} AS {to}))", to
+        return f"SUM(TRY_CAST({field} AS {to}))", to
     if kind == "avg":
-        return f"AVG(CAST({field} AS DOUBLE))", "DOUBLE"
+        return f"AVG(TRY_CAST({field} AS DOUBLE))", "DOUBLE"
     if kind in ("min", "max"):
         return f"{kind.upper()}({field})", kind_of
     if kind in ("first", "last"):

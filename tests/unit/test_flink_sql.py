@@ -213,7 +213,7 @@ def test_sliding_windows_are_over_windows_of_the_size_less_a_millisecond() -> No
         f"    DATE_FORMAT(`__ts` - INTERVAL '1' MINUTE, {TIME}),\n"
         f"    DATE_FORMAT(`__ts`, {TIME}),\n"
         "    COUNT(*) OVER w,\n"
-        "    SUM(CAST(`bytes` AS BIGINT)) OVER w\n"
+        "    SUM(TRY_CAST(`bytes` AS BIGINT)) OVER w\n"
         "FROM `t_events`\n"
         "WINDOW w AS (PARTITION BY `visitor_id` ORDER BY `__t` RANGE BETWEEN INTERVAL '59.999' SECOND PRECEDING "
         "AND CURRENT ROW)"
@@ -250,9 +250,9 @@ def test_intervals_fit_flinks_two_digit_default_precision(us: int, text: str) ->
     [
         ("count", "COUNT(*)", "BIGINT"),
         ("count_distinct:page", "COUNT(DISTINCT `page`)", "BIGINT"),
-        ("sum:bytes", "SUM(CAST(`bytes` AS BIGINT))", "BIGINT"),
-        ("sum:price", "SUM(CAST(`price` AS DOUBLE))", "DOUBLE"),
-        ("avg:status", "AVG(CAST(`status` AS DOUBLE))", "DOUBLE"),
+        ("sum:bytes", "SUM(TRY_CAST(`bytes` AS BIGINT))", "BIGINT"),
+        ("sum:price", "SUM(TRY_CAST(`price` AS DOUBLE))", "DOUBLE"),
+        ("avg:status", "AVG(TRY_CAST(`status` AS DOUBLE))", "DOUBLE"),
         ("min:status", "MIN(`status`)", "INT"),
         ("max:price", "MAX(`price`)", "DOUBLE"),
         ("first:page", "SUBSTRING(MIN(CONCAT(DATE_FORMAT(`__ts`, 'yyyy-MM-dd HH:mm:ss.SSSSSS'), "

@@ -65,9 +65,9 @@ SELECT
     DATE_FORMAT(window_start, 'yyyy-MM-dd''T''HH:mm:ss.SSSSSS''Z'''),
     DATE_FORMAT(window_end, 'yyyy-MM-dd''T''HH:mm:ss.SSSSSS''Z'''),
     COUNT(*),
-    SUM(CAST(`is_error` AS BIGINT)),
-    AVG(CAST(`is_error` AS DOUBLE)),
-    SUM(CAST(`is_server_error` AS BIGINT)),
-    AVG(CAST(`is_server_error` AS DOUBLE))
+    SUM(TRY_CAST(`is_error` AS BIGINT)),
+    AVG(TRY_CAST(`is_error` AS DOUBLE)),
+    SUM(TRY_CAST(`is_server_error` AS BIGINT)),
+    AVG(TRY_CAST(`is_server_error` AS DOUBLE))
 FROM TABLE(TUMBLE(TABLE `error_rate_1m_events`, DESCRIPTOR(`__t`), INTERVAL '1' MINUTE))
 GROUP BY window_start, window_end;
