@@ -268,6 +268,8 @@ class FlinkWorker(StreamWorker):
                 if stopping in done and process.returncode is None:
                     reading.cancel()
                     await _end(process)
+                    for rest in (await process.stdout.read()).splitlines():  # how the job ended
+                        self._note(rest)
                     return
                 if reading in done:
                     line = reading.result()
