@@ -137,9 +137,11 @@ def field_types(spec: AppSpec, overrides: Mapping[str, str] | None = None) -> di
 def source_table(spec: AppSpec, name: str, columns: Mapping[str, str], *, bootstrap_servers: str,
                  group: str) -> str:  # fmt: skip
     """The Kafka source: the app's fields, the rowtime parsed from the time field, the watermark
-    (allowed lateness, plus 1 ms so that a window closes exactly when tidelake's would) and the
-    idle timeout of each partition."""
-    lateness_us = spec.allowed_lateness_us + 1000
+    and the idle timeout of each partition. The watermark is the allowed lateness plus 1 ms (Flink
+    fires a window `[start, end)` when its watermark reaches `end - 1 ms`, tidelake when the latest
+    event time less the lateness reaches `end`); a session app's plus 2 ms, since its SESSION
+    window is a gap 1 ms shorter (flink_windows.tvf)."""
+    lateness_us = spec.allowed_lateness_us + (2000 if spec.window.kind == "session" else 1000)
     lines = [f"{quote(spec.time_field)} STRING"]
     lines += [f"{quote(field)} {kind}" for field, kind in columns.items()]
     parsed = parsed_time(quote(spec.time_field))

@@ -148,7 +148,9 @@ def tvf(spec: AppSpec, events: str) -> str:
     if window.kind == "hopping":
         return f"TABLE(HOP({table}, {t}, {interval(window.step_us)}, {interval(window.size_us)}))"
     partition = f" PARTITION BY {quote(spec.key_field)}" if spec.key_field else ""
-    return f"TABLE(SESSION({table}{partition}, {t}, {interval(window.size_us)}))"
+    # Flink merges two sessions whose windows touch (`[t1, t1 + gap)` and `[t2, ...)` with t2 = t1 +
+    # gap); tidelake's session ends when the next event is a whole gap later: a gap 1 ms shorter.
+    return f"TABLE(SESSION({table}{partition}, {t}, {interval(window.size_us - 1000)}))"
 
 
 def bounds(spec: AppSpec) -> tuple[str, str]:

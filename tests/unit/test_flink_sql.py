@@ -193,12 +193,17 @@ def test_tumbling_hopping_and_session_windows_are_window_tvfs() -> None:
         f"    DATE_FORMAT(MIN(`__ts`), {TIME}),\n"
         f"    DATE_FORMAT(MAX(`__ts`) + INTERVAL '30' MINUTE, {TIME}),\n"
         "    COUNT(*)\n"
-        "FROM TABLE(SESSION(TABLE `t_events` PARTITION BY `visitor_id`, DESCRIPTOR(`__t`), INTERVAL '30' MINUTE))\n"
+        "FROM TABLE(SESSION(TABLE `t_events` PARTITION BY `visitor_id`, DESCRIPTOR(`__t`), "
+        "INTERVAL '0 00:29:59.999' DAY TO SECOND(3)))\n"
         "GROUP BY window_start, window_end, `visitor_id`"
     )
-    assert "FROM TABLE(SESSION(TABLE `t_events`, DESCRIPTOR(`__t`), INTERVAL '10' SECOND))\n" in (
-        compiled(window="session:10s").insert
+    # a gap 1 ms shorter (Flink merges sessions whose windows touch) and a watermark 2 ms later
+    unkeyed = compiled(window="session:10s")
+    assert (
+        "FROM TABLE(SESSION(TABLE `t_events`, DESCRIPTOR(`__t`), INTERVAL '9.999' SECOND))\n"
+        in unkeyed.insert
     )
+    assert "    WATERMARK FOR `__t` AS `__t` - INTERVAL '0.002' SECOND\n" in unkeyed.statements[4]
 
 
 def test_sliding_windows_are_over_windows_of_the_size_less_a_millisecond() -> None:

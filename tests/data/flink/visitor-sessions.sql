@@ -18,7 +18,7 @@ CREATE TABLE `visitor_sessions_source` (
     `visitor_id` STRING,
     `__ts` AS TRY_CAST(REPLACE(REPLACE(`event_time`, 'T', ' '), 'Z', '') AS TIMESTAMP(6)),
     `__t` AS CAST(TRY_CAST(REPLACE(REPLACE(`event_time`, 'T', ' '), 'Z', '') AS TIMESTAMP(6)) AS TIMESTAMP(3)),
-    WATERMARK FOR `__t` AS `__t` - INTERVAL '5.001' SECOND
+    WATERMARK FOR `__t` AS `__t` - INTERVAL '5.002' SECOND
 ) WITH (
     'connector' = 'kafka',
     'topic' = 'clickstream.events',
@@ -72,5 +72,5 @@ SELECT
     SUBSTRING(MIN(CONCAT(DATE_FORMAT(`__ts`, 'yyyy-MM-dd HH:mm:ss.SSSSSS'), CAST(`page` AS STRING))) FROM 27),
     SUBSTRING(MAX(CONCAT(DATE_FORMAT(`__ts`, 'yyyy-MM-dd HH:mm:ss.SSSSSS'), CAST(`page` AS STRING))) FROM 27),
     CAST(MAX(`__us`) - MIN(`__us`) AS DOUBLE) / 1000000
-FROM TABLE(SESSION(TABLE `visitor_sessions_events` PARTITION BY `visitor_id`, DESCRIPTOR(`__t`), INTERVAL '30' MINUTE))
+FROM TABLE(SESSION(TABLE `visitor_sessions_events` PARTITION BY `visitor_id`, DESCRIPTOR(`__t`), INTERVAL '0 00:29:59.999' DAY TO SECOND(3)))
 GROUP BY window_start, window_end, `visitor_id`;
