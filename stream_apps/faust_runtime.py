@@ -18,6 +18,16 @@ is one object spanning every partition (the watermark is a minimum over partitio
 Faust's changelog recovery has open bugs (faust-streaming#176, #597) and restores windows that never
 close (#193).
 
+Per-event cost. Faust hands every event to the stream one at a time, so what costs is its per-event
+machinery. The app keeps Faust's conductor, flow control, channels, streams and agent, with one
+change made through Faust's own extension point, the transport set on the app
+(`direct_delivery_transport`): Faust's aiokafka transport whose consumer awaits the conductor for
+each message instead of racing four tasks per message (`wait_first`); 2.6x the events per
+CPU-second (figures in docs/stream_apps.md, bench/stream.py). The agent's own side (micro-batches
+of what is queued, a raw schema) is in stream_apps/faust_windows.py. Faust's `cython_optimizations`
+setting was measured too and left off: no difference within the noise (8,106 against 8,006 events
+per CPU-second, two alternated runs each).
+
 Run programmatically with `faust.contrib.asgi.faust_app_running` on the caller's loop: no argv
 parsing (`app.main()`), no signal handlers or logging set up by Faust (`faust.Worker`); Faust's
 logging is raised to ERROR and goes to stderr.
@@ -26,6 +36,7 @@ logging is raised to ERROR and goes to stderr.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from typing import Any
 
@@ -53,7 +64,7 @@ def faust_app(spec_name: str, bootstrap_servers: str, data_dir: str, max_batch: 
     """The runtime's own `faust.App` for one app (module docstring)."""
     import faust  # imported here: importing Faust is slow and only this runtime needs it
 
-    return faust.App(
+    app = faust.App(
         stream_app_group(spec_name),  # Faust's group is the checkpoints' group
         broker=f"kafka://{bootstrap_servers}",
         datadir=data_dir,
@@ -71,6 +82,86 @@ def faust_app(spec_name: str, bootstrap_servers: str, data_dir: str, max_batch: 
         # member's place at once instead of waiting for its session (60 s by default) to expire.
         consumer_group_instance_id=instance_id(spec_name),
     )
+    # Set before anything reaches `app.topics` (the conductor takes its consumer from here).
+    app.transport = direct_delivery_transport()(app.conf.broker_consumer, app)
+    return app
+
+
+@functools.cache
+def direct_delivery_transport() -> type:
+    """Faust's aiokafka transport (`faust.transport.drivers.aiokafka.Transport`) with one change:
+    its consumer (`DirectDeliveryConsumer`) awaits the conductor's callback for each fetched
+    message instead of racing it against the flow's suspension. Made once, on first use, because
+    defining it imports Faust."""
+    from faust.transport.consumer import CONSUMER_FETCHING
+    from faust.transport.drivers import aiokafka as driver
+
+    class DirectDeliveryConsumer(driver.Consumer):
+        """Faust's aiokafka consumer. Its fetch loop is Faust's `Consumer._drain_messages` (same
+        read offsets, gaps, commits, yields to the loop every 100 messages) except for the
+        delivery: Faust awaits `wait_first(callback(message), suspend_flow.wait())` for every
+        message, which makes four tasks and an `asyncio.wait` per message, half of the runtime's
+        per-event cost in the profile (bench/stream.py). Here, while the flow runs, the message
+        is delivered by awaiting the callback (the conductor's `on_message`: flow control, decode,
+        the channel's queue) directly; while the flow is suspended (a rebalance) it goes through
+        `wait_first` as in Faust. A suspension that begins during a delivery waits for the
+        conductor's flow control instead of dropping the message; the stream then skips it as
+        from an old generation, as it skips any message fetched before a rebalance."""
+
+        async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - runs in Faust
+            callback = self.callback
+            getmany = self.getmany
+            consumer_should_stop = self._stopped.is_set
+            fetcher_should_stop = fetcher._stopped.is_set
+            get_read_offset = self._read_offset.__getitem__
+            set_read_offset = self._read_offset.__setitem__
+            suspended = self.suspend_flow.is_set
+            set_flag, unset_flag = self.diag.set_flag, self.diag.unset_flag
+            commit_every = self._commit_every
+            acks_enabled_for = self.app.topics.acks_enabled_for
+            yield_every, since_yield, sleep = 100, 0, asyncio.sleep
+            try:
+                while not (consumer_should_stop() or fetcher_should_stop()):
+                    set_flag(CONSUMER_FETCHING)
+                    ait = getmany(timeout=1.0)
+                    await self.sleep(0)
+                    if self.should_stop:
+                        continue
+                    async for tp, message in ait:
+                        since_yield += 1
+                        if since_yield > yield_every:
+                            await sleep(0)
+                            since_yield = 0
+                        offset = message.offset
+                        r_offset = get_read_offset(tp)
+                        if r_offset is None or offset >= r_offset:
+                            gap = offset - (r_offset or 0)
+                            if gap > 1 and r_offset and acks_enabled_for(message.topic):
+                                await self._add_gap(tp, r_offset + 1, offset)
+                            if commit_every is not None and self._n_acked >= commit_every:
+                                self._n_acked = 0
+                                await self.commit()
+                            if suspended():
+                                await self.wait_first(callback(message), self.suspend_flow.wait())
+                            else:
+                                await callback(message)
+                            set_read_offset(tp, offset)
+                    unset_flag(CONSUMER_FETCHING)
+            except self.consumer_stopped_errors:
+                if self.transport.app.should_stop:
+                    return
+                raise
+            except asyncio.CancelledError:
+                if self.transport.app.should_stop:
+                    return
+                raise
+            finally:
+                unset_flag(CONSUMER_FETCHING)
+
+    class DirectDeliveryTransport(driver.Transport):
+        Consumer = DirectDeliveryConsumer
+
+    return DirectDeliveryTransport
 
 
 def instance_id(spec_name: str) -> str:
