@@ -6,9 +6,10 @@ What it registers on `app`:
 - a task that takes the state folder's lock, starts the app's transactional producer (an aiokafka
   producer of its own, beside Faust's) and restores the engine from the checkpoint Kafka holds as
   committed (`StreamWorker._restored_engine`);
-- an agent `tidelake-windows-<app>` on the spec's source topic, declared `acks=False`, taking
-  micro-batches (`stream.take_events(max_batch, within=tick_s)`) and feeding them, per partition,
-  to the window engine (stream_apps/engine.py);
+- an agent `tidelake-windows-<app>` on the spec's source topic, declared `acks=False` with a raw
+  schema (`raw_schema`: events carry the records' bytes, the engine decodes them), iterating
+  `stream.events()` and feeding micro-batches (`micro_batches`: whatever is queued, at most
+  `max_batch` records), per partition, to the window engine (stream_apps/engine.py);
 - a timer every `tick_s` that closes windows by watermark or idle timeout and checkpoints;
 - `on_partitions_assigned` (a new assignment is positioned again, and start-up is not idle time)
   and `on_before_shutdown` (the last checkpoint, then the producer stops and the lock is released).
@@ -50,9 +51,10 @@ read the spec's source topic: positioning it would move their reading too.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -134,12 +136,14 @@ class FaustWindows:
 
     def _register(self) -> None:
         app, spec, options = self.app, self.spec, self.worker.options
-        source = app.topic(spec.source, acks=False)  # its offsets are the checkpoints' (docstring)
+        # Raw: the engine decodes (and dead-letters) each record itself (`raw_schema`).
+        source = app.topic(spec.source, acks=False, schema=raw_schema()())  # acks: see the docstring
 
         async def windows(stream: Any) -> None:
             await self.ready.wait()
-            async for events in stream.take_events(options.max_batch, within=options.tick_s):
-                await self._guard(self._apply(events))
+            queued = stream.channel.queue  # the queue the conductor delivers this stream's events to
+            async for messages in micro_batches(stream.events(), queued.empty, options.max_batch):
+                await self._guard(self._apply(messages))
 
         async def close_windows() -> None:
             await self._guard(self._tick())
@@ -205,13 +209,13 @@ class FaustWindows:
                     engine.last_seen_s[tp.partition] = now  # start-up time does not count as idle
                 self._assigned.set()
 
-    async def _apply(self, events: list[Any]) -> None:
+    async def _apply(self, batch: list[Any]) -> None:
+        """Feed a micro-batch of Faust messages to the engine, partition by partition."""
         worker, engine = self.worker, self.worker.engine
         if engine is None:
             return
         by_partition: dict[int, list[Any]] = {}
-        for event in events:
-            message = event.message
+        for message in batch:
             by_partition.setdefault(message.partition, []).append(message)
         now = time.monotonic()
         async with self._lock:
@@ -340,6 +344,46 @@ def bootstrap_of(app: Any) -> str:
         msg = f"the Faust app {app.conf.id!r} names no broker; pass bootstrap_servers to FaustWindows"
         raise ConfigError(msg)
     return servers
+
+
+async def micro_batches(events: AsyncIterable[Any], drained: Callable[[], bool],
+                        max_batch: int) -> AsyncIterator[list[Any]]:  # fmt: skip
+    """The messages (`event.message`) of a Faust stream's `events()`, in lists of at most `max_batch`
+    in stream order. A list ends at `max_batch` or as soon as `drained()` says no event is waiting
+    in the stream's queue: a batch is whatever the consumer has delivered so far, with no timer
+    (Faust's `take_events(max, within)` runs a processor coroutine per event and a background
+    drainer, and waits for `within` when the source is quiet). A partial list left when the
+    stream ends is not given: its records were never applied, so a restart reads them again."""
+    batch: list[Any] = []
+    add = batch.append
+    async for event in events:
+        add(event.message)
+        if len(batch) >= max_batch or drained():
+            yield batch
+            batch = []
+            add = batch.append
+
+
+@functools.cache
+def raw_schema() -> type:
+    """A `faust.Schema` whose events carry the message's bytes as they came (`RawMessages`)."""
+    import faust
+
+    class RawMessages(faust.Schema):
+        """The source's schema: each event's key and value are the message's own bytes, with no
+        codec, whatever the app's `key_serializer`/`value_serializer` say. The engine reads
+        `event.message` and decodes (and dead-letters) records itself, so Faust decoding them
+        first would cost time per event and turn a bad record into a Faust decode error."""
+
+        def compile(self, app: Any, **kwargs: Any) -> Any:
+            new_event = app.conf.Event  # read once: a settings lookup per event is measurable
+
+            async def decode(message: Any, *, propagate: bool = False) -> Any:
+                return new_event(app, message.key, message.value, message.headers, message)
+
+            return decode
+
+    return RawMessages
 
 
 def unread(messages: list[Any], next_offset: int) -> list[Any]:
