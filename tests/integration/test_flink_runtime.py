@@ -7,8 +7,9 @@ on an idle source as tidelake's engine does. So every test ends its sample with 
 partition a day after the last window (`FINAL`): the watermark then passes every window of the
 sample, and the windows of those final events stay open and are never written.
 
-The job here is a hand-written script of the compiler's shape (a tumbling count per page), run
-through the same runner and settings as `tidelake stream run --runtime flink`.
+The job is page-views-1m compiled by `compile_flink_sql`, run through the same runner and settings
+as `tidelake stream run --runtime flink`, in a process group of its own so that the test can kill
+the runner and its JVM at once.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from core.errors import ConfigError
 from core.topics import TopicSpec
 from stream_apps.catalog import resolve_spec
 from stream_apps.flink_runtime import FlinkOptions, job_file, job_settings, latest_checkpoint, runner_command
+from stream_apps.flink_sql import compile_flink_sql
 from stream_apps.spec import AppSpec
 from tests.stream_events import clickstream
 from tests.stream_kafka import TopicReader, produce
@@ -40,7 +42,6 @@ pytestmark = pytest.mark.integration
 PARTITIONS = 4
 #: One per partition, a day after the sample: its watermark closes every window of the sample.
 FINAL = {"event_time": "2019-01-23T00:00:00.000000Z", "page": "/final", "visitor_id": "final"}
-TIME_FORMAT = "yyyy-MM-dd''T''HH:mm:ss.SSSSSS''Z''"
 
 
 @pytest.fixture(scope="module")
@@ -62,34 +63,6 @@ def produce_final(bootstrap: str, topic: str) -> None:
         producer.close()
 
 
-def tumbling_count_script(spec: AppSpec, bootstrap: str) -> list[str]:
-    """A tumbling count per page in the compiler's shape: SETs, source, sink, INSERT last."""
-    group = f"tidelake-flink-{spec.name}"
-    size_s = spec.window.size_us // 1_000_000
-    return [
-        "SET 'table.local-time-zone' = 'UTC'",
-        "SET 'execution.checkpointing.interval' = '1000 ms'",
-        "SET 'execution.checkpointing.mode' = 'EXACTLY_ONCE'",
-        f"SET 'pipeline.name' = 'tidelake-{spec.name}'",
-        f"""CREATE TABLE source (page STRING, event_time STRING,
-            t AS TO_TIMESTAMP(REPLACE(REPLACE(event_time, 'T', ' '), 'Z', ''), 'yyyy-MM-dd HH:mm:ss.SSSSSS'),
-            WATERMARK FOR t AS t - INTERVAL '5.001' SECOND
-        ) WITH ('connector' = 'kafka', 'topic' = '{spec.source}', 'properties.bootstrap.servers' = '{bootstrap}',
-            'properties.group.id' = '{group}', 'scan.startup.mode' = 'group-offsets',
-            'properties.auto.offset.reset' = 'earliest', 'properties.isolation.level' = 'read_committed',
-            'scan.watermark.idle-timeout' = '30 s', 'format' = 'json', 'json.ignore-parse-errors' = 'true')""",
-        f"""CREATE TABLE sink (k STRING, page STRING, window_start STRING, window_end STRING, `count` BIGINT
-        ) WITH ('connector' = 'kafka', 'topic' = '{spec.sink_topic}', 'properties.bootstrap.servers' = '{bootstrap}',
-            'properties.transaction.timeout.ms' = '600000', 'sink.delivery-guarantee' = 'exactly-once',
-            'sink.transactional-id-prefix' = '{group}', 'key.format' = 'raw', 'key.fields' = 'k',
-            'value.format' = 'json', 'value.fields-include' = 'EXCEPT_KEY')""",
-        f"""INSERT INTO sink SELECT page, page, DATE_FORMAT(window_start, '{TIME_FORMAT}'),
-            DATE_FORMAT(window_end, '{TIME_FORMAT}'), COUNT(*)
-        FROM TABLE(TUMBLE(TABLE source, DESCRIPTOR(t), INTERVAL '{size_s}' SECOND))
-        GROUP BY page, window_start, window_end""",
-    ]
-
-
 def start_runner(
     flink: FlinkInstall, spec: AppSpec, bootstrap: str, state_dir: Path
 ) -> subprocess.Popen[str]:
@@ -98,7 +71,8 @@ def start_runner(
     settings = job_settings(FlinkOptions(flink.python, flink.connector_jar), state_dir, spec.name, PARTITIONS)
     path = state_dir / f"{spec.name}-job.json"
     state_dir.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(job_file(tumbling_count_script(spec, bootstrap), spec.name, settings)))
+    script = compile_flink_sql(spec, bootstrap_servers=bootstrap, checkpoint_interval_s=1.0)
+    path.write_text(json.dumps(job_file(script.statements, spec.name, settings)))
     log = (state_dir / "flink.log").open("a")
     try:
         return subprocess.Popen(runner_command(flink.python, path), stdout=subprocess.PIPE, stderr=log,
