@@ -207,8 +207,11 @@ def test_every_other_expressible_app_on_flink_equals_duckdb(
     finally:
         runner.send_signal(signal.SIGTERM)
         code = runner.wait(timeout=120)
-        lines = [json.loads(line) for line in runner.stdout.read().splitlines()]  # type: ignore[union-attr]
+        output = runner.stdout.read().splitlines()  # type: ignore[union-attr]
         runner.stdout.close()  # type: ignore[union-attr]
+    # the JVM shares the runner's stdout: log4j's own errors (a Kafka client thread outliving its
+    # cancelled job's class loader) can come between the runner's JSON lines
+    lines = [json.loads(line) for line in output if line.startswith("{")]
     assert {name: sorted(rows, key=row_sort_key) for name, rows in got.items()} == expected
     assert min(len(rows) for rows in expected.values()) >= 3  # top-pages-5m: three 5-minute windows
     assert sorted(e["app"] for e in lines if e["event"] == "cancelled") == sorted(apps)
