@@ -83,8 +83,15 @@ class PipelineStatus:
 
     @property
     def windows_closed(self) -> int:
-        from_board = [p.metrics.get("windows_closed", 0) for p in self.processes if p.kind == "stream"]
-        return sum(from_board) if from_board else sum(self.app_rows().values())
+        """Closed windows of the running stream apps, from their counters; an app on Flink keeps its
+        windows inside Flink, so its count is its output topic's records (transaction markers too)."""
+        rows = self.app_rows()
+        from_board = [
+            rows.get(p.name, 0) if p.metrics.get("runtime") == "flink" else p.metrics.get("windows_closed", 0)
+            for p in self.processes
+            if p.kind == "stream"
+        ]
+        return sum(from_board) if from_board else sum(rows.values())
 
     def to_dict(self) -> dict[str, Any]:
         apps = {
