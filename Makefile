@@ -9,6 +9,8 @@ TIDELAKE := $(VENV)/bin/tidelake
 STAMP := $(VENV)/.installed
 # The lock: every package's exact version, within pyproject's ranges. `make lock` refreshes it.
 LOCK := requirements.lock
+# The Flink venv's own lock (PyFlink's dependencies conflict with ours): `tidelake flink fetch` installs against it.
+FLINK_LOCK := tidelake/resources/flink-requirements.lock
 UV_VERSION := 0.13.8
 UV := $(VENV)/bin/uv
 EXTRAS := dev,bench,testing
@@ -20,7 +22,7 @@ TEST_WORKERS ?= 2
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml $(LOCK) tidelake/resources/kafka-pom.xml tidelake/resources/flink-pom.xml tools/install-system-deps.sh
+$(STAMP): pyproject.toml $(LOCK) tidelake/resources/kafka-pom.xml tidelake/resources/flink-pom.xml $(FLINK_LOCK) tools/install-system-deps.sh
 	./tools/install-system-deps.sh chromium
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet uv==$(UV_VERSION)
@@ -31,11 +33,13 @@ $(STAMP): pyproject.toml $(LOCK) tidelake/resources/kafka-pom.xml tidelake/resou
 
 install: $(STAMP) ## Create .venv, install tidelake and its extras at the locked versions, fetch Kafka's jars and Flink
 
-lock: ## Refresh requirements.lock: the newest versions pyproject's ranges allow (then run make test)
+lock: ## Refresh requirements.lock and the Flink venv's lock: the newest versions the ranges allow (then run make test)
 	@test -x $(UV) || { $(PYTHON) -m venv $(VENV) && $(PY) -m pip install --quiet uv==$(UV_VERSION); }
 	$(UV) pip compile pyproject.toml --extra dev --extra bench --extra testing --universal --python-version 3.11 \
 		--upgrade --quiet --output-file $(LOCK)
-	@git --no-pager diff --stat -- $(LOCK) 2>/dev/null || true
+	$(UV) pip compile tidelake/resources/flink-requirements.in --python-version 3.11 --upgrade --quiet \
+		--output-file $(FLINK_LOCK)
+	@git --no-pager diff --stat -- $(LOCK) $(FLINK_LOCK) 2>/dev/null || true
 
 upgrade: lock ## Refresh the lock, reinstall from it and run the whole suite
 	rm -f $(STAMP)

@@ -19,6 +19,7 @@ Both steps are all-or-nothing (built under a `.partial` name, then renamed) and 
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import subprocess
 import sys
@@ -37,6 +38,9 @@ FLINK_VERSION = "2.2.0"
 #: The Kafka SQL connector built for Flink 2.2 (Maven Central).
 KAFKA_CONNECTOR_VERSION = "5.0.0-2.2"
 POM_RESOURCE = "flink-pom.xml"
+#: Every package of the Flink venv at its exact version (`make lock` refreshes it from
+#: resources/flink-requirements.in), so every fresh install gets the versions the suite ran with.
+LOCK_RESOURCE = "flink-requirements.lock"
 #: Written last into the venv: which pin it holds (a venv without it is incomplete).
 MARKER = ".tidelake-flink"
 PIP_TIMEOUT_S = 1800
@@ -68,9 +72,15 @@ def default_install() -> FlinkInstall:
     )
 
 
+def venv_stamp() -> str:
+    """What a complete venv's marker holds: the pin and the lock's digest, so a new lock reinstalls."""
+    lock = (files("tidelake") / "resources" / LOCK_RESOURCE).read_bytes()
+    return f"apache-flink=={FLINK_VERSION} lock-sha256={hashlib.sha256(lock).hexdigest()[:16]}"
+
+
 def _venv_ready(venv: Path) -> bool:
     marker = venv / MARKER
-    return marker.is_file() and marker.read_text().strip() == f"apache-flink=={FLINK_VERSION}"
+    return marker.is_file() and marker.read_text().strip() == venv_stamp()
 
 
 def installed(install: FlinkInstall | None = None) -> FlinkInstall:
@@ -118,14 +128,15 @@ def ensure_venv(venv: Path, say: Callable[[str], None] = lambda _: None) -> Path
     say(f"creating the Flink venv {venv} ...")
     _run([sys.executable, "-m", "venv", str(partial)], "python -m venv", 300, "check the Python install")
     pin = f"apache-flink=={FLINK_VERSION}"
-    say(f"installing {pin} from PyPI (about 730 MB, a few minutes) ...")
-    _run(
-        [*_installer(partial / "bin" / "python"), pin],
-        f"installing {pin}",
-        PIP_TIMEOUT_S,
-        "check access to PyPI (pip's index, or UV_INDEX_URL / PIP_INDEX_URL) and run `tidelake flink fetch` again",
-    )
-    (partial / MARKER).write_text(pin + "\n")
+    say(f"installing {pin} from PyPI at the locked versions (about 730 MB, a few minutes) ...")
+    with as_file(files("tidelake") / "resources" / LOCK_RESOURCE) as lock:
+        _run(
+            [*_installer(partial / "bin" / "python"), pin, "--constraint", str(lock)],
+            f"installing {pin}",
+            PIP_TIMEOUT_S,
+            "check access to PyPI (pip's index, or UV_INDEX_URL / PIP_INDEX_URL) and run `tidelake flink fetch` again",
+        )
+    (partial / MARKER).write_text(venv_stamp() + "\n")
     shutil.rmtree(venv, ignore_errors=True)
     partial.rename(venv)  # python -m venv paths are relative to bin/python: the renamed venv works
     return venv

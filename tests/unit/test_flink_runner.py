@@ -19,7 +19,8 @@ from stream_apps.flink_runtime import (
     rest_address,
     runner_command,
 )
-from tidelake.flink_install import MARKER, FlinkInstall, installed
+from tidelake import flink_install
+from tidelake.flink_install import MARKER, FlinkInstall, installed, venv_stamp
 
 JAR = Path("/cache/flink-2.2.0/lib/flink-sql-connector-kafka-5.0.0-2.2.jar")
 
@@ -144,7 +145,30 @@ def test_a_missing_flink_install_names_the_fix(tmp_path) -> None:
         installed(install)
     assert "PyFlink 2.2.0" in str(caught.value) and "the Kafka connector" in str(caught.value)
     (tmp_path / "venv").mkdir()
-    (tmp_path / "venv" / MARKER).write_text("apache-flink==2.2.0\n")
+    (tmp_path / "venv" / MARKER).write_text(venv_stamp() + "\n")
     (tmp_path / "lib").mkdir()
     (tmp_path / "lib" / "connector.jar").write_bytes(b"jar")
     assert installed(install) == install
+
+
+def test_the_flink_venv_is_locked_to_the_pinned_pyflink_and_a_venv_from_another_lock_is_redone(
+    tmp_path,
+) -> None:
+    resources = Path(flink_install.__file__).parent / "resources"
+    wanted = [
+        line
+        for line in (resources / "flink-requirements.in").read_text().splitlines()
+        if not line.startswith("#")
+    ]
+    assert wanted == [f"apache-flink=={flink_install.FLINK_VERSION}"]
+    locked = [
+        line for line in (resources / "flink-requirements.lock").read_text().splitlines() if "==" in line
+    ]
+    assert f"apache-flink=={flink_install.FLINK_VERSION}" in locked
+    assert f"apache-flink-libraries=={flink_install.FLINK_VERSION}" in locked
+    install = FlinkInstall(tmp_path / "venv", tmp_path / "connector.jar")
+    (tmp_path / "venv").mkdir()
+    (tmp_path / "connector.jar").write_bytes(b"jar")
+    (tmp_path / "venv" / MARKER).write_text("apache-flink==2.2.0\n")  # made before the lock: redone
+    with pytest.raises(ConfigError, match=r"PyFlink 2\.2\.0 \(venv "):
+        installed(install)
