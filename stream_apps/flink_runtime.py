@@ -116,7 +116,8 @@ def rest_address(url: str) -> tuple[str, int]:
 def job_settings(options: FlinkOptions, state_dir: Path, app: str, partitions: int) -> dict[str, str]:
     """The Flink configuration the runner puts over the script's SET lines.
 
-    - 'pipeline.jars': the Kafka connector (shipped with the job to a remote cluster as well);
+    - 'pipeline.jars': the Kafka connector and zstd-jni beside it (`pipeline_jars`; shipped with the
+      job to a remote cluster as well);
     - 'parallelism.default': `options.parallelism`, else one subtask per source partition. Flink's
       Kafka source watermarks per partition, but a reader holding several partitions counts a
       partition only from its first record on: with a backlog, a partition read later than another
@@ -126,7 +127,7 @@ def job_settings(options: FlinkOptions, state_dir: Path, app: str, partitions: i
       newest one ('execution.state-recovery.path', Flink 2.x's name for execution.savepoint.path);
     - remote: 'execution.target' remote at the REST address; checkpoints are the cluster's."""
     settings = {
-        "pipeline.jars": options.connector_jar.resolve().as_uri(),
+        "pipeline.jars": pipeline_jars(options.connector_jar),
         "parallelism.default": str(options.parallelism or partitions),
     }
     if options.rest_url is not None:
@@ -154,11 +155,19 @@ def job_file(statements: tuple[str, ...] | list[str], app: str, settings: dict[s
     }
 
 
+def pipeline_jars(connector_jar: Path) -> str:
+    """Flink's 'pipeline.jars' (URIs separated by ';'): the Kafka connector, then every other jar
+    `tidelake flink fetch` put in its folder (zstd-jni: the connector's shaded Kafka client reads zstd
+    batches with it, and Flink's own lib/ lacks it)."""
+    beside = sorted(j for j in connector_jar.parent.glob("*.jar") if j.name != connector_jar.name)
+    return ";".join(jar.resolve().as_uri() for jar in (connector_jar, *beside))
+
+
 def explain_job(scripts: dict[str, tuple[str, ...]], connector_jar: Path) -> dict[str, Any]:
     """The runner's input to EXPLAIN each app's INSERT (`{app: statements}`) in one JVM."""
     return {
         "scripts": [{"app": app, "statements": list(statements)} for app, statements in scripts.items()],
-        "settings": {"pipeline.jars": connector_jar.resolve().as_uri()},
+        "settings": {"pipeline.jars": pipeline_jars(connector_jar)},
         "explain": True,
     }
 

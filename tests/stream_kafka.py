@@ -22,9 +22,11 @@ REPO = Path(__file__).resolve().parents[1]
 RUNTIMES: dict[str, tuple[str, ...]] = {"aiokafka": (), "faust": ("--runtime", "faust")}
 
 
-def produce(bootstrap: str, topic: str, events: list[dict[str, Any]], key_field: str = "visitor_id") -> None:
-    """Send `events` in order, keyed by `key_field` (murmur2, as every tidelake producer)."""
-    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
+def produce(bootstrap: str, topic: str, events: list[dict[str, Any]], key_field: str = "visitor_id",
+            compression_type: str | None = None) -> None:  # fmt: skip
+    """Send `events` in order, keyed by `key_field` (murmur2, as every tidelake producer), in
+    batches compressed with `compression_type` (None: uncompressed; `tidelake replay` uses zstd)."""
+    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, compression_type=compression_type)
     try:
         for event in events:
             key = event.get(key_field)

@@ -37,6 +37,8 @@ from tidelake.kafka_jars import check_java
 FLINK_VERSION = "2.2.0"
 #: The Kafka SQL connector built for Flink 2.2 (Maven Central).
 KAFKA_CONNECTOR_VERSION = "5.0.0-2.2"
+#: zstd-jni, beside the connector: its shaded Kafka client needs it to read zstd batches (the pom says why).
+ZSTD_JNI_VERSION = "1.5.6-10"
 POM_RESOURCE = "flink-pom.xml"
 #: Every package of the Flink venv at its exact version (`make lock` refreshes it from
 #: resources/flink-requirements.in), so every fresh install gets the versions the suite ran with.
@@ -53,7 +55,7 @@ class FlinkInstallError(TidelakeError):
 
 @dataclass(frozen=True)
 class FlinkInstall:
-    """Where the Flink runtime lives: the venv's python and the connector jar."""
+    """Where the Flink runtime lives: the venv's python, the connector jar and, beside it, zstd-jni."""
 
     venv: Path
     connector_jar: Path
@@ -61,6 +63,11 @@ class FlinkInstall:
     @property
     def python(self) -> Path:
         return self.venv / "bin" / "python"
+
+    @property
+    def jars(self) -> tuple[Path, Path]:
+        """The connector and zstd-jni, in the one folder the runtime gives Flink ('pipeline.jars')."""
+        return self.connector_jar, self.connector_jar.parent / f"zstd-jni-{ZSTD_JNI_VERSION}.jar"
 
 
 def default_install() -> FlinkInstall:
@@ -89,8 +96,9 @@ def installed(install: FlinkInstall | None = None) -> FlinkInstall:
     missing = []
     if not _venv_ready(install.venv):
         missing.append(f"PyFlink {FLINK_VERSION} (venv {install.venv})")
-    if not install.connector_jar.is_file():
-        missing.append(f"the Kafka connector ({install.connector_jar})")
+    absent = [jar for jar in install.jars if not jar.is_file()]
+    if absent:
+        missing.append(f"the Kafka connector ({', '.join(map(str, absent))})")
     if missing:
         msg = f"the Flink runtime is not installed: no {' and no '.join(missing)}; run `tidelake flink fetch` (or make install)"
         raise ConfigError(msg)
@@ -142,9 +150,11 @@ def ensure_venv(venv: Path, say: Callable[[str], None] = lambda _: None) -> Path
     return venv
 
 
-def ensure_connector(jar: Path, say: Callable[[str], None] = lambda _: None) -> Path:
-    """The connector jar, fetched with Maven from Maven Central if not there yet."""
-    if jar.is_file():
+def ensure_connector(jars: tuple[Path, ...], say: Callable[[str], None] = lambda _: None) -> Path:
+    """The connector jar and the jars beside it (`FlinkInstall.jars`, one folder), fetched with
+    Maven from Maven Central unless all are there; returns the connector's path."""
+    jar = jars[0]
+    if all(j.is_file() for j in jars):
         return jar
     check_java()
     mvn = shutil.which("mvn")
@@ -163,7 +173,8 @@ def ensure_connector(jar: Path, say: Callable[[str], None] = lambda _: None) -> 
         shutil.copyfile(shipped, pom)
         command = [
             mvn, "-B", "-q", "-f", str(pom), "package",
-            f"-Dflink.kafka.connector.version={KAFKA_CONNECTOR_VERSION}", f"-Dflink.libs.dir={partial}",
+            f"-Dflink.kafka.connector.version={KAFKA_CONNECTOR_VERSION}", f"-Dzstd.jni.version={ZSTD_JNI_VERSION}",
+            f"-Dflink.libs.dir={partial}",
         ]  # fmt: skip
         _run(
             command,
@@ -171,8 +182,11 @@ def ensure_connector(jar: Path, say: Callable[[str], None] = lambda _: None) -> 
             MAVEN_TIMEOUT_S,
             "check access to Maven Central and run `tidelake flink fetch` again",
         )
-    if not (partial / jar.name).is_file():
-        msg = f"Maven finished but {partial / jar.name} is not there; run `tidelake flink fetch` again"
+    absent = [partial / j.name for j in jars if not (partial / j.name).is_file()]
+    if absent:
+        msg = (
+            f"Maven finished but {', '.join(map(str, absent))} is not there; run `tidelake flink fetch` again"
+        )
         raise FlinkInstallError(msg)
     shutil.rmtree(folder, ignore_errors=True)
     folder.parent.mkdir(parents=True, exist_ok=True)
@@ -186,5 +200,5 @@ def ensure_flink(
     """Install what is missing of the Flink runtime; fast when everything is there."""
     install = install or default_install()
     ensure_venv(install.venv, say)
-    ensure_connector(install.connector_jar, say)
+    ensure_connector(install.jars, say)
     return install

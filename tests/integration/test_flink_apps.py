@@ -9,6 +9,8 @@ after its last window (`final_events`): the watermark then passes every window o
 the windows of the final events stay open and are never written. The apps' idle timeout (which in
 Flink only lets the watermark go on without an idle partition) is raised to 60 s so that a JVM
 slow to start reading one partition on a loaded machine cannot make another partition's events late.
+The events are written in zstd batches, as `tidelake replay` writes them: Flink's Kafka connector
+reads those only with zstd-jni beside it (tidelake/resources/flink-pom.xml).
 
 `tidelake stream run page-views-1m --runtime flink` runs through the CLI (and `tidelake status`
 shows it: job state and the lag of its group); the other apps run as jobs of one mini-cluster JVM
@@ -66,7 +68,7 @@ def sample(seed: int) -> list[dict[str, Any]]:
 def produce_final(bootstrap: str, topic: str) -> None:
     """One event per partition, a day after the sample (module docstring)."""
     final = {**clickstream(1)[0], "event_id": "final", "event_time": "2019-01-23T00:00:00.000000Z"}
-    producer = KafkaProducer(bootstrap_servers=bootstrap)
+    producer = KafkaProducer(bootstrap_servers=bootstrap, compression_type="zstd")
     try:
         for partition in range(PARTITIONS):
             producer.send(topic, json.dumps(final).encode(), key=b"final", partition=partition)
@@ -79,7 +81,7 @@ def replayed(kafka_bootstrap: str, make_topic: Any, spec: AppSpec, seed: int) ->
     """`spec` reading a topic of its own that holds the sample and the final events."""
     source = make_topic(partitions=PARTITIONS)
     events = sample(seed)
-    produce(kafka_bootstrap, source, events)
+    produce(kafka_bootstrap, source, events, compression_type="zstd")
     produce_final(kafka_bootstrap, source)
     moved = dataclasses.replace(
         spec, source=source, sink_topic=f"{source}.out", idle_timeout_us=IDLE_TIMEOUT_US

@@ -54,7 +54,7 @@ def flink() -> FlinkInstall:
 
 
 def produce_final(bootstrap: str, topic: str) -> None:
-    producer = KafkaProducer(bootstrap_servers=bootstrap)
+    producer = KafkaProducer(bootstrap_servers=bootstrap, compression_type="zstd")
     try:
         for partition in range(PARTITIONS):
             producer.send(topic, json.dumps(FINAL).encode(), key=b"final", partition=partition)
@@ -112,7 +112,7 @@ def test_kill_9_mid_stream_and_restart_from_the_checkpoint_writes_each_final_row
     spec = app_spec(source, "flink-drill")
     events = clickstream(600, seed=12, spread_s=1.0)
     expected = expected_rows(events, spec)
-    produce(kafka_bootstrap, source, events[:300])
+    produce(kafka_bootstrap, source, events[:300], compression_type="zstd")
     create_topics(kafka_bootstrap, [TopicSpec(spec.sink_topic, PARTITIONS)])
     state = tmp_path / "state"
     reader = TopicReader(kafka_bootstrap, spec.sink_topic)
@@ -126,7 +126,7 @@ def test_kill_9_mid_stream_and_restart_from_the_checkpoint_writes_each_final_row
         first.stdout.close()
     killed_with = first.returncode
     restored_from = latest_checkpoint(state / spec.name / "flink-checkpoints")
-    produce(kafka_bootstrap, source, events[300:])
+    produce(kafka_bootstrap, source, events[300:], compression_type="zstd")
     produce_final(kafka_bootstrap, source)
     second = start_runner(flink, spec, kafka_bootstrap, state)
     try:

@@ -16,6 +16,7 @@ from stream_apps.flink_runtime import (
     job_file,
     job_settings,
     latest_checkpoint,
+    pipeline_jars,
     rest_address,
     runner_command,
 )
@@ -148,6 +149,9 @@ def test_a_missing_flink_install_names_the_fix(tmp_path) -> None:
     (tmp_path / "venv" / MARKER).write_text(venv_stamp() + "\n")
     (tmp_path / "lib").mkdir()
     (tmp_path / "lib" / "connector.jar").write_bytes(b"jar")
+    with pytest.raises(ConfigError, match=r"the Kafka connector \(.*/lib/zstd-jni-1\.5\.6-10\.jar\)"):
+        installed(install)  # the connector alone cannot read zstd batches
+    (tmp_path / "lib" / "zstd-jni-1.5.6-10.jar").write_bytes(b"jar")
     assert installed(install) == install
 
 
@@ -172,3 +176,18 @@ def test_the_flink_venv_is_locked_to_the_pinned_pyflink_and_a_venv_from_another_
     (tmp_path / "venv" / MARKER).write_text("apache-flink==2.2.0\n")  # made before the lock: redone
     with pytest.raises(ConfigError, match=r"PyFlink 2\.2\.0 \(venv "):
         installed(install)
+
+
+def test_pipeline_jars_are_the_connector_then_the_jars_beside_it(tmp_path) -> None:
+    """zstd-jni rides with the connector: without it a zstd topic (tidelake replay's default) fails
+    every fetch with NoClassDefFoundError com/github/luben/zstd/BufferPool."""
+    connector = tmp_path / "flink-sql-connector-kafka-5.0.0-2.2.jar"
+    zstd = tmp_path / "zstd-jni-1.5.6-10.jar"
+    for jar in (zstd, connector):
+        jar.write_bytes(b"jar")
+    (tmp_path / "notes.txt").write_text("not a jar")
+    assert pipeline_jars(connector) == f"file://{connector};file://{zstd}"
+    assert job_settings(FlinkOptions(Path("python"), connector), tmp_path, "app", 4)["pipeline.jars"] == (
+        f"file://{connector};file://{zstd}"
+    )
+    assert FlinkInstall(tmp_path / "venv", connector).jars == (connector, zstd)
