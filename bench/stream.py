@@ -148,7 +148,7 @@ def _quix(context: BenchContext, topic: str, count: int) -> float:
     sdf = sdf.tumbling_window(60_000, grace_ms=600_000).count().final()
     sdf.to_topic(app.topic(f"{topic}.quix", value_serializer="json"))
     started = time.perf_counter()
-    app.run(timeout=300.0, collect=False)  # stops itself at the last event; the timeout is a safety net
+    app.run(timeout=900.0, collect=False)  # stops itself at the last event; the timeout is a safety net
     if not seen["done_at"]:
         raise RuntimeError(f"quix processed {seen['n']:,} of {count:,} events")
     elapsed = seen["done_at"] - started

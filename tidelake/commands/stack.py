@@ -31,7 +31,7 @@ StreamRuntimeOption = Annotated[
         "--runtime",
         case_sensitive=False,
         help="What hosts the stream apps (Kinesis Data Analytics): faust, tidelake's windows in Faust "
-        "apps; aiokafka, tidelake's own consumer loop, about 10x faster for volume. Same rows either way.",
+        "apps; aiokafka, tidelake's own consumer loop, about 5x faster for volume. Same rows either way.",
     ),
 ]
 
