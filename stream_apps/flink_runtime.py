@@ -5,8 +5,9 @@ Service for Apache Flink, on PyFlink's local mini-cluster or submitted to a Flin
 PyFlink lives in a venv of its own (its pins conflict with tidelake's; tidelake/flink_install.py),
 so the job runs in a subprocess: the Flink venv's python executes stream_apps/flink_job.py by path
 with a job file `<state_dir>/<app>/flink-job.json` (the statements, and `job_settings`), and reports
-the job's id and state changes as JSON lines. Its log (Flink's, INFO) goes to
-`<state_dir>/<app>/flink.log`.
+the job's id and state changes as JSON lines. The runner's stderr goes to
+`<state_dir>/<app>/flink.log` and the JVM's own log (Flink's, INFO) beside it
+(`flink-*-python-*.log`, `runner_env`).
 
 Exactly once, Flink's way: the source reads in group `tidelake-flink-<app>` and commits its offsets
 there when a checkpoint completes (that is what `tidelake status` shows as the app's lag, and what
@@ -155,6 +156,13 @@ def job_file(statements: tuple[str, ...] | list[str], app: str, settings: dict[s
     }
 
 
+def runner_env(folder: Path) -> dict[str, str]:
+    """The runner's environment: the JVM's own log (log4j, INFO) goes to `folder`
+    (`flink-*-python-*.log`, PyFlink's FLINK_LOG_DIR) instead of the Flink venv's pyflink/log, which
+    every app and run would share; the runner's stderr goes to `folder/flink.log`."""
+    return {**os.environ, "FLINK_LOG_DIR": str(folder)}
+
+
 def pipeline_jars(connector_jar: Path) -> str:
     """Flink's 'pipeline.jars' (URIs separated by ';'): the Kafka connector, then every other jar
     `tidelake flink fetch` put in its folder (zstd-jni: the connector's shaded Kafka client reads zstd
@@ -248,6 +256,7 @@ class FlinkWorker(StreamWorker):
             process = await asyncio.create_subprocess_exec(
                 *runner_command(self.flink.python, job_path), stdout=asyncio.subprocess.PIPE,
                 stderr=log_file, start_new_session=True,  # Ctrl-C reaches us; we cancel the job
+                env=runner_env(folder),
             )  # fmt: skip
             try:
                 await self._follow(process, partitions)
@@ -258,7 +267,7 @@ class FlinkWorker(StreamWorker):
         if process.returncode != 0 and not self._stop.is_set():
             msg = (
                 f"stream app {spec.name} (flink runtime): the job {self.job_id or '(not submitted)'} "
-                f"ended {self.job_state}: {self.error or 'see ' + str(folder / 'flink.log')}"
+                f"ended {self.job_state}: {self.error or 'see the logs in ' + str(folder)}"
             )
             raise TidelakeError(msg)
         self._final_state = STOPPED

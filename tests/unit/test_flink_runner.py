@@ -19,6 +19,7 @@ from stream_apps.flink_runtime import (
     pipeline_jars,
     rest_address,
     runner_command,
+    runner_env,
 )
 from tidelake import flink_install
 from tidelake.flink_install import MARKER, FlinkInstall, installed, venv_stamp
@@ -191,3 +192,9 @@ def test_pipeline_jars_are_the_connector_then_the_jars_beside_it(tmp_path) -> No
         f"file://{connector};file://{zstd}"
     )
     assert FlinkInstall(tmp_path / "venv", connector).jars == (connector, zstd)
+
+
+def test_the_jvm_logs_into_the_apps_state_folder_not_the_shared_venv(tmp_path) -> None:
+    env = runner_env(tmp_path / "page-views-1m")
+    assert env["FLINK_LOG_DIR"] == str(tmp_path / "page-views-1m")
+    assert env["PATH"] == os.environ["PATH"]
