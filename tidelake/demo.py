@@ -61,7 +61,7 @@ class DemoOptions:
     fresh: bool = False
     serve_port: int = 8080
     partitions: int = 4
-    #: What hosts the stream apps: "faust" (default) or "aiokafka" (`tidelake.stack.STREAM_RUNTIMES`).
+    #: What hosts the stream apps: "aiokafka" (default) or "faust" (`tidelake.stack.STREAM_RUNTIMES`).
     stream_runtime: str = DEFAULT_STREAM_RUNTIME
     drain_timeout_s: float = 120.0
     #: The drain is over when the pipeline has been quiet (caught up, windows closed, buffers

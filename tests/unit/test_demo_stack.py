@@ -157,24 +157,25 @@ def test_status_describes_the_running_stacks_kafka_and_lake_unless_told_otherwis
     assert of_running_stack(settings, bootstrap_given=False, lake_given=False).lake.root == settings.lake.root
 
 
-def test_the_stack_runs_its_stream_apps_on_faust_unless_asked_for_aiokafka(tmp_path: Path) -> None:
+def test_the_stack_runs_its_stream_apps_on_aiokafka_unless_asked_for_faust(tmp_path: Path) -> None:
     settings = load_settings(lake={"root": tmp_path / "lake"}, runtime={"state_dir": tmp_path / "state"})
     streams = [args for name, args in _stack(tmp_path).wanted() if name.startswith("stream-")]
-    assert streams[0] == ["stream", "run", "page-views-1m", "--runtime", "faust"]
-    assert {tuple(args[3:]) for args in streams} == {("--runtime", "faust")}
+    assert streams[0] == ["stream", "run", "page-views-1m", "--runtime", "aiokafka"]
+    assert {tuple(args[3:]) for args in streams} == {("--runtime", "aiokafka")}
     assert len(streams) == 6
-    on_aiokafka = Stack(settings, broker_configured=True, stream_runtime="aiokafka")
-    assert [a for n, a in on_aiokafka.wanted() if n == "stream-error-rate-1m"] == [
-        ["stream", "run", "error-rate-1m", "--runtime", "aiokafka"]
+    on_faust = Stack(settings, broker_configured=True, stream_runtime="faust")
+    assert [a for n, a in on_faust.wanted() if n == "stream-error-rate-1m"] == [
+        ["stream", "run", "error-rate-1m", "--runtime", "faust"]
     ]
-    with pytest.raises(ConfigError, match="stream runtime 'flink' is unknown; use one of faust, aiokafka"):
+    with pytest.raises(ConfigError, match="stream runtime 'flink' is unknown; use one of aiokafka, faust"):
         Stack(settings, broker_configured=True, stream_runtime="flink")
 
 
 def test_a_running_stack_on_another_stream_runtime_is_named_before_anything_starts(tmp_path: Path) -> None:
-    """A stack started before Faust was the default has no --runtime in its stream apps' arguments:
-    they run on aiokafka, and `up` on Faust must not start a second set beside them."""
-    stack = _stack(tmp_path)
+    """A stack started before --runtime existed has none in its stream apps' arguments: they run on
+    aiokafka, and `up --runtime faust` must not start a second set beside them."""
+    settings = load_settings(lake={"root": tmp_path / "lake"}, runtime={"state_dir": tmp_path / "state"})
+    stack = Stack(settings, broker_configured=True, stream_runtime="faust")
     me, ticks = os.getpid(), start_ticks(os.getpid())
     record = StackRecord("127.0.0.1:9092", str((tmp_path / "lake").resolve()), 8080)
     record.processes = [
