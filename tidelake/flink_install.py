@@ -23,7 +23,6 @@ import hashlib
 import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.resources import as_file, files
@@ -31,7 +30,13 @@ from pathlib import Path
 
 from core.errors import ConfigError, TidelakeError
 from core.settings import default_cache_home, default_data_home
-from tidelake.kafka_jars import check_java
+from tidelake.kafka_jars import (
+    check_java,
+    maven_package_command,
+    partial_folder,
+    replace_folder,
+    shipped_pom,
+)
 
 #: The PyFlink release, pinned with the connector (module docstring).
 FLINK_VERSION = "2.2.0"
@@ -162,20 +167,15 @@ def ensure_connector(jars: tuple[Path, ...], say: Callable[[str], None] = lambda
         msg = "Maven (`mvn`, 3.6+) is needed once to fetch Flink's Kafka connector from Maven Central and is not on PATH; install it (e.g. apt-get install maven)"
         raise FlinkInstallError(msg)
     folder = jar.parent
-    partial = folder.with_name(folder.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
+    partial = partial_folder(folder)
     say(f"fetching flink-sql-connector-kafka {KAFKA_CONNECTOR_VERSION} from Maven Central ...")
-    with (
-        tempfile.TemporaryDirectory(prefix="tidelake-flink-pom-") as work,
-        as_file(files("tidelake") / "resources" / POM_RESOURCE) as shipped,
-    ):
-        pom = Path(work) / "pom.xml"
-        shutil.copyfile(shipped, pom)
-        command = [
-            mvn, "-B", "-q", "-f", str(pom), "package",
-            f"-Dflink.kafka.connector.version={KAFKA_CONNECTOR_VERSION}", f"-Dzstd.jni.version={ZSTD_JNI_VERSION}",
-            f"-Dflink.libs.dir={partial}",
-        ]  # fmt: skip
+    with shipped_pom(POM_RESOURCE) as pom:
+        properties = {
+            "flink.kafka.connector.version": KAFKA_CONNECTOR_VERSION,
+            "zstd.jni.version": ZSTD_JNI_VERSION,
+            "flink.libs.dir": str(partial),
+        }
+        command = maven_package_command(mvn, pom, properties)
         _run(
             command,
             "Maven",
@@ -188,9 +188,7 @@ def ensure_connector(jars: tuple[Path, ...], say: Callable[[str], None] = lambda
             f"Maven finished but {', '.join(map(str, absent))} is not there; run `tidelake flink fetch` again"
         )
         raise FlinkInstallError(msg)
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    partial.rename(folder)
+    replace_folder(partial, folder)
     return jar
 
 

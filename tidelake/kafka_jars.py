@@ -12,6 +12,8 @@ import re
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib.resources import as_file, files
 from pathlib import Path
 
@@ -71,18 +73,10 @@ def ensure_jars(settings: BrokerSettings, *, quiet: bool = True) -> Path:
     if mvn is None:
         msg = "Maven (`mvn`, 3.6+) is needed once to fetch Kafka's jars from Maven Central and is not on PATH; install it (e.g. apt-get install maven) or use Docker (docker compose up)"
         raise BrokerToolMissing(msg)
-    partial = folder.with_name(folder.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    with (
-        tempfile.TemporaryDirectory(prefix="tidelake-kafka-pom-") as work,
-        as_file(files("tidelake") / "resources" / POM_RESOURCE) as shipped,
-    ):
-        pom = Path(work) / "pom.xml"
-        shutil.copyfile(shipped, pom)
-        command = [
-            mvn, "-B", *(["-q"] if quiet else []), "-f", str(pom), "package",
-            f"-Dkafka.version={settings.kafka_version}", f"-Dkafka.libs.dir={partial}",
-        ]  # fmt: skip
+    partial = partial_folder(folder)
+    with shipped_pom(POM_RESOURCE) as pom:
+        properties = {"kafka.version": settings.kafka_version, "kafka.libs.dir": str(partial)}
+        command = maven_package_command(mvn, pom, properties, quiet=quiet)
         try:
             done = subprocess.run(
                 command, capture_output=True, text=True, timeout=MAVEN_TIMEOUT_S, check=False
@@ -94,7 +88,48 @@ def ensure_jars(settings: BrokerSettings, *, quiet: bool = True) -> Path:
         tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-15:])
         msg = f"Maven could not fetch Kafka {settings.kafka_version}'s jars (exit {done.returncode}): {' '.join(command)}\n{tail}"
         raise BrokerStartError(msg)
+    replace_folder(partial, folder)
+    return folder
+
+
+@contextmanager
+def shipped_pom(resource: str) -> Iterator[Path]:
+    """A temporary copy of the pom `tidelake/resources/<resource>`: Maven writes its `target/`
+    beside the pom, never inside the installed package."""
+    with (
+        tempfile.TemporaryDirectory(prefix="tidelake-pom-") as work,
+        as_file(files("tidelake") / "resources" / resource) as shipped,
+    ):
+        pom = Path(work) / "pom.xml"
+        shutil.copyfile(shipped, pom)
+        yield pom
+
+
+def maven_package_command(
+    mvn: str, pom: Path, properties: dict[str, str], *, quiet: bool = True
+) -> list[str]:
+    """`mvn package` of `pom` with `-Dname=value` for each property (the pom copies jars; nothing compiles)."""
+    return [
+        mvn,
+        "-B",
+        *(["-q"] if quiet else []),
+        "-f",
+        str(pom),
+        "package",
+        *(f"-D{k}={v}" for k, v in properties.items()),
+    ]
+
+
+def partial_folder(folder: Path) -> Path:
+    """Where a fetch into `folder` writes first (emptied now); `replace_folder` puts it in place."""
+    partial = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    return partial
+
+
+def replace_folder(partial: Path, folder: Path) -> None:
+    """Put a completely fetched `partial` in place of `folder`: all or nothing, so a half-fetched
+    folder is never taken for a good one."""
     shutil.rmtree(folder, ignore_errors=True)
     folder.parent.mkdir(parents=True, exist_ok=True)
-    partial.rename(folder)  # all or nothing: a half-fetched folder is never taken for a good one
-    return folder
+    partial.rename(folder)
