@@ -244,8 +244,16 @@ class FaustWindows:
         target = self._target(partition)
         first = messages[0].offset
         if first != target:
-            await self.app.consumer.seek(tp, target)
+            await self._seek(tp, target)
         return [] if first > target else messages
+
+    async def _seek(self, tp: Any, offset: int) -> None:
+        """Move `tp` to `offset` on the consumer's own thread. Faust runs its aiokafka consumer in a
+        thread of its own, and `app.consumer.seek` calls aiokafka's `seek` from the caller's thread,
+        racing that thread's `fetched_records` over the fetcher's record map (a `KeyError` that
+        crashes Faust's fetcher and stalls the app for good). `seek_wait` makes the same move (and
+        sets Faust's read offset the same way) through the thread's queue."""
+        await self.app.consumer.seek_wait({tp: offset})
 
     def _target(self, partition: int) -> int:
         """Where the engine resumes reading `partition`: the snapshot's next offset, else its start."""
@@ -267,7 +275,7 @@ class FaustWindows:
             position = await self.app.consumer.position(tp)
             target = self._target(partition)
             if position is not None and position > target:
-                await self.app.consumer.seek(tp, target)
+                await self._seek(tp, target)
                 self._nudged.add(partition)
 
     async def _tick(self) -> None:

@@ -69,7 +69,27 @@ def user_app(bootstrap: str, spec_file: str, state_dir: str, pings: str) -> Any:
             await pong_topic.send(value=value.upper())
 
     FaustWindows(app, spec_file, state_dir=state_dir, tick_s=0.2, checkpoint_interval_s=0.2)
+    record_seek_threads(Path(state_dir) / "seek-threads.txt")
     return app
+
+
+def record_seek_threads(path: Path) -> None:
+    """Write the thread of every aiokafka `seek` to `path`, one line each. Faust's aiokafka consumer
+    lives on a thread of its own; a seek from the app's main thread races that thread's fetch loop
+    (a KeyError in aiokafka's `fetched_records` that crashes Faust's fetcher)."""
+    import threading
+
+    import aiokafka
+
+    seek = aiokafka.AIOKafkaConsumer.seek
+
+    def recorded(consumer: Any, partition: Any, offset: int) -> None:
+        main = threading.current_thread() is threading.main_thread()
+        with path.open("a") as out:
+            out.write(f"{'main' if main else 'consumer'} {partition.partition} {offset}\n")
+        seek(consumer, partition, offset)
+
+    aiokafka.AIOKafkaConsumer.seek = recorded  # type: ignore[method-assign]
 
 
 @contextmanager
@@ -175,6 +195,10 @@ def test_user_app_after_kill_9_and_restart_equals_duckdb(
     group = _group_offsets(kafka_bootstrap, stream_app_group(spec.name), spec.source)
     assert {p: committed for p, (committed, _) in group.items()} == snapshot
     assert sum(snapshot.values()) == len(events)
+    # The user's group commits nothing of the source, so the restarted app began each partition at
+    # offset 0 and the windows moved it to the snapshot's offset: on Faust's consumer thread
+    seeks = (state / "seek-threads.txt").read_text().splitlines()
+    assert seeks and {line.split()[0] for line in seeks} == {"consumer"}, seeks
 
 
 def _status_group(bootstrap: str, group: str) -> dict[str, Any]:
