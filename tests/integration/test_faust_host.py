@@ -89,7 +89,7 @@ def record_seek_threads(path: Path) -> None:
             out.write(f"{'main' if main else 'consumer'} {partition.partition} {offset}\n")
         seek(consumer, partition, offset)
 
-    aiokafka.AIOKafkaConsumer.seek = recorded  # type: ignore[method-assign]
+    aiokafka.AIOKafkaConsumer.seek = recorded
 
 
 @contextmanager
